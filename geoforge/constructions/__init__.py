@@ -1,0 +1,168 @@
+"""The construction table: named steps that place points, as data.
+
+Each :class:`Construction` mirrors one block of AlphaGeometry's ``defs.txt``
+(``google-deepmind/alphageometry``): its parameters, which of them are new points, its
+preconditions (non-degeneracy) and the facts it guarantees, and a numeric *sketch*: one or more
+calls to the functions of :mod:`geoforge.constructions.sketches`, each returning a locus (a line,
+ray or circle the new point lies on) or the new points themselves. Our table is written from
+that specification; the reference files are used only as test oracles.
+
+Plugins may add constructions with :func:`register_construction`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from geoforge.errors import ProgramError
+from geoforge.facts import Fact, check_fact_shape
+
+
+@dataclass(frozen=True)
+class SketchCall:
+    """One call of a sketch function: ``name`` in :data:`sketches.SKETCHES` with parameter names."""
+
+    name: str
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Construction:
+    """A construction: ``name`` with ordered ``params``; ``outputs`` are the new points,
+    ``literals`` the numeric parameters; ``preconditions`` and ``facts`` are Facts over the
+    parameter names; ``sketch`` places the outputs; ``source`` is where the definition comes
+    from (``alphageometry``, ``newclid`` or ``geoforge``)."""
+
+    name: str
+    params: tuple[str, ...]
+    outputs: tuple[str, ...]
+    literals: tuple[str, ...]
+    preconditions: tuple[Fact, ...]
+    facts: tuple[Fact, ...]
+    sketch: tuple[SketchCall, ...]
+    source: str
+    doc: str
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Parameters that must name existing points."""
+        return tuple(p for p in self.params if p not in self.outputs and p not in self.literals)
+
+    @property
+    def signature(self) -> str:
+        """The full form, e.g. ``x = foot x a b c``."""
+        return f"{' '.join(self.outputs)} = {self.name} {' '.join(self.params)}"
+
+
+REGISTRY: dict[str, Construction] = {}
+
+
+def _facts(text: str) -> tuple[Fact, ...]:
+    return tuple(Fact(t.split()[0], tuple(t.split()[1:])) for t in text.split(",") if t.strip())
+
+
+def register_construction(
+    signature: str,
+    outputs: str,
+    *,
+    pre: str = "",
+    facts: str = "",
+    sketch: str,
+    literals: str = "",
+    source: str = "geoforge",
+    doc: str = "",
+) -> Construction:
+    """Add a construction to :data:`REGISTRY` and return it.
+
+    ``signature`` is ``"name p1 p2 ..."``; ``outputs`` and ``literals`` name parameters;
+    ``pre`` and ``facts`` are comma-separated facts over parameters; ``sketch`` is a
+    comma-separated list of sketch calls. Raises ValueError on a duplicate name, an unknown
+    sketch function or a fact with a wrong shape.
+    """
+    from geoforge.constructions.sketches import SKETCHES
+
+    name, *params = signature.split()
+    if name in REGISTRY:
+        raise ValueError(
+            f"construction `{name}` is already registered (by {REGISTRY[name].source})"
+        )
+    calls = tuple(SketchCall(t.split()[0], tuple(t.split()[1:])) for t in sketch.split(","))
+    for call in calls:
+        if call.name not in SKETCHES:
+            raise ValueError(f"construction `{name}`: unknown sketch `{call.name}`")
+    c = Construction(
+        name=name,
+        params=tuple(params),
+        outputs=tuple(outputs.split()),
+        literals=tuple(literals.split()),
+        preconditions=_facts(pre),
+        facts=_facts(facts),
+        sketch=calls,
+        source=source,
+        doc=doc,
+    )
+    for f in (*c.preconditions, *c.facts):
+        probe = Fact(f.name, tuple("1" if a in c.literals else a for a in f.args))
+        check_fact_shape(probe, set(c.params))
+    REGISTRY[name] = c
+    return c
+
+
+def get(name: str) -> Construction:
+    """The construction called ``name``. Raises KeyError if there is none."""
+    return REGISTRY[name]
+
+
+def resolve_call(call, clause_points, defined, *, index: int, text: str, source: str):  # type: ignore[no-untyped-def]
+    """Check one construction call of a clause and return it with omitted outputs filled in.
+
+    ``call`` is a :class:`geoforge.program.Call`; ``clause_points`` the points the clause
+    names; ``defined`` the points defined by earlier clauses. Accepts the full form and the
+    short form without output names (``h = on_tline b a c``), which AlphaGeometry allows.
+    Raises ProgramError (unknown construction with a suggestion, wrong arity, bad literal,
+    undefined point, outputs that differ from the clause's points).
+    """
+    from geoforge.exact import parse_value
+    from geoforge.program import Call
+
+    def fail(message: str) -> ProgramError:
+        return ProgramError(message, clause=index, text=text, source=source)
+
+    c = REGISTRY.get(call.name)
+    if c is None:
+        near = difflib.get_close_matches(call.name, REGISTRY, n=1, cutoff=0.6)
+        hint = f" (did you mean `{near[0]}`?)" if near else ""
+        raise fail(f"unknown construction `{call.name}`{hint}")
+    args = list(call.args)
+    n_out = len(c.outputs)
+    if len(args) != len(c.params):
+        if len(args) == len(c.params) - n_out and len(clause_points) == n_out:
+            given = iter(args)
+            outs = iter(clause_points)
+            args = [next(outs) if p in c.outputs else next(given) for p in c.params]
+        else:
+            short = " ".join(p for p in c.params if p not in c.outputs)
+            raise fail(
+                f"`{c.name}` takes {len(c.params)} arguments, got {len(args)}: expected "
+                f"`{c.signature}`"
+                + (f" or `{' '.join(c.outputs)} = {c.name} {short}`" if n_out else "")
+            )
+    binding = dict(zip(c.params, args))
+    for p in c.literals:
+        parse_value(binding[p], where=text)
+    outs = [binding[p] for p in c.outputs]
+    if sorted(outs) != sorted(clause_points):
+        raise fail(
+            f"`{c.name}` defines {' '.join(outs) or 'no points'} but the clause names "
+            f"{' '.join(clause_points)}: expected `{' '.join(outs)} = {call.text()}`"
+        )
+    for p in c.inputs:
+        if binding[p] in outs:
+            raise fail(f"point `{binding[p]}` is both built and used by `{c.name}`")
+        if binding[p] not in defined:
+            raise fail(f"undefined point `{binding[p]}`")
+    return Call(call.name, tuple(args))
+
+
+from geoforge.constructions import table as _table  # noqa: E402,F401  (fills REGISTRY)

@@ -1,0 +1,76 @@
+"""Exact values with sympy: parsing literals and givens, and printing them as a textbook does.
+
+Literals appear in construction calls (``s_angle b a c 60``, ``aconst a b c x 2pi/3``,
+``rconst a b c x 1/2``) and in givens (``given length a b 3*sqrt(2)``). Angles written with
+``pi`` are radians; plain numbers in angle positions are degrees.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+
+import sympy
+
+from geoforge.errors import ProgramError
+
+_PI_FORM = re.compile(r"^(-?[0-9.]*)pi(?:/([0-9.]+))?$")
+_ALLOWED = re.compile(r"^[0-9a-z.+\-*/()√^]+$")
+
+
+@lru_cache(maxsize=4096)
+def _parse(token: str) -> sympy.Expr:
+    m = _PI_FORM.match(token)
+    if m:
+        k = (
+            sympy.Rational(m.group(1))
+            if m.group(1) not in ("", "-")
+            else sympy.Integer(-1 if m.group(1) == "-" else 1)
+        )
+        den = sympy.Rational(m.group(2)) if m.group(2) else 1
+        return k * sympy.pi / den
+    if not _ALLOWED.match(token):
+        raise ValueError(token)
+    text = re.sub(r"√([0-9]+|\([^)]*\))", r"sqrt(\1)", token).replace("^", "**")
+    text = re.sub(r"([0-9)])(sqrt|pi)", r"\1*\2", text)
+    expr = sympy.sympify(text, locals={"sqrt": sympy.sqrt, "pi": sympy.pi}, rational=True)
+    if not isinstance(expr, sympy.Expr) or expr.free_symbols or not expr.is_real:
+        raise ValueError(token)
+    return sympy.nsimplify(expr) if expr.is_Float else expr
+
+
+def parse_value(token: str, where: str = "") -> sympy.Expr:
+    """Parse a literal such as ``60``, ``-15``, ``1/2``, ``3*sqrt(2)``, ``3√2`` or ``2pi/3``
+    into an exact sympy expression.
+
+    Raises ProgramError naming ``where`` if ``token`` is not a real constant expression.
+    """
+    try:
+        return _parse(token)
+    except (ValueError, TypeError, sympy.SympifyError, SyntaxError):
+        raise ProgramError(
+            f"bad value `{token}`: expected a number or exact expression such as 60, 1/2, "
+            "3*sqrt(2) or 2pi/3",
+            text=where,
+        ) from None
+
+
+def angle_radians(token: str) -> float:
+    """A literal angle in radians: ``2pi/3`` is radians, a plain number (``60``) degrees."""
+    value = parse_value(token)
+    return float(value) if value.has(sympy.pi) else math.radians(float(value))
+
+
+def format_value(expr: sympy.Expr, unit: str = "") -> str:
+    """Textbook form of an exact value: ``3√2``, ``√3/2``, ``60°`` (``unit="°"``), ``2.5``.
+
+    Square roots use ``√`` and rationals ``a/b``; other irrationals fall back to 3 significant
+    decimals.
+    """
+    expr = sympy.nsimplify(sympy.simplify(expr))
+    text = sympy.sstr(expr)
+    text = re.sub(r"sqrt\(([0-9]+)\)", r"√\1", text).replace("*", "")
+    if re.search(r"[a-z(]", text):
+        text = f"{float(expr):.3g}"
+    return text + unit

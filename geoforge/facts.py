@@ -1,0 +1,369 @@
+"""Facts: typed predicates over named points, checked numerically on a Scene with a residual.
+
+The vocabulary is AlphaGeometry's (``google-deepmind/alphageometry``, ``defs.txt`` and
+``rules.txt``): ``coll para perp cong eqangle eqratio cyclic midp circle simtri contri``, the
+preconditions ``ncoll npara nperp diff``, the constant predicates ``s_angle`` (AlphaGeometry)
+and ``aconst rconst lconst`` (Newclid), plus value facts:
+
+* ``length a b v``: |ab| equals ``v`` in the scene's given units (see :attr:`Scene.unit`);
+* ``angle a b c v``: the undirected angle ∠abc equals ``v`` degrees;
+* ``shape KIND p1 p2 ...``: the points form a ``KIND`` (see :data:`SHAPES`).
+
+A residual is 0 when the fact holds exactly. Its unit depends on the fact's *kind*:
+
+* ``length``: a distance divided by :attr:`Scene.scale` (the diagram's size);
+* ``angle``: radians (line directions are compared modulo π, as AlphaGeometry's ``eqangle``);
+* ``ratio``: a relative difference of two ratios.
+
+Negated facts (``ncoll``, ``npara``, ``nperp``, ``diff``) have residual 0 when the underlying
+fact fails by at least :data:`NEGATION_MARGIN` and the shortfall otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Protocol
+
+import numpy as np
+
+from geoforge.errors import ProgramError
+from geoforge.geometry import angle_at, cross, direction, norm, wrap_half_pi
+
+#: How far a negated fact's underlying fact must fail (in that fact's residual unit).
+NEGATION_MARGIN = 1e-3
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A predicate in AlphaGeometry's vocabulary, e.g. ``Fact("perp", ("a", "h", "b", "c"))``.
+
+    ``args`` are point names, with literal values in the positions :data:`PREDICATES` marks
+    (the degrees of ``s_angle``, the value of ``length``, the kind of ``shape``).
+    """
+
+    name: str
+    args: tuple[str, ...]
+
+    def text(self) -> str:
+        """The fact as DSL text: ``name arg1 arg2 ...``."""
+        return " ".join((self.name, *self.args))
+
+    @property
+    def points(self) -> tuple[str, ...]:
+        """The point arguments (literals removed)."""
+        spec = PREDICATES[self.name]
+        return tuple(a for i, a in enumerate(self.args) if not spec.is_literal(i, len(self.args)))
+
+
+class SceneLike(Protocol):
+    """What a residual needs: named float64 points of shape (2,), a size and a unit."""
+
+    points: Mapping[str, np.ndarray]
+
+    @property
+    def scale(self) -> float: ...
+
+    @property
+    def unit(self) -> float: ...
+
+
+_INF = math.inf
+
+
+def _len(p: Mapping[str, np.ndarray], a: str, b: str) -> float:
+    return norm(p[a] - p[b])
+
+
+def _dir(p: Mapping[str, np.ndarray], a: str, b: str) -> float | None:
+    if _len(p, a, b) < 1e-12:
+        return None
+    return direction(p[a], p[b])
+
+
+def _coll(s: SceneLike, *names: str) -> float:
+    p = s.points
+    a, b = max(combinations(names, 2), key=lambda ab: _len(p, *ab))
+    base = _len(p, a, b)
+    if base < 1e-12:
+        return 0.0
+    d = (p[b] - p[a]) / base
+    return max(abs(cross(d, p[x] - p[a])) for x in names) / s.scale
+
+
+def _para(s: SceneLike, a: str, b: str, c: str, d: str) -> float:
+    u, v = _dir(s.points, a, b), _dir(s.points, c, d)
+    return _INF if u is None or v is None else abs(wrap_half_pi(u - v))
+
+
+def _perp(s: SceneLike, a: str, b: str, c: str, d: str) -> float:
+    u, v = _dir(s.points, a, b), _dir(s.points, c, d)
+    return _INF if u is None or v is None else abs(wrap_half_pi(u - v + math.pi / 2))
+
+
+def _cong(s: SceneLike, a: str, b: str, c: str, d: str) -> float:
+    return abs(_len(s.points, a, b) - _len(s.points, c, d)) / s.scale
+
+
+def _eqangle(s: SceneLike, *x: str) -> float:
+    dirs = [_dir(s.points, x[i], x[i + 1]) for i in range(0, 8, 2)]
+    if any(d is None for d in dirs):
+        return _INF
+    a, b, c, d = dirs
+    return abs(wrap_half_pi((b - a) - (d - c)))  # type: ignore[operator]
+
+
+def _ratio_gap(r1: float, r2: float) -> float:
+    if not (math.isfinite(r1) and math.isfinite(r2)) or max(r1, r2) == 0:
+        return _INF
+    return abs(r1 - r2) / max(r1, r2)
+
+
+def _safe_div(x: float, y: float) -> float:
+    return x / y if y > 1e-12 else _INF
+
+
+def _eqratio(s: SceneLike, a: str, b: str, c: str, d: str, e: str, f: str, g: str, h: str) -> float:
+    p = s.points
+    return _ratio_gap(
+        _safe_div(_len(p, a, b), _len(p, c, d)), _safe_div(_len(p, e, f), _len(p, g, h))
+    )
+
+
+def _cyclic(s: SceneLike, *names: str) -> float:
+    p = s.points
+    best = max(
+        combinations(names, 3), key=lambda t: abs(cross(p[t[1]] - p[t[0]], p[t[2]] - p[t[0]]))
+    )
+    a, b, c = (p[n] for n in best)
+    d2 = 2 * cross(b - a, c - a)
+    if abs(d2) < 1e-12 * s.scale**2:
+        return _INF
+    ba, ca = b - a, c - a
+    center = a + np.array(
+        [
+            (ca[1] * ba.dot(ba) - ba[1] * ca.dot(ca)) / d2,
+            (ba[0] * ca.dot(ca) - ca[0] * ba.dot(ba)) / d2,
+        ]
+    )
+    r = norm(center - a)
+    return max(abs(norm(p[n] - center) - r) for n in names) / s.scale
+
+
+def _midp(s: SceneLike, m: str, a: str, b: str) -> float:
+    p = s.points
+    return norm(p[m] - (p[a] + p[b]) / 2) / s.scale
+
+
+def _circle(s: SceneLike, o: str, *names: str) -> float:
+    p = s.points
+    r = _len(p, o, names[0])
+    return max(abs(_len(p, o, n) - r) for n in names) / s.scale
+
+
+def _sides(p: Mapping[str, np.ndarray], a: str, b: str, c: str) -> tuple[float, float, float]:
+    return _len(p, a, b), _len(p, b, c), _len(p, c, a)
+
+
+def _simtri(s: SceneLike, a: str, b: str, c: str, x: str, y: str, z: str) -> float:
+    s1, s2 = _sides(s.points, a, b, c), _sides(s.points, x, y, z)
+    ratios = [_safe_div(u, v) for u, v in zip(s1, s2)]
+    return max(_ratio_gap(ratios[0], r) for r in ratios[1:])
+
+
+def _contri(s: SceneLike, a: str, b: str, c: str, x: str, y: str, z: str) -> float:
+    s1, s2 = _sides(s.points, a, b, c), _sides(s.points, x, y, z)
+    return max(abs(u - v) for u, v in zip(s1, s2)) / s.scale
+
+
+def _directed(s: SceneLike, a: str, b: str, c: str, d: str, target: float) -> float:
+    u, v = _dir(s.points, a, b), _dir(s.points, c, d)
+    return _INF if u is None or v is None else abs(wrap_half_pi(v - u - target))
+
+
+def _s_angle(s: SceneLike, a: str, b: str, x: str, y: str) -> float:
+    from geoforge.exact import angle_radians
+
+    return _directed(s, b, a, b, x, angle_radians(y))
+
+
+def _aconst(s: SceneLike, a: str, b: str, c: str, d: str, r: str) -> float:
+    from geoforge.exact import angle_radians
+
+    return _directed(s, a, b, c, d, angle_radians(r))
+
+
+def _value(token: str) -> float:
+    from geoforge.exact import parse_value
+
+    return float(parse_value(token))
+
+
+def _rconst(s: SceneLike, a: str, b: str, c: str, d: str, r: str) -> float:
+    p = s.points
+    return _ratio_gap(_safe_div(_len(p, a, b), _len(p, c, d)), _value(r))
+
+
+def _lconst(s: SceneLike, a: str, b: str, v: str) -> float:
+    return abs(_len(s.points, a, b) - _value(v)) / s.scale
+
+
+def _length(s: SceneLike, a: str, b: str, v: str) -> float:
+    return _ratio_gap(_len(s.points, a, b) * s.unit, _value(v))
+
+
+def _angle(s: SceneLike, a: str, b: str, c: str, v: str) -> float:
+    p = s.points
+    if min(_len(p, a, b), _len(p, c, b)) < 1e-12:
+        return _INF
+    return abs(angle_at(p[a], p[b], p[c]) - math.radians(_value(v)))
+
+
+def _negate(check: Callable[..., float]) -> Callable[..., float]:
+    def negated(s: SceneLike, *args: str) -> float:
+        return max(0.0, NEGATION_MARGIN - check(s, *args))
+
+    return negated
+
+
+def _diff(s: SceneLike, a: str, b: str) -> float:
+    return _len(s.points, a, b) / s.scale
+
+
+#: Shapes for ``shape KIND ...``: kind → (number of points, facts over p0, p1, ... that define it).
+SHAPES: dict[str, tuple[int, tuple[str, ...]]] = {
+    "triangle": (3, ("ncoll 0 1 2",)),
+    "isosceles": (3, ("cong 0 1 0 2", "ncoll 0 1 2")),
+    "equilateral": (3, ("cong 0 1 1 2", "cong 1 2 2 0", "ncoll 0 1 2")),
+    "right": (3, ("perp 0 1 0 2", "ncoll 0 1 2")),
+    "right_isosceles": (3, ("perp 0 1 0 2", "cong 0 1 0 2")),
+    "parallelogram": (4, ("para 0 1 2 3", "para 1 2 3 0", "ncoll 0 1 2")),
+    "rectangle": (4, ("para 0 1 2 3", "para 1 2 3 0", "perp 0 1 1 2")),
+    "rhombus": (4, ("para 0 1 2 3", "para 1 2 3 0", "cong 0 1 1 2", "ncoll 0 1 2")),
+    "square": (4, ("para 0 1 2 3", "para 1 2 3 0", "perp 0 1 1 2", "cong 0 1 1 2")),
+    "trapezoid": (4, ("para 0 1 2 3", "ncoll 0 1 2", "npara 1 2 3 0")),
+    "isosceles_trapezoid": (4, ("para 0 1 2 3", "cong 1 2 3 0", "npara 1 2 3 0")),
+    "kite": (4, ("cong 0 1 0 3", "cong 2 1 2 3", "ncoll 0 1 2")),
+    "cyclic_quadrilateral": (4, ("cyclic 0 1 2 3",)),
+}
+
+
+def _shape(s: SceneLike, kind: str, *names: str) -> float:
+    return max(
+        residual(Fact(f.split()[0], tuple(names[int(i)] for i in f.split()[1:])), s)
+        for f in SHAPES[kind][1]
+    )
+
+
+@dataclass(frozen=True)
+class PredicateSpec:
+    """How to check one predicate name.
+
+    ``arity`` is the exact argument count, or ``-n`` for "at least n"; ``literals`` are the
+    indices of literal (non-point) arguments, negative indices counting from the end; ``kind``
+    is the residual's unit (``length``, ``angle``, ``ratio``); ``check`` computes it.
+    """
+
+    arity: int
+    kind: str
+    check: Callable[..., float]
+    literals: tuple[int, ...] = ()
+
+    def is_literal(self, index: int, n: int) -> bool:
+        """True if argument ``index`` of ``n`` is a literal."""
+        return index in self.literals or index - n in self.literals
+
+
+PREDICATES: dict[str, PredicateSpec] = {
+    "coll": PredicateSpec(-3, "length", _coll),
+    "para": PredicateSpec(4, "angle", _para),
+    "perp": PredicateSpec(4, "angle", _perp),
+    "cong": PredicateSpec(4, "length", _cong),
+    "eqangle": PredicateSpec(8, "angle", _eqangle),
+    "eqratio": PredicateSpec(8, "ratio", _eqratio),
+    "cyclic": PredicateSpec(-4, "length", _cyclic),
+    "midp": PredicateSpec(3, "length", _midp),
+    "circle": PredicateSpec(-3, "length", _circle),
+    "simtri": PredicateSpec(6, "ratio", _simtri),
+    "contri": PredicateSpec(6, "length", _contri),
+    "ncoll": PredicateSpec(-3, "length", _negate(_coll)),
+    "npara": PredicateSpec(4, "angle", _negate(_para)),
+    "nperp": PredicateSpec(4, "angle", _negate(_perp)),
+    "diff": PredicateSpec(2, "length", _negate(_diff)),
+    "s_angle": PredicateSpec(4, "angle", _s_angle, (3,)),
+    "aconst": PredicateSpec(5, "angle", _aconst, (4,)),
+    "rconst": PredicateSpec(5, "ratio", _rconst, (4,)),
+    "lconst": PredicateSpec(3, "length", _lconst, (2,)),
+    "length": PredicateSpec(3, "ratio", _length, (2,)),
+    "angle": PredicateSpec(4, "angle", _angle, (3,)),
+    "shape": PredicateSpec(-4, "length", _shape, (0,)),
+}
+
+
+def residual(fact: Fact, scene: SceneLike) -> float:
+    """How far ``fact`` is from holding on ``scene`` (0 = exactly), in the unit of its kind
+    (see the module docstring); ``inf`` when it is undefined (a zero-length segment).
+
+    Raises KeyError for an unknown predicate or point; validate facts first with
+    :func:`check_fact_shape`.
+    """
+    return PREDICATES[fact.name].check(scene, *fact.args)
+
+
+def holds(fact: Fact, scene: SceneLike, tol: float = 1e-6) -> bool:
+    """True if ``residual(fact, scene) <= tol``."""
+    return residual(fact, scene) <= tol
+
+
+def check_fact_shape(fact: Fact, defined: set[str] | None = None, source: str = "") -> None:
+    """Check a fact's name, arity, literals and (if ``defined`` is given) its points.
+
+    Raises ProgramError naming the fact and what was expected (with a close-match suggestion
+    for an unknown name).
+    """
+    import difflib
+
+    text = fact.text()
+    spec = PREDICATES.get(fact.name)
+    if spec is None:
+        near = difflib.get_close_matches(fact.name, PREDICATES, n=1)
+        hint = f" (did you mean `{near[0]}`?)" if near else ""
+        raise ProgramError(f"unknown predicate `{fact.name}`{hint}", text=text, source=source)
+    n = len(fact.args)
+    if fact.name == "shape":
+        if not fact.args or fact.args[0] not in SHAPES:
+            raise ProgramError(
+                f"unknown shape kind: expected one of {', '.join(SHAPES)}", text=text, source=source
+            )
+        want = SHAPES[fact.args[0]][0] + 1
+        if n != want:
+            raise ProgramError(
+                f"`shape {fact.args[0]}` takes {want - 1} points, got {n - 1}",
+                text=text,
+                source=source,
+            )
+    elif (spec.arity >= 0 and n != spec.arity) or (spec.arity < 0 and n < -spec.arity):
+        want = f"{spec.arity}" if spec.arity >= 0 else f"at least {-spec.arity}"
+        raise ProgramError(
+            f"`{fact.name}` takes {want} arguments, got {n}", text=text, source=source
+        )
+    for i, a in enumerate(fact.args):
+        if spec.is_literal(i, n):
+            if fact.name != "shape":
+                from geoforge.exact import parse_value
+
+                parse_value(a, where=text)
+        elif defined is not None and a not in defined:
+            raise ProgramError(f"undefined point `{a}`", text=text, source=source)
+
+
+def parse_fact(text: str) -> Fact:
+    """Parse ``"perp a h b c"`` into a Fact and check its shape (not its points)."""
+    tokens = text.split()
+    if not tokens:
+        raise ProgramError("empty fact")
+    fact = Fact(tokens[0], tuple(tokens[1:]))
+    check_fact_shape(fact)
+    return fact

@@ -1,0 +1,222 @@
+"""Realisation: a Program → a Scene with float64 coordinates, deterministic from a seed.
+
+The method follows AlphaGeometry's numerics (``google-deepmind/alphageometry``,
+``numericals.py``): free points are sampled, every other point is the intersection of at most
+two loci (line, ray or circle) or computed directly, and a clause that hits a degenerate
+configuration is retried, then the whole program is restarted with fresh samples, up to a cap
+(as Newclid does, with the reason kept). Checks after each clause:
+
+* preconditions of every construction (``ncoll``, ``diff``, ``npara``, ``nperp``);
+* near-parallel intersections (under :data:`geometry.MIN_CROSSING_ANGLE`);
+* near-coincident points (closer than :data:`MIN_SEPARATION` of the diagram size);
+* far-away points (further than :data:`MAX_SPREAD` diagram sizes from the centre);
+* every fact the constructions declare, within :data:`FACT_TOL` (this also checks
+  over-determined clauses with three or more loci).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+
+from geoforge.constructions import REGISTRY, Construction
+from geoforge.constructions.sketches import SKETCHES
+from geoforge.errors import DegenerateError, RealiseError
+from geoforge.facts import Fact, residual
+from geoforge.geometry import (
+    Circle,
+    Line,
+    Point,
+    Ray,
+    intersect_cc,
+    intersect_lc,
+    intersect_ll,
+    norm,
+)
+from geoforge.program import Clause, Program
+from geoforge.scene import Scene, SceneCircle, drawing
+
+#: Points closer than this fraction of the diagram size count as coincident.
+MIN_SEPARATION = 0.02
+#: Points further than this many diagram sizes from the centre of the others are rejected.
+MAX_SPREAD = 6.0
+#: A declared fact must hold to this residual (radians, fraction of size, or relative ratio).
+FACT_TOL = 1e-7
+#: Attempts at one clause before the whole program is restarted.
+CLAUSE_TRIES = 10
+
+
+class _Partial:
+    """The points placed so far, seen as a Scene for residuals."""
+
+    def __init__(self, points: dict[str, Point]) -> None:
+        self.points = points
+        xy = np.array(list(points.values())) if points else np.zeros((0, 2))
+        span = float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0)))) if len(xy) > 1 else 0.0
+        self.scale = max(span, 1.0)
+        self.center = xy.mean(axis=0) if len(xy) else np.zeros(2)
+        self.unit = 1.0
+
+
+def _bind(c: Construction, args: tuple[str, ...]) -> dict[str, str]:
+    return dict(zip(c.params, args))
+
+
+def _bound(fact: Fact, binding: dict[str, str]) -> Fact:
+    return Fact(fact.name, tuple(binding.get(a, a) for a in fact.args))
+
+
+def _sample(locus: Line | Circle, rng: np.random.Generator, state: _Partial) -> Point:
+    if isinstance(locus, Circle):
+        t = rng.uniform(0, 2 * math.pi)
+        return locus.center + locus.radius * np.array([math.cos(t), math.sin(t)])
+    span = max(state.scale, 1.0)
+    if isinstance(locus, Ray):
+        return locus.p + locus.d * rng.uniform(0.25, 0.9) * span
+    mid = locus.project(state.center)
+    return mid + locus.d * rng.uniform(-0.6, 0.6) * span
+
+
+def _intersect(a: Line | Circle, b: Line | Circle) -> list[Point]:
+    if isinstance(a, Circle) and not isinstance(b, Circle):
+        a, b = b, a
+    if isinstance(a, Circle) and isinstance(b, Circle):
+        return intersect_cc(a, b)
+    if isinstance(b, Circle):
+        return intersect_lc(a, b)
+    return [intersect_ll(a, b)]
+
+
+def _choose(candidates: list[Point], state: _Partial, rng: np.random.Generator) -> Point:
+    """Prefer intersections that are not existing points (AlphaGeometry's rule), then pick one
+    at random."""
+    fresh = [
+        p
+        for p in candidates
+        if all(norm(p - q) > MIN_SEPARATION * state.scale for q in state.points.values())
+    ]
+    pool = fresh or candidates
+    return pool[int(rng.integers(len(pool)))] if len(pool) > 1 else pool[0]
+
+
+def _check_new(new: dict[str, Point], state: _Partial) -> None:
+    placed = dict(state.points)
+    for name, p in new.items():
+        if not np.all(np.isfinite(p)):
+            raise DegenerateError(f"point `{name}` is not finite")
+        if state.points and norm(p - state.center) > MAX_SPREAD * state.scale:
+            raise DegenerateError(f"point `{name}` is far outside the figure")
+        for other, q in placed.items():
+            if norm(p - q) < MIN_SEPARATION * state.scale:
+                raise DegenerateError(f"point `{name}` nearly coincides with `{other}`")
+        placed[name] = p
+
+
+def _place(
+    clause: Clause, state: _Partial, rng: np.random.Generator
+) -> tuple[dict[str, Point], list[SceneCircle]]:
+    """Place one clause's points. Raises DegenerateError with the reason."""
+    direct: dict[str, Point] = {}
+    loci: list[Line | Circle] = []
+    calls = [(REGISTRY[call.name], _bind(REGISTRY[call.name], call.args)) for call in clause.calls]
+    for c, binding in calls:
+        for f in c.preconditions:
+            bf = _bound(f, binding)
+            if residual(bf, state) > 0:
+                raise DegenerateError(f"precondition `{bf.text()}` of `{c.name}` fails")
+        for sk in c.sketch:
+            args = [binding[a] for a in sk.args]
+            values = [a if p in c.literals else state.points[a] for p, a in zip(sk.args, args)]
+            result = SKETCHES[sk.name](rng, *values)
+            if isinstance(result, tuple):
+                for name, p in zip((binding[o] for o in c.outputs), result):
+                    direct.setdefault(name, np.asarray(p, dtype=np.float64))
+            else:
+                loci.append(result)
+    pins = {p: np.array([x, y]) for p, x, y in clause.pinned}
+    new: dict[str, Point] = {}
+    if pins:
+        new = {p: pins.get(p, direct.get(p)) for p in clause.points}
+        if any(v is None for v in new.values()):
+            raise DegenerateError("a pinned clause must pin every point it names")
+    elif loci and clause.points[0] not in direct:
+        if len(loci) == 1:
+            new = {clause.points[0]: _sample(loci[0], rng, state)}
+        else:
+            new = {clause.points[0]: _choose(_intersect(loci[0], loci[1]), state, rng)}
+    else:
+        new = {p: direct[p] for p in clause.points}
+    _check_new(new, state)
+    trial = _Partial({**state.points, **new})
+    if not pins:
+        for c, binding in calls:
+            for f in c.facts:
+                bf = _bound(f, binding)
+                r = residual(bf, trial)
+                if not r <= FACT_TOL:
+                    raise DegenerateError(
+                        f"`{bf.text()}` of `{c.name}` does not hold (residual {r:.2g})"
+                    )
+    circles = [_scene_circle(locus, trial) for locus in loci if isinstance(locus, Circle)]
+    return new, circles
+
+
+def _scene_circle(circle: Circle, state: _Partial) -> SceneCircle:
+    tol = 1e-9 * state.scale
+    center = next((n for n, p in state.points.items() if norm(p - circle.center) < tol), None)
+    on = tuple(
+        n
+        for n, p in state.points.items()
+        if abs(norm(p - circle.center) - circle.radius) < 1e-7 * state.scale
+    )
+    return SceneCircle(circle.center, circle.radius, center, on)
+
+
+def realise(program: Program, seed: int = 0, *, max_tries: int = 100) -> Scene:
+    """Realise ``program`` into a Scene, deterministically from ``seed``.
+
+    Each clause is tried up to :data:`CLAUSE_TRIES` times (once if it uses no randomness),
+    then the whole program is restarted, up to ``max_tries`` times. Raises RealiseError naming
+    the clause that failed most often, its text, the number of attempts and the last reason,
+    e.g. ``cannot realise clause 3 `x = ...` after 100 tries: near-parallel lines (angle
+    0.000°)``.
+    """
+    rng = np.random.default_rng(seed)
+    failures: Counter[int] = Counter()
+    reasons: dict[int, str] = {}
+    for attempt in range(1, max_tries + 1):
+        state = _Partial({})
+        circles: list[SceneCircle] = []
+        complete = True
+        for index, clause in enumerate(program.clauses, start=1):
+            placed = False
+            for _ in range(CLAUSE_TRIES):
+                before = rng.bit_generator.state
+                try:
+                    new, found = _place(clause, state, rng)
+                except DegenerateError as e:
+                    failures[index] += 1
+                    reasons[index] = e.reason
+                    if rng.bit_generator.state == before:
+                        break
+                    continue
+                state = _Partial({**state.points, **new})
+                circles.extend(found)
+                placed = True
+                break
+            if not placed:
+                complete = False
+                break
+        if complete:
+            lines, all_circles = drawing(program, state.points, circles)
+            return Scene(program, dict(state.points), seed, attempt, lines, all_circles)
+    worst = max(failures, key=lambda i: (failures[i], i))
+    raise RealiseError(
+        clause=worst,
+        text=program.clauses[worst - 1].text(),
+        tries=max_tries,
+        reason=reasons[worst],
+        source=program.source,
+    )

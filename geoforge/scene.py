@@ -1,0 +1,196 @@
+"""Scene: a realised program, with float64 coordinates and what to draw.
+
+A Scene is produced by :func:`geoforge.realise.realise`. Coordinates are in diagram units
+(free shapes are sampled with a size of about 2); :attr:`Scene.scale` is the diagram's size,
+used to make fact residuals and degeneracy checks relative.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from geoforge.program import Program
+
+
+@dataclass(frozen=True)
+class SceneCircle:
+    """A circle to draw: float64 ``center`` of shape (2,), ``radius`` in diagram units,
+    ``center_name`` if a named point sits at its centre, and the named points on it."""
+
+    center: np.ndarray
+    radius: float
+    center_name: str | None = None
+    on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A realised :class:`Program`.
+
+    ``points`` maps each point name to a float64 array of shape (2,). ``lines`` are groups of
+    collinear named points to draw as one segment from extreme to extreme; ``circles`` the
+    circles to draw. ``seed`` and ``tries`` (whole-program attempts used) record how it was
+    made; the same program and seed always give the same Scene.
+    """
+
+    program: Program
+    points: dict[str, np.ndarray]
+    seed: int
+    tries: int = 1
+    lines: tuple[tuple[str, ...], ...] = ()
+    circles: tuple[SceneCircle, ...] = ()
+    meta: dict[str, object] = field(default_factory=dict, compare=False)
+
+    @cached_property
+    def scale(self) -> float:
+        """The diagram's size: the diagonal of the points' bounding box (at least 1e-9)."""
+        xy = self.coords
+        if len(xy) < 2:
+            return 1.0
+        return max(float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0)))), 1e-9)
+
+    @cached_property
+    def unit(self) -> float:
+        """Factor from diagram units to the units of the givens: the first ``given length``
+        fixes it (value / realised length); 1.0 when there is none."""
+        from geoforge.exact import parse_value
+
+        for st in self.program.statements:
+            if st.kind == "given" and st.name == "length":
+                a, b, v = st.args
+                d = float(np.hypot(*(self.points[a] - self.points[b])))
+                return float(parse_value(v)) / d if d > 0 else math.inf
+        return 1.0
+
+    @cached_property
+    def coords(self) -> np.ndarray:
+        """All point coordinates as a float64 array of shape (N, 2), in :attr:`names` order."""
+        return np.array([self.points[n] for n in self.names], dtype=np.float64).reshape(-1, 2)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Point names in order of introduction."""
+        return tuple(self.points)
+
+
+def _merge_groups(groups: list[set[str]]) -> list[set[str]]:
+    """Merge collinear groups that share two or more points."""
+    merged: list[set[str]] = []
+    for g in groups:
+        g = set(g)
+        changed = True
+        while changed:
+            changed = False
+            for m in merged:
+                if len(m & g) >= 2:
+                    g |= m
+                    merged.remove(m)
+                    changed = True
+                    break
+        merged.append(g)
+    return merged
+
+
+def drawing(
+    program: Program, points: dict[str, np.ndarray], circles: list[SceneCircle]
+) -> tuple[tuple[tuple[str, ...], ...], tuple[SceneCircle, ...]]:
+    """What to draw for a program: collinear groups (as lines) and circles.
+
+    Derived from the facts each construction declares and from the goals: ``coll``/``midp``
+    give a line through their points; ``perp``, ``para`` and ``eqangle`` give the segments
+    they mention; ``cyclic`` and ``circle`` give circles; free polygons (``triangle``,
+    ``quadrangle``, ...) give their sides. ``draw`` statements add to this. Circles that the
+    realiser used as loci (``on_circle``, ``intersection_lc``, ...) are kept. Each group of
+    points is ordered along its line.
+    """
+    from geoforge.constructions import REGISTRY
+    from geoforge.facts import Fact
+
+    groups: list[set[str]] = []
+    circle_sets: list[tuple[str | None, tuple[str, ...]]] = []
+    facts: list[Fact] = list(program.goals)
+    for clause in program.clauses:
+        for call in clause.calls:
+            c = REGISTRY[call.name]
+            binding = dict(zip(c.params, call.args))
+            facts.extend(Fact(f.name, tuple(binding.get(a, a) for a in f.args)) for f in c.facts)
+            if not c.inputs and len(c.outputs) >= 2:
+                outs = [binding[o] for o in c.outputs]
+                pairs = zip(outs, outs[1:] + outs[:1]) if len(outs) >= 3 else [tuple(outs)]
+                groups.extend({a, b} for a, b in pairs)
+    for f in facts:
+        if f.name in ("coll", "midp"):
+            groups.append(set(f.args))
+        elif f.name in ("perp", "para", "eqangle"):
+            groups.extend({f.args[i], f.args[i + 1]} for i in range(0, len(f.args), 2))
+        elif f.name == "cyclic":
+            circle_sets.append((None, f.args))
+        elif f.name == "circle":
+            circle_sets.append((f.args[0], f.args[1:]))
+    for st in program.statements:
+        if st.kind != "draw":
+            continue
+        if st.name in ("segment", "line", "ray"):
+            groups.append(set(st.args))
+        elif st.name == "polygon":
+            groups.extend({a, b} for a, b in zip(st.args, st.args[1:] + st.args[:1]))
+        elif st.name == "circle":
+            circle_sets.append((st.args[0], st.args[1:]))
+        elif st.name == "circumcircle":
+            circle_sets.append((None, st.args))
+    groups = [
+        g for g in _merge_groups([g for g in groups if len(g) >= 2]) if all(p in points for p in g)
+    ]
+    lines = tuple(_ordered(g, points) for g in groups)
+    out = list(circles)
+    for center, on in circle_sets:
+        out.append(_circle_from(center, on, points))
+    return lines, _dedupe(out, points)
+
+
+def _ordered(group: set[str], points: dict[str, np.ndarray]) -> tuple[str, ...]:
+    names = sorted(group)
+    xy = np.array([points[n] for n in names])
+    d = xy.max(axis=0) - xy.min(axis=0)
+    axis = d / (np.hypot(*d) or 1.0)
+    return tuple(n for _, n in sorted(zip(xy @ axis, names)))
+
+
+def _circle_from(
+    center: str | None, on: tuple[str, ...], points: dict[str, np.ndarray]
+) -> SceneCircle:
+    if center is not None:
+        c = points[center]
+        return SceneCircle(c, float(np.hypot(*(points[on[0]] - c))), center, on)
+    a, b, c = (points[n] for n in on[:3])
+    ba, ca = b - a, c - a
+    d = 2 * (ba[0] * ca[1] - ba[1] * ca[0])
+    ux = (ca[1] * ba.dot(ba) - ba[1] * ca.dot(ca)) / d
+    uy = (ba[0] * ca.dot(ca) - ca[0] * ba.dot(ba)) / d
+    cen = a + np.array([ux, uy])
+    return SceneCircle(cen, float(np.hypot(*(a - cen))), None, on)
+
+
+def _dedupe(circles: list[SceneCircle], points: dict[str, np.ndarray]) -> tuple[SceneCircle, ...]:
+    """Keep one circle per (centre, radius); name its centre and collect the points on it."""
+    xy = np.array(list(points.values()))
+    span = float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0)))) if len(xy) > 1 else 1.0
+    tol = 1e-7 * max(span, 1e-9)
+    out: list[SceneCircle] = []
+    for c in circles:
+        if not np.all(np.isfinite(c.center)) or not math.isfinite(c.radius):
+            continue
+        if any(
+            np.hypot(*(c.center - o.center)) < tol and abs(c.radius - o.radius) < tol for o in out
+        ):
+            continue
+        center = c.center_name or next(
+            (n for n, p in points.items() if np.hypot(*(p - c.center)) < tol), None
+        )
+        on = tuple(n for n, p in points.items() if abs(np.hypot(*(p - c.center)) - c.radius) < tol)
+        out.append(SceneCircle(c.center, c.radius, center, on))
+    return tuple(out)
