@@ -13,11 +13,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The main job on the embedded default: a smoke corpus of diagrams and exact captions, its
+# contact sheet, and a check and a render of the bundled textbook problems.
 demo: $(STAMP)
-	mkdir -p out
-	$(BIN)/geoforge render corpora/demo/orthocenter.txt -o out/demo.png --svg
-	$(BIN)/geoforge check ../shared/corpora-ext/alphageometry/jgex_ag_231.txt 2>/dev/null || $(BIN)/geoforge check corpora/demo/problems.txt
-	@echo "wrote out/demo.png and out/demo.svg"
+	$(BIN)/geoforge generate corpora/smoke.toml --out out/smoke --overwrite
+	$(BIN)/geoforge show out/smoke -o out/smoke-sheet.png
+	$(BIN)/geoforge check corpora/problems/textbook.txt
+	@mkdir -p out
+	$(BIN)/geoforge render corpora/problems/orthocentre.txt -o out/demo.png --svg
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,18 +13,26 @@ class GeoforgeError(Exception):
     exit_code = 1
 
 
+class UsageError(GeoforgeError):
+    """A request that cannot be carried out as given (conflicting options, an output that
+    exists); the CLI exits with status 2."""
+
+    exit_code = 2
+
+
 class ProgramError(GeoforgeError):
     """A diagram program is malformed: a syntax error, an unknown construction, a wrong arity,
     an undefined or duplicate point.
 
-    ``clause`` is the 1-based clause index (``None`` for the goal or the whole text), ``text`` is
-    that clause's source text and ``source`` the ``file:line`` the program came from, if any.
+    ``clause`` is the 1-based clause index, or ``"goal"``, or ``None`` for the whole text;
+    ``text`` is that clause's source text and ``source`` the ``file:line`` the program came
+    from, if any.
     """
 
     exit_code = 2
 
     def __init__(
-        self, message: str, *, clause: int | None = None, text: str = "", source: str = ""
+        self, message: str, *, clause: int | str | None = None, text: str = "", source: str = ""
     ) -> None:
         self.message = message
         self.clause = clause
@@ -37,7 +45,11 @@ class ProgramError(GeoforgeError):
         if self.source:
             where.append(self.source)
         if self.clause is not None:
-            where.append(f"clause {self.clause} `{self.text}`")
+            where.append(
+                f"clause {self.clause} `{self.text}`"
+                if isinstance(self.clause, int)
+                else f"{self.clause} `{self.text}`"
+            )
         elif self.text:
             where.append(f"`{self.text}`")
         prefix = ": ".join(where)
@@ -64,9 +76,7 @@ class RealiseError(GeoforgeError):
         self.reason = reason
         self.source = source
         head = f"{source}: " if source else ""
-        super().__init__(
-            f"{head}cannot realise clause {clause} `{text}` after {tries} tries: {reason}"
-        )
+        super().__init__(f"{head}cannot realise clause {clause} `{text}` after {tries} tries: {reason}")
 
 
 class DegenerateError(Exception):

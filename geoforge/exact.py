@@ -50,8 +50,7 @@ def parse_value(token: str, where: str = "") -> sympy.Expr:
         return _parse(token)
     except (ValueError, TypeError, sympy.SympifyError, SyntaxError):
         raise ProgramError(
-            f"bad value `{token}`: expected a number or exact expression such as 60, 1/2, "
-            "3*sqrt(2) or 2pi/3",
+            f"bad value `{token}`: expected a number or exact expression such as 60, 1/2, 3*sqrt(2) or 2pi/3",
             text=where,
         ) from None
 
@@ -68,9 +67,45 @@ def format_value(expr: sympy.Expr, unit: str = "") -> str:
     Square roots use ``√`` and rationals ``a/b``; other irrationals fall back to 3 significant
     decimals.
     """
-    expr = sympy.nsimplify(sympy.simplify(expr))
+    return _format(sympy.nsimplify(expr) if expr.has(sympy.Float) else expr, unit)
+
+
+def format_literal(token: str, unit: str = "") -> str:
+    """:func:`format_value` of :func:`parse_value` of ``token``, cached (captions and labels
+    format the same few literals many times)."""
+    return _format(parse_value(token), unit)
+
+
+@lru_cache(maxsize=4096)
+def _format(expr: sympy.Expr, unit: str) -> str:
     text = sympy.sstr(expr)
     text = re.sub(r"sqrt\(([0-9]+)\)", r"√\1", text).replace("*", "")
     if re.search(r"[a-z(]", text):
         text = f"{float(expr):.3g}"
     return text + unit
+
+
+def recognise(x: float, rel_tol: float = 1e-10, max_den: int = 12, max_radicand: int = 500):  # type: ignore[no-untyped-def]
+    """An exact closed form for a float, or ``None``: ``p/q`` or ``(p/q)·√n`` with ``q ≤
+    max_den`` and square-free ``n ≤ max_radicand``, the simplest that matches ``x`` to
+    ``rel_tol`` (relative). Used for lengths and ratios derived from exact givens, e.g.
+    ``3.4641016151377544 → 2√3``.
+
+    This is recognition, not proof: a float that happens to lie within ``rel_tol`` of such a
+    form is reported as that form, so callers use it only where the value is known to be
+    algebraic of low degree (givens times ratios of a figure built from them).
+    """
+    if not math.isfinite(x):
+        return None
+    if x == 0:
+        return sympy.Integer(0)
+    for n in _SQUARE_FREE[: sum(1 for k in _SQUARE_FREE if k <= max_radicand)]:
+        base = x / math.sqrt(n)
+        for q in range(1, max_den + 1):
+            p = round(base * q)
+            if p != 0 and abs(p / q * math.sqrt(n) - x) <= rel_tol * abs(x):
+                return sympy.Rational(p, q) * sympy.sqrt(n)
+    return None
+
+
+_SQUARE_FREE = [n for n in range(1, 501) if all(n % (k * k) for k in range(2, 23))]

@@ -7,7 +7,9 @@ and ``aconst rconst lconst`` (Newclid), plus value facts:
 
 * ``length a b v``: |ab| equals ``v`` in the scene's given units (see :attr:`Scene.unit`);
 * ``angle a b c v``: the undirected angle ∠abc equals ``v`` degrees;
-* ``shape KIND p1 p2 ...``: the points form a ``KIND`` (see :data:`SHAPES`).
+* ``shape KIND p1 p2 ...``: the points form a ``KIND`` (see :data:`SHAPES`);
+* ``centroid g a b c``: g is the centroid of triangle abc;
+* ``convex p1 p2 p3 ...``: the polygon is convex, vertices in order.
 
 A residual is 0 when the fact holds exactly. Its unit depends on the fact's *kind*:
 
@@ -127,16 +129,12 @@ def _safe_div(x: float, y: float) -> float:
 
 def _eqratio(s: SceneLike, a: str, b: str, c: str, d: str, e: str, f: str, g: str, h: str) -> float:
     p = s.points
-    return _ratio_gap(
-        _safe_div(_len(p, a, b), _len(p, c, d)), _safe_div(_len(p, e, f), _len(p, g, h))
-    )
+    return _ratio_gap(_safe_div(_len(p, a, b), _len(p, c, d)), _safe_div(_len(p, e, f), _len(p, g, h)))
 
 
 def _cyclic(s: SceneLike, *names: str) -> float:
     p = s.points
-    best = max(
-        combinations(names, 3), key=lambda t: abs(cross(p[t[1]] - p[t[0]], p[t[2]] - p[t[0]]))
-    )
+    best = max(combinations(names, 3), key=lambda t: abs(cross(p[t[1]] - p[t[0]], p[t[2]] - p[t[0]])))
     a, b, c = (p[n] for n in best)
     d2 = 2 * cross(b - a, c - a)
     if abs(d2) < 1e-12 * s.scale**2:
@@ -155,6 +153,26 @@ def _cyclic(s: SceneLike, *names: str) -> float:
 def _midp(s: SceneLike, m: str, a: str, b: str) -> float:
     p = s.points
     return norm(p[m] - (p[a] + p[b]) / 2) / s.scale
+
+
+def _convex(s: SceneLike, *names: str) -> float:
+    """0 if the polygon is convex with its vertices in order (either orientation), else how far
+    the sine of its worst turn falls short of :data:`NEGATION_MARGIN`."""
+    p = [s.points[n] for n in names]
+    turns = []
+    for i in range(len(p)):
+        e1, e2 = p[i] - p[i - 1], p[(i + 1) % len(p)] - p[i]
+        n1, n2 = norm(e1), norm(e2)
+        if min(n1, n2) < 1e-12:
+            return _INF
+        turns.append(cross(e1, e2) / (n1 * n2))
+    sign = 1.0 if sum(turns) >= 0 else -1.0
+    return max(0.0, NEGATION_MARGIN - min(sign * t for t in turns))
+
+
+def _centroid(s: SceneLike, g: str, a: str, b: str, c: str) -> float:
+    p = s.points
+    return norm(p[g] - (p[a] + p[b] + p[c]) / 3) / s.scale
 
 
 def _circle(s: SceneLike, o: str, *names: str) -> float:
@@ -239,21 +257,26 @@ SHAPES: dict[str, tuple[int, tuple[str, ...]]] = {
     "equilateral": (3, ("cong 0 1 1 2", "cong 1 2 2 0", "ncoll 0 1 2")),
     "right": (3, ("perp 0 1 0 2", "ncoll 0 1 2")),
     "right_isosceles": (3, ("perp 0 1 0 2", "cong 0 1 0 2")),
-    "parallelogram": (4, ("para 0 1 2 3", "para 1 2 3 0", "ncoll 0 1 2")),
-    "rectangle": (4, ("para 0 1 2 3", "para 1 2 3 0", "perp 0 1 1 2")),
-    "rhombus": (4, ("para 0 1 2 3", "para 1 2 3 0", "cong 0 1 1 2", "ncoll 0 1 2")),
-    "square": (4, ("para 0 1 2 3", "para 1 2 3 0", "perp 0 1 1 2", "cong 0 1 1 2")),
-    "trapezoid": (4, ("para 0 1 2 3", "ncoll 0 1 2", "npara 1 2 3 0")),
-    "isosceles_trapezoid": (4, ("para 0 1 2 3", "cong 1 2 3 0", "npara 1 2 3 0")),
-    "kite": (4, ("cong 0 1 0 3", "cong 2 1 2 3", "ncoll 0 1 2")),
-    "cyclic_quadrilateral": (4, ("cyclic 0 1 2 3",)),
+    "parallelogram": (4, ("para 0 1 2 3", "para 1 2 3 0", "ncoll 0 1 2", "convex 0 1 2 3")),
+    "rectangle": (4, ("para 0 1 2 3", "para 1 2 3 0", "perp 0 1 1 2", "convex 0 1 2 3")),
+    "rhombus": (
+        4,
+        ("para 0 1 2 3", "para 1 2 3 0", "cong 0 1 1 2", "ncoll 0 1 2", "convex 0 1 2 3"),
+    ),
+    "square": (
+        4,
+        ("para 0 1 2 3", "para 1 2 3 0", "perp 0 1 1 2", "cong 0 1 1 2", "convex 0 1 2 3"),
+    ),
+    "trapezoid": (4, ("para 0 1 2 3", "ncoll 0 1 2", "npara 1 2 3 0", "convex 0 1 2 3")),
+    "isosceles_trapezoid": (4, ("para 0 1 2 3", "cong 1 2 3 0", "npara 1 2 3 0", "convex 0 1 2 3")),
+    "kite": (4, ("cong 0 1 0 3", "cong 2 1 2 3", "ncoll 0 1 2", "convex 0 1 2 3")),
+    "cyclic_quadrilateral": (4, ("cyclic 0 1 2 3", "convex 0 1 2 3")),
 }
 
 
 def _shape(s: SceneLike, kind: str, *names: str) -> float:
     return max(
-        residual(Fact(f.split()[0], tuple(names[int(i)] for i in f.split()[1:])), s)
-        for f in SHAPES[kind][1]
+        residual(Fact(f.split()[0], tuple(names[int(i)] for i in f.split()[1:])), s) for f in SHAPES[kind][1]
     )
 
 
@@ -286,6 +309,8 @@ PREDICATES: dict[str, PredicateSpec] = {
     "cyclic": PredicateSpec(-4, "length", _cyclic),
     "midp": PredicateSpec(3, "length", _midp),
     "circle": PredicateSpec(-3, "length", _circle),
+    "centroid": PredicateSpec(4, "length", _centroid),
+    "convex": PredicateSpec(-3, "angle", _convex),
     "simtri": PredicateSpec(6, "ratio", _simtri),
     "contri": PredicateSpec(6, "length", _contri),
     "ncoll": PredicateSpec(-3, "length", _negate(_coll)),
@@ -317,11 +342,13 @@ def holds(fact: Fact, scene: SceneLike, tol: float = 1e-6) -> bool:
     return residual(fact, scene) <= tol
 
 
-def check_fact_shape(fact: Fact, defined: set[str] | None = None, source: str = "") -> None:
+def check_fact_shape(
+    fact: Fact, defined: set[str] | None = None, source: str = "", role: str | None = None
+) -> None:
     """Check a fact's name, arity, literals and (if ``defined`` is given) its points.
 
-    Raises ProgramError naming the fact and what was expected (with a close-match suggestion
-    for an unknown name).
+    Raises ProgramError naming the fact (as ``role``, e.g. ``"goal"``, when given) and what was
+    expected, with a close-match suggestion for an unknown name.
     """
     import difflib
 
@@ -330,33 +357,37 @@ def check_fact_shape(fact: Fact, defined: set[str] | None = None, source: str = 
     if spec is None:
         near = difflib.get_close_matches(fact.name, PREDICATES, n=1)
         hint = f" (did you mean `{near[0]}`?)" if near else ""
-        raise ProgramError(f"unknown predicate `{fact.name}`{hint}", text=text, source=source)
+        raise ProgramError(f"unknown predicate `{fact.name}`{hint}", clause=role, text=text, source=source)
     n = len(fact.args)
     if fact.name == "shape":
         if not fact.args or fact.args[0] not in SHAPES:
             raise ProgramError(
-                f"unknown shape kind: expected one of {', '.join(SHAPES)}", text=text, source=source
+                f"unknown shape kind: expected one of {', '.join(SHAPES)}",
+                clause=role,
+                text=text,
+                source=source,
             )
         want = SHAPES[fact.args[0]][0] + 1
         if n != want:
             raise ProgramError(
                 f"`shape {fact.args[0]}` takes {want - 1} points, got {n - 1}",
+                clause=role,
                 text=text,
                 source=source,
             )
     elif (spec.arity >= 0 and n != spec.arity) or (spec.arity < 0 and n < -spec.arity):
         want = f"{spec.arity}" if spec.arity >= 0 else f"at least {-spec.arity}"
         raise ProgramError(
-            f"`{fact.name}` takes {want} arguments, got {n}", text=text, source=source
+            f"`{fact.name}` takes {want} arguments, got {n}", clause=role, text=text, source=source
         )
     for i, a in enumerate(fact.args):
         if spec.is_literal(i, n):
             if fact.name != "shape":
                 from geoforge.exact import parse_value
 
-                parse_value(a, where=text)
+                parse_value(a, where=f"{role} `{text}`" if role else text)
         elif defined is not None and a not in defined:
-            raise ProgramError(f"undefined point `{a}`", text=text, source=source)
+            raise ProgramError(f"undefined point `{a}`", clause=role, text=text, source=source)
 
 
 def parse_fact(text: str) -> Fact:

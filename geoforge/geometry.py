@@ -116,9 +116,7 @@ def intersect_ll(l1: Line, l2: Line) -> Point:
     :data:`MIN_CROSSING_ANGLE`."""
     s = cross(l1.d, l2.d)
     if abs(s) < math.sin(MIN_CROSSING_ANGLE):
-        raise DegenerateError(
-            f"near-parallel lines (angle {math.degrees(math.asin(min(1.0, abs(s)))):.3f}°)"
-        )
+        raise DegenerateError(f"near-parallel lines (angle {math.degrees(math.asin(min(1.0, abs(s)))):.3f}°)")
     t = cross(l2.p - l1.p, l2.d) / s
     return l1.p + t * l1.d
 

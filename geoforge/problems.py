@@ -47,19 +47,12 @@ def read_problems(path: str | Path) -> list[Problem]:
     except OSError as e:
         raise ProgramError(f"cannot read problem file: {e.strerror}", source=str(path)) from None
     rows = [
-        (i, line.strip())
-        for i, line in enumerate(raw, start=1)
-        if line.strip() and not line.startswith("#")
+        (i, line.strip()) for i, line in enumerate(raw, start=1) if line.strip() and not line.startswith("#")
     ]
     if len(rows) % 2:
         lineno, name = rows[-1]
-        raise ProgramError(
-            f"problem `{name}` has no program line after it", source=f"{path}:{lineno}"
-        )
-    return [
-        Problem(rows[k][1], rows[k + 1][1], str(path), rows[k + 1][0])
-        for k in range(0, len(rows), 2)
-    ]
+        raise ProgramError(f"problem `{name}` has no program line after it", source=f"{path}:{lineno}")
+    return [Problem(rows[k][1], rows[k + 1][1], str(path), rows[k + 1][0]) for k in range(0, len(rows), 2)]
 
 
 @dataclass
@@ -128,9 +121,7 @@ def check_problem(problem: Problem, seed: int = 0, attempts: int = 32) -> CheckR
             problem.source,
             0.0,
             residuals,
-            reason=(
-                f"goal `{failed[0]}` off by {residuals[failed[0]]:.3g} on {attempts} realisations"
-            )
+            reason=(f"goal `{failed[0]}` off by {residuals[failed[0]]:.3g} on {attempts} realisations")
             if failed
             else "",
             tries=scene.tries,

@@ -82,9 +82,7 @@ class Clause:
     def text(self) -> str:
         """The clause as DSL text with every output name written out."""
         pins = {p: (x, y) for p, x, y in self.pinned}
-        lhs = " ".join(
-            f"{p}@{pins[p][0]!r}_{pins[p][1]!r}" if p in pins else p for p in self.points
-        )
+        lhs = " ".join(f"{p}@{pins[p][0]!r}_{pins[p][1]!r}" if p in pins else p for p in self.points)
         return f"{lhs} = " + ", ".join(c.text() for c in self.calls)
 
 
@@ -150,9 +148,7 @@ class Program:
                 }
                 for c in self.clauses
             ],
-            "statements": [
-                {"kind": s.kind, "name": s.name, "args": list(s.args)} for s in self.statements
-            ],
+            "statements": [{"kind": s.kind, "name": s.name, "args": list(s.args)} for s in self.statements],
             "goals": [{"name": g.name, "args": list(g.args)} for g in self.goals],
         }
 
@@ -172,37 +168,41 @@ class Program:
                 Clause(
                     points=tuple(c["points"]),
                     calls=tuple(Call(k["name"], tuple(k["args"])) for k in c["calls"]),
-                    pinned=tuple(
-                        (p, float(x), float(y)) for p, (x, y) in c.get("pinned", {}).items()
-                    ),
+                    pinned=tuple((p, float(x), float(y)) for p, (x, y) in c.get("pinned", {}).items()),
                     aux=bool(c.get("aux", False)),
                 )
                 for c in data["clauses"]
             )
             statements = tuple(
-                Statement(s["kind"], s["name"], tuple(s["args"]))
-                for s in data.get("statements", [])
+                Statement(s["kind"], s["name"], tuple(s["args"])) for s in data.get("statements", [])
             )
             goals = tuple(Fact(g["name"], tuple(g["args"])) for g in data.get("goals", []))
         except (KeyError, TypeError, ValueError) as e:
-            raise ProgramError(
-                f"malformed program JSON: missing or bad field {e}", source=source
-            ) from None
+            raise ProgramError(f"malformed program JSON: missing or bad field {e}", source=source) from None
         return validate(cls(clauses, statements, goals, source))
 
     def canonical(self) -> str:
         """Canonical text: points renamed ``p0, p1, ...`` in order of introduction, the calls of
         each clause sorted, statements sorted. Programs that differ only in point names, call
         order inside a clause or statement order have the same canonical text."""
+        from geoforge.constructions import REGISTRY
+        from geoforge.facts import PREDICATES
+
         rename = {p: f"p{i}" for i, p in enumerate(self.points)}
 
-        def sub(args: Iterable[str]) -> tuple[str, ...]:
-            return tuple(rename.get(a, a) for a in args)
+        def sub(args: Iterable[str], literal: Iterable[bool] = ()) -> tuple[str, ...]:
+            # Literals (``pi``, ``60``) are kept even where a point has the same name.
+            flags = list(literal)
+            return tuple(a if i < len(flags) and flags[i] else rename.get(a, a) for i, a in enumerate(args))
+
+        def call_sub(k: Call) -> Call:
+            c = REGISTRY[k.name]
+            return Call(k.name, sub(k.args, (p in c.literals for p in c.params)))
 
         clauses = tuple(
             Clause(
                 sub(c.points),
-                tuple(sorted((Call(k.name, sub(k.args)) for k in c.calls), key=Call.text)),
+                tuple(sorted((call_sub(k) for k in c.calls), key=Call.text)),
                 tuple((rename[p], x, y) for p, x, y in c.pinned),
                 c.aux,
             )
@@ -210,11 +210,20 @@ class Program:
         )
         statements = tuple(
             sorted(
-                (Statement(s.kind, s.name, sub(s.args)) for s in self.statements),
+                (Statement(s.kind, s.name, sub(s.points) + s.args[len(s.points) :]) for s in self.statements),
                 key=Statement.text,
             )
         )
-        goals = tuple(Fact(g.name, sub(g.args)) for g in self.goals)
+        goals = tuple(
+            Fact(
+                g.name,
+                sub(
+                    g.args,
+                    (PREDICATES[g.name].is_literal(i, len(g.args)) for i in range(len(g.args))),
+                ),
+            )
+            for g in self.goals
+        )
         return Program(clauses, statements, goals).text()
 
     def canonical_hash(self) -> str:
@@ -247,12 +256,8 @@ def parse_program(text: str, source: str = "") -> Program:
     premises, goal_text = _split_top(text)
     main, bar, aux_text = premises.partition("|")
     if "|" in aux_text:
-        raise ProgramError(
-            "more than one `|`: expected `clauses | auxiliary clauses`", source=source
-        )
-    pieces = [(p, False) for p in main.split(";")] + (
-        [(p, True) for p in aux_text.split(";")] if bar else []
-    )
+        raise ProgramError("more than one `|`: expected `clauses | auxiliary clauses`", source=source)
+    pieces = [(p, False) for p in main.split(";")] + ([(p, True) for p in aux_text.split(";")] if bar else [])
     clauses: list[Clause] = []
     statements: list[Statement] = []
     for index, (raw, aux) in enumerate(pieces, start=1):
@@ -260,16 +265,12 @@ def parse_program(text: str, source: str = "") -> Program:
         if not piece:
             if index == len(pieces) and not aux:
                 continue
-            raise ProgramError(
-                "empty clause: two `;` in a row?", clause=index, text=raw, source=source
-            )
+            raise ProgramError("empty clause: two `;` in a row?", clause=index, text=raw, source=source)
         if "=" in piece:
             clauses.append(_parse_clause(piece, index, aux, source))
         else:
             statements.append(_parse_statement(piece, index, source))
-    goals = tuple(
-        Fact(g.split()[0], tuple(g.split()[1:])) for g in goal_text.split(";") if g.strip()
-    )
+    goals = tuple(Fact(g.split()[0], tuple(g.split()[1:])) for g in goal_text.split(";") if g.strip())
     if "?" in text and not goals:
         raise ProgramError("`?` is followed by no goal", source=source)
     return validate(Program(tuple(clauses), tuple(statements), goals, source))
@@ -309,9 +310,7 @@ def _parse_clause(piece: str, index: int, aux: bool, source: str) -> Clause:
     for part in rhs.split(","):
         tokens = part.split()
         if not tokens:
-            raise ProgramError(
-                "empty construction after `=` or `,`", clause=index, text=piece, source=source
-            )
+            raise ProgramError("empty construction after `=` or `,`", clause=index, text=piece, source=source)
         calls.append(Call(tokens[0], tuple(tokens[1:])))
     return Clause(tuple(points), tuple(calls), tuple(pinned), aux)
 
@@ -365,9 +364,7 @@ def validate(program: Program) -> Program:
                 "a point is named twice before `=`", clause=index, text=text, source=program.source
             )
         calls = tuple(
-            resolve_call(
-                call, clause.points, defined, index=index, text=text, source=program.source
-            )
+            resolve_call(call, clause.points, defined, index=index, text=text, source=program.source)
             for call in clause.calls
         )
         defined.update(clause.points)
@@ -375,7 +372,7 @@ def validate(program: Program) -> Program:
     for offset, st in enumerate(program.statements):
         _check_statement(st, defined, program.source, len(program.clauses) + offset + 1)
     for goal in program.goals:
-        check_fact_shape(goal, defined, source=program.source)
+        check_fact_shape(goal, defined, source=program.source, role="goal")
     return dataclasses.replace(program, clauses=tuple(resolved))
 
 
@@ -397,9 +394,7 @@ def _check_statement(st: Statement, defined: set[str], source: str, index: int) 
             text=st.text(),
             source=source,
         )
-    if want < 0 and (
-        len(points) < -want or (st.name.startswith("equal") and len(points) % (-want // 2))
-    ):
+    if want < 0 and (len(points) < -want or (st.name.startswith("equal") and len(points) % (-want // 2))):
         raise ProgramError(
             f"`{st.kind} {st.name}` takes at least {-want} points"
             + (f" in groups of {-want // 2}" if st.name.startswith("equal") else ""),
@@ -409,12 +404,11 @@ def _check_statement(st: Statement, defined: set[str], source: str, index: int) 
         )
     for p in points:
         if p not in defined:
-            raise ProgramError(
-                f"undefined point `{p}`", clause=index, text=st.text(), source=source
-            )
+            raise ProgramError(f"undefined point `{p}`", clause=index, text=st.text(), source=source)
     if st.kind == "given":
         from geoforge.exact import parse_value
 
-        parse_value(
-            st.args[-1], where=f"{source + ': ' if source else ''}clause {index} `{st.text()}`"
-        )
+        try:
+            parse_value(st.args[-1])
+        except ProgramError as e:
+            raise ProgramError(e.message, clause=index, text=st.text(), source=source) from None

@@ -36,7 +36,7 @@ from geoforge.geometry import (
     norm,
 )
 from geoforge.program import Clause, Program
-from geoforge.scene import Scene, SceneCircle, drawing
+from geoforge.scene import Scene, drawing
 
 #: Points closer than this fraction of the diagram size count as coincident.
 MIN_SEPARATION = 0.02
@@ -55,6 +55,7 @@ class _Partial:
         self.points = points
         xy = np.array(list(points.values())) if points else np.zeros((0, 2))
         span = float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0)))) if len(xy) > 1 else 0.0
+        self.span = span
         self.scale = max(span, 1.0)
         self.center = xy.mean(axis=0) if len(xy) else np.zeros(2)
         self.unit = 1.0
@@ -80,13 +81,21 @@ def _sample(locus: Line | Circle, rng: np.random.Generator, state: _Partial) -> 
 
 
 def _intersect(a: Line | Circle, b: Line | Circle) -> list[Point]:
+    """Intersections of two loci; points behind a ray's origin are dropped (AlphaGeometry's
+    ``HalfLine``). Raises DegenerateError when none is left."""
     if isinstance(a, Circle) and not isinstance(b, Circle):
         a, b = b, a
     if isinstance(a, Circle) and isinstance(b, Circle):
-        return intersect_cc(a, b)
-    if isinstance(b, Circle):
-        return intersect_lc(a, b)
-    return [intersect_ll(a, b)]
+        found = intersect_cc(a, b)
+    elif isinstance(b, Circle):
+        found = intersect_lc(a, b)
+    else:
+        found = [intersect_ll(a, b)]
+    rays = [r for r in (a, b) if isinstance(r, Ray)]
+    kept = [p for p in found if all(float(np.dot(p - r.p, r.d)) > 1e-9 for r in rays)]
+    if not kept:
+        raise DegenerateError("the loci meet only behind a ray's origin")
+    return kept
 
 
 def _choose(candidates: list[Point], state: _Partial, rng: np.random.Generator) -> Point:
@@ -106,7 +115,7 @@ def _check_new(new: dict[str, Point], state: _Partial) -> None:
     for name, p in new.items():
         if not np.all(np.isfinite(p)):
             raise DegenerateError(f"point `{name}` is not finite")
-        if state.points and norm(p - state.center) > MAX_SPREAD * state.scale:
+        if len(state.points) >= 2 and norm(p - state.center) > MAX_SPREAD * state.span:
             raise DegenerateError(f"point `{name}` is far outside the figure")
         for other, q in placed.items():
             if norm(p - q) < MIN_SEPARATION * state.scale:
@@ -114,9 +123,7 @@ def _check_new(new: dict[str, Point], state: _Partial) -> None:
         placed[name] = p
 
 
-def _place(
-    clause: Clause, state: _Partial, rng: np.random.Generator
-) -> tuple[dict[str, Point], list[SceneCircle]]:
+def _place(clause: Clause, state: _Partial, rng: np.random.Generator) -> dict[str, Point]:
     """Place one clause's points. Raises DegenerateError with the reason."""
     direct: dict[str, Point] = {}
     loci: list[Line | Circle] = []
@@ -124,7 +131,8 @@ def _place(
     for c, binding in calls:
         for f in c.preconditions:
             bf = _bound(f, binding)
-            if residual(bf, state) > 0:
+            # Positive preconditions (cong, perp) hold only to rounding; negated ones are 0.
+            if not residual(bf, state) <= FACT_TOL:
                 raise DegenerateError(f"precondition `{bf.text()}` of `{c.name}` fails")
         for sk in c.sketch:
             args = [binding[a] for a in sk.args]
@@ -156,22 +164,24 @@ def _place(
                 bf = _bound(f, binding)
                 r = residual(bf, trial)
                 if not r <= FACT_TOL:
-                    raise DegenerateError(
-                        f"`{bf.text()}` of `{c.name}` does not hold (residual {r:.2g})"
-                    )
-    circles = [_scene_circle(locus, trial) for locus in loci if isinstance(locus, Circle)]
-    return new, circles
+                    raise DegenerateError(f"`{bf.text()}` of `{c.name}` does not hold (residual {r:.2g})")
+    return new
 
 
-def _scene_circle(circle: Circle, state: _Partial) -> SceneCircle:
-    tol = 1e-9 * state.scale
-    center = next((n for n, p in state.points.items() if norm(p - circle.center) < tol), None)
-    on = tuple(
-        n
-        for n, p in state.points.items()
-        if abs(norm(p - circle.center) - circle.radius) < 1e-7 * state.scale
-    )
-    return SceneCircle(circle.center, circle.radius, center, on)
+def _false_given(scene: Scene) -> tuple[int, str] | None:
+    """The 1-based statement index and reason of the first ``given`` that is false on the
+    scene (lengths are compared up to :attr:`Scene.unit`), or ``None``: a figure must not show
+    a length or angle it does not have."""
+    program = scene.program
+    for index, st in enumerate(program.statements, start=len(program.clauses) + 1):
+        if st.kind == "given":
+            r = residual(Fact(st.name, st.args), scene)
+            if not r <= FACT_TOL:
+                return index, (
+                    f"the given value does not hold on the figure (residual {r:.3g}); "
+                    "construct it, e.g. with s_angle or lconst"
+                )
+    return None
 
 
 def realise(program: Program, seed: int = 0, *, max_tries: int = 100) -> Scene:
@@ -188,14 +198,13 @@ def realise(program: Program, seed: int = 0, *, max_tries: int = 100) -> Scene:
     reasons: dict[int, str] = {}
     for attempt in range(1, max_tries + 1):
         state = _Partial({})
-        circles: list[SceneCircle] = []
         complete = True
         for index, clause in enumerate(program.clauses, start=1):
             placed = False
             for _ in range(CLAUSE_TRIES):
                 before = rng.bit_generator.state
                 try:
-                    new, found = _place(clause, state, rng)
+                    new = _place(clause, state, rng)
                 except DegenerateError as e:
                     failures[index] += 1
                     reasons[index] = e.reason
@@ -203,19 +212,24 @@ def realise(program: Program, seed: int = 0, *, max_tries: int = 100) -> Scene:
                         break
                     continue
                 state = _Partial({**state.points, **new})
-                circles.extend(found)
                 placed = True
                 break
             if not placed:
                 complete = False
                 break
         if complete:
-            lines, all_circles = drawing(program, state.points, circles)
-            return Scene(program, dict(state.points), seed, attempt, lines, all_circles)
+            lines, circles = drawing(program, state.points)
+            scene = Scene(program, dict(state.points), seed, attempt, lines, circles)
+            false = _false_given(scene)
+            if false is None:
+                return scene
+            failures[false[0]] += 1
+            reasons[false[0]] = false[1]
     worst = max(failures, key=lambda i: (failures[i], i))
+    texts = [c.text() for c in program.clauses] + [st.text() for st in program.statements]
     raise RealiseError(
         clause=worst,
-        text=program.clauses[worst - 1].text(),
+        text=texts[worst - 1],
         tries=max_tries,
         reason=reasons[worst],
         source=program.source,

@@ -96,16 +96,17 @@ def _merge_groups(groups: list[set[str]]) -> list[set[str]]:
 
 
 def drawing(
-    program: Program, points: dict[str, np.ndarray], circles: list[SceneCircle]
+    program: Program, points: dict[str, np.ndarray]
 ) -> tuple[tuple[tuple[str, ...], ...], tuple[SceneCircle, ...]]:
     """What to draw for a program: collinear groups (as lines) and circles.
 
     Derived from the facts each construction declares and from the goals: ``coll``/``midp``
     give a line through their points; ``perp``, ``para`` and ``eqangle`` give the segments
     they mention; ``cyclic`` and ``circle`` give circles; free polygons (``triangle``,
-    ``quadrangle``, ...) give their sides. ``draw`` statements add to this. Circles that the
-    realiser used as loci (``on_circle``, ``intersection_lc``, ...) are kept. Each group of
-    points is ordered along its line.
+    ``quadrangle``, ...) give their sides; a construction's ``draws`` add the circles a
+    textbook figure shows (the circle of ``on_circle``, ``tangent``, ...), but not circles
+    that only fix a distance (``lconst``, ``eqdistance``). ``draw`` statements add to this.
+    Each group of points is ordered along its line.
     """
     from geoforge.constructions import REGISTRY
     from geoforge.facts import Fact
@@ -118,6 +119,9 @@ def drawing(
             c = REGISTRY[call.name]
             binding = dict(zip(c.params, call.args))
             facts.extend(Fact(f.name, tuple(binding.get(a, a) for a in f.args)) for f in c.facts)
+            for kind, args in c.draws:
+                bound = tuple(binding[a] for a in args)
+                circle_sets.append((bound[0], bound[1:]) if kind == "circle" else (None, bound))
             if not c.inputs and len(c.outputs) >= 2:
                 outs = [binding[o] for o in c.outputs]
                 pairs = zip(outs, outs[1:] + outs[:1]) if len(outs) >= 3 else [tuple(outs)]
@@ -127,12 +131,17 @@ def drawing(
             groups.append(set(f.args))
         elif f.name in ("perp", "para", "eqangle"):
             groups.extend({f.args[i], f.args[i + 1]} for i in range(0, len(f.args), 2))
+        elif f.name == "s_angle":
+            groups.extend(({f.args[0], f.args[1]}, {f.args[1], f.args[2]}))
+        elif f.name == "aconst":
+            groups.extend(({f.args[0], f.args[1]}, {f.args[2], f.args[3]}))
         elif f.name == "cyclic":
             circle_sets.append((None, f.args))
         elif f.name == "circle":
             circle_sets.append((f.args[0], f.args[1:]))
     for st in program.statements:
-        if st.kind != "draw":
+        if st.kind in ("mark", "given"):
+            groups.extend(_marked_segments(st.name, st.points))
             continue
         if st.name in ("segment", "line", "ray"):
             groups.append(set(st.args))
@@ -142,14 +151,21 @@ def drawing(
             circle_sets.append((st.args[0], st.args[1:]))
         elif st.name == "circumcircle":
             circle_sets.append((None, st.args))
-    groups = [
-        g for g in _merge_groups([g for g in groups if len(g) >= 2]) if all(p in points for p in g)
-    ]
+    groups = [g for g in _merge_groups([g for g in groups if len(g) >= 2]) if all(p in points for p in g)]
     lines = tuple(_ordered(g, points) for g in groups)
-    out = list(circles)
-    for center, on in circle_sets:
-        out.append(_circle_from(center, on, points))
-    return lines, _dedupe(out, points)
+    circles = [_circle_from(center, on, points) for center, on in circle_sets]
+    return lines, _dedupe(circles, points)
+
+
+def _marked_segments(name: str, pts: tuple[str, ...]) -> list[set[str]]:
+    """The segments a mark or a given refers to, so the figure shows what it marks: both
+    sides of an angle (``right``, ``angle``, ``equalangle``), each marked segment
+    (``equal``, ``length``)."""
+    if name in ("right", "angle"):
+        return [{pts[0], pts[1]}, {pts[1], pts[2]}]
+    if name == "equalangle":
+        return [s for i in range(0, len(pts), 3) for s in ({pts[i], pts[i + 1]}, {pts[i + 1], pts[i + 2]})]
+    return [{pts[i], pts[i + 1]} for i in range(0, len(pts) - 1, 2)]
 
 
 def _ordered(group: set[str], points: dict[str, np.ndarray]) -> tuple[str, ...]:
@@ -160,9 +176,7 @@ def _ordered(group: set[str], points: dict[str, np.ndarray]) -> tuple[str, ...]:
     return tuple(n for _, n in sorted(zip(xy @ axis, names)))
 
 
-def _circle_from(
-    center: str | None, on: tuple[str, ...], points: dict[str, np.ndarray]
-) -> SceneCircle:
+def _circle_from(center: str | None, on: tuple[str, ...], points: dict[str, np.ndarray]) -> SceneCircle:
     if center is not None:
         c = points[center]
         return SceneCircle(c, float(np.hypot(*(points[on[0]] - c))), center, on)
@@ -184,9 +198,7 @@ def _dedupe(circles: list[SceneCircle], points: dict[str, np.ndarray]) -> tuple[
     for c in circles:
         if not np.all(np.isfinite(c.center)) or not math.isfinite(c.radius):
             continue
-        if any(
-            np.hypot(*(c.center - o.center)) < tol and abs(c.radius - o.radius) < tol for o in out
-        ):
+        if any(np.hypot(*(c.center - o.center)) < tol and abs(c.radius - o.radius) < tol for o in out):
             continue
         center = c.center_name or next(
             (n for n, p in points.items() if np.hypot(*(p - c.center)) < tol), None

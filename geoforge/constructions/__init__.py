@@ -32,7 +32,8 @@ class Construction:
     """A construction: ``name`` with ordered ``params``; ``outputs`` are the new points,
     ``literals`` the numeric parameters; ``preconditions`` and ``facts`` are Facts over the
     parameter names; ``sketch`` places the outputs; ``source`` is where the definition comes
-    from (``alphageometry``, ``newclid`` or ``geoforge``)."""
+    from (``alphageometry``, ``newclid`` or ``geoforge``); ``draws`` are the circles a figure
+    shows, ``("circle", (centre, through))`` or ``("circumcircle", (a, b, c))``."""
 
     name: str
     params: tuple[str, ...]
@@ -43,6 +44,7 @@ class Construction:
     sketch: tuple[SketchCall, ...]
     source: str
     doc: str
+    draws: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -72,25 +74,30 @@ def register_construction(
     literals: str = "",
     source: str = "geoforge",
     doc: str = "",
+    draws: str = "",
 ) -> Construction:
     """Add a construction to :data:`REGISTRY` and return it.
 
     ``signature`` is ``"name p1 p2 ..."``; ``outputs`` and ``literals`` name parameters;
     ``pre`` and ``facts`` are comma-separated facts over parameters; ``sketch`` is a
-    comma-separated list of sketch calls. Raises ValueError on a duplicate name, an unknown
-    sketch function or a fact with a wrong shape.
+    comma-separated list of sketch calls; ``draws`` a comma-separated list of ``circle o a``
+    or ``circumcircle a b c`` over parameters. Raises ValueError on a duplicate name, an
+    unknown sketch function, a bad ``draws`` entry or a fact with a wrong shape.
     """
     from geoforge.constructions.sketches import SKETCHES
 
     name, *params = signature.split()
     if name in REGISTRY:
-        raise ValueError(
-            f"construction `{name}` is already registered (by {REGISTRY[name].source})"
-        )
+        raise ValueError(f"construction `{name}` is already registered (by {REGISTRY[name].source})")
     calls = tuple(SketchCall(t.split()[0], tuple(t.split()[1:])) for t in sketch.split(","))
     for call in calls:
         if call.name not in SKETCHES:
             raise ValueError(f"construction `{name}`: unknown sketch `{call.name}`")
+    drawn = tuple((t.split()[0], tuple(t.split()[1:])) for t in draws.split(",") if t.strip())
+    for kind, args in drawn:
+        want = {"circle": 2, "circumcircle": 3}.get(kind)
+        if want != len(args) or not set(args) <= set(params):
+            raise ValueError(f"construction `{name}`: bad draws entry `{kind} {' '.join(args)}`")
     c = Construction(
         name=name,
         params=tuple(params),
@@ -101,6 +108,7 @@ def register_construction(
         sketch=calls,
         source=source,
         doc=doc,
+        draws=drawn,
     )
     for f in (*c.preconditions, *c.facts):
         probe = Fact(f.name, tuple("1" if a in c.literals else a for a in f.args))
@@ -137,7 +145,8 @@ def resolve_call(call, clause_points, defined, *, index: int, text: str, source:
     args = list(call.args)
     n_out = len(c.outputs)
     if len(args) != len(c.params):
-        if len(args) == len(c.params) - n_out and len(clause_points) == n_out:
+        short_form = len(args) == len(c.params) - n_out and len(clause_points) == n_out
+        if short_form and not set(args) & set(clause_points):
             given = iter(args)
             outs = iter(clause_points)
             args = [next(outs) if p in c.outputs else next(given) for p in c.params]
@@ -145,12 +154,14 @@ def resolve_call(call, clause_points, defined, *, index: int, text: str, source:
             short = " ".join(p for p in c.params if p not in c.outputs)
             raise fail(
                 f"`{c.name}` takes {len(c.params)} arguments, got {len(args)}: expected "
-                f"`{c.signature}`"
-                + (f" or `{' '.join(c.outputs)} = {c.name} {short}`" if n_out else "")
+                f"`{c.signature}`" + (f" or `{' '.join(c.outputs)} = {c.name} {short}`" if n_out else "")
             )
     binding = dict(zip(c.params, args))
     for p in c.literals:
-        parse_value(binding[p], where=text)
+        try:
+            parse_value(binding[p])
+        except ProgramError as e:
+            raise fail(e.message) from None
     outs = [binding[p] for p in c.outputs]
     if sorted(outs) != sorted(clause_points):
         raise fail(

@@ -186,15 +186,15 @@ def eqangle3(rng: Gen, a: Point, b: Point, d: Point, e: Point, f: Point) -> Circ
 
 
 @sketch
-def s_angle(rng: Gen, a: Point, b: Point, y: str) -> Line:
-    """Through b at directed angle y (degrees) from line ba."""
-    return Line(b, rotate(_unit(a - b), angle_radians(y)))
+def s_angle(rng: Gen, a: Point, b: Point, y: str) -> Ray:
+    """The ray from b at angle y (degrees, counter-clockwise) from ray ba, so ∠abx = |y|."""
+    return Ray(b, rotate(_unit(a - b), angle_radians(y)))
 
 
 @sketch
-def aconst(rng: Gen, a: Point, b: Point, c: Point, r: str) -> Line:
-    """Through c at directed angle r from line ab."""
-    return Line(c, rotate(_unit(b - a), angle_radians(r)))
+def aconst(rng: Gen, a: Point, b: Point, c: Point, r: str) -> Ray:
+    """The ray from c at angle r (counter-clockwise) from the direction a→b."""
+    return Ray(c, rotate(_unit(b - a), angle_radians(r)))
 
 
 def _ratio(token: str) -> float:
@@ -231,9 +231,7 @@ def lconst(rng: Gen, a: Point, v: str) -> Circle:
 
 
 @sketch
-def eqratio(
-    rng: Gen, a: Point, b: Point, c: Point, d: Point, e: Point, f: Point, g: Point
-) -> Circle:
+def eqratio(rng: Gen, a: Point, b: Point, c: Point, d: Point, e: Point, f: Point, g: Point) -> Circle:
     """x with |ab|/|cd| = |ef|/|gx|: centre g, radius |ef|·|cd|/|ab|."""
     return Circle(g, norm(f - e) * norm(d - c) / max(norm(b - a), 1e-12))
 

@@ -51,9 +51,9 @@ C("centroid x y z i a b c", "x y z i", pre="ncoll a b c", facts="coll x b c, con
   doc="x, y, z are the midpoints of bc, ca, ab; i is the centroid")
 C("ninepoints x y z i a b c", "x y z i", pre="ncoll a b c", facts="coll x b c, cong x b x c, coll y c a, cong y c y a, coll z a b, cong z a z b, cong i x i y, cong i y i z", sketch="ninepoints a b c", source=AG,
   doc="x, y, z are the midpoints of bc, ca, ab; i is the nine-point centre")
-C("intersection_cc x o w a", "x", pre="ncoll o w a", facts="cong o a o x, cong w a w x", sketch="cc_other o w a", source=AG,
+C("intersection_cc x o w a", "x", pre="ncoll o w a", facts="cong o a o x, cong w a w x", sketch="cc_other o w a", draws="circle o a, circle w a", source=AG,
   doc="x is the second meeting point of the circles about o and w through a")
-C("intersection_lc x a o b", "x", pre="diff a b, diff o b, nperp b o b a", facts="coll x a b, cong o b o x", sketch="lc_other a o b", source=AG,
+C("intersection_lc x a o b", "x", pre="diff a b, diff o b, nperp b o b a", facts="coll x a b, cong o b o x", sketch="lc_other a o b", draws="circle o b", source=AG,
   doc="x is the second point where line ab meets the circle about o through b")
 C("intersection_ll x a b c d", "x", pre="npara a b c d, ncoll a b c d", facts="coll x a b, coll x c d", sketch="line a b, line c d", source=AG,
   doc="x is where lines ab and cd meet")
@@ -67,7 +67,7 @@ C("intersection_tt x a b c d e f", "x", pre="diff a d, npara b c e f", facts="pe
   doc="x is on the perpendicular to bc through a and to ef through d")
 C("iso_triangle a b c", "a b c", facts="eqangle b a b c c b c a, cong a b a c", sketch="iso_triangle", source=AG,
   doc="isosceles triangle with apex a")
-C("lc_tangent x a o", "x", pre="diff a o", facts="perp a x a o", sketch="tline a a o", source=AG,
+C("lc_tangent x a o", "x", pre="diff a o", facts="perp a x a o", sketch="tline a a o", draws="circle o a", source=AG,
   doc="x on the tangent at a to a circle about o")
 C("midpoint x a b", "x", pre="diff a b", facts="coll x a b, cong x a x b, midp x a b", sketch="midp a b", source=AG,
   doc="x is the midpoint of ab")
@@ -81,7 +81,7 @@ C("on_aline2 x a b c d e", "x", pre="ncoll c d e", facts="eqangle x a x b d c d 
   doc="x with ∠(xa, xb) = ∠(dc, de)")
 C("on_bline x a b", "x", pre="diff a b", facts="cong x a x b, eqangle a x a b b a b x", sketch="bline a b", source=AG,
   doc="x on the perpendicular bisector of ab")
-C("on_circle x o a", "x", pre="diff o a", facts="cong o x o a", sketch="circle o o a", source=AG,
+C("on_circle x o a", "x", pre="diff o a", facts="cong o x o a", sketch="circle o o a", draws="circle o a", source=AG,
   doc="x on the circle about o through a")
 C("on_line x a b", "x", pre="diff a b", facts="coll x a b", sketch="line a b", source=AG,
   doc="x on line ab")
@@ -125,7 +125,7 @@ C("triangle a b c", "a b c", sketch="triangle", source=AG,
   doc="a free triangle")
 C("triangle12 a b c", "a b c", facts="rconst a b a c 1/2", sketch="triangle12", source=AG,
   doc="triangle with |ab| : |ac| = 1 : 2")
-C("2l1c x y z i a b c o", "x y z i", pre="cong o a o b, ncoll a b c", facts="coll x a c, coll y b c, cong o a o z, coll i o z, cong i x i y, cong i y i z, perp i x a c, perp i y b c", sketch="two_lines_one_circle a b c o", source=AG,
+C("2l1c x y z i a b c o", "x y z i", pre="cong o a o b, ncoll a b c", facts="coll x a c, coll y b c, cong o a o z, coll i o z, cong i x i y, cong i y i z, perp i x a c, perp i y b c", sketch="two_lines_one_circle a b c o", draws="circle o a, circle i x", source=AG,
   doc="circle about i tangent to ca at x, cb at y and to the circle about o at z")
 C("e5128 x y a b c d", "x y", pre="cong c b c d, perp b c b a", facts="cong c b c x, coll y a b, coll x y d, eqangle a b a d x a x y", sketch="e5128 a b c d", source=AG,
   doc="y is the midpoint of ab; x is on line dy and the circle about c through b")
@@ -141,15 +141,15 @@ C("ieq_triangle a b c", "a b c", facts="cong a b b c, cong b c c a, eqangle a b 
   doc="a free equilateral triangle")
 C("on_opline x a b", "x", pre="diff a b", facts="coll x a b", sketch="opline a b", source=AG,
   doc="x on line ab, on the side of a away from b")
-C("cc_tangent0 x y o a w b", "x y", pre="diff o a, diff w b, diff o w", facts="cong o x o a, cong w y w b, perp x o x y, perp y w y x", sketch="cc_tangent0 o a w b", source=AG,
+C("cc_tangent0 x y o a w b", "x y", pre="diff o a, diff w b, diff o w", facts="cong o x o a, cong w y w b, perp x o x y, perp y w y x", sketch="cc_tangent0 o a w b", draws="circle o a, circle w b", source=AG,
   doc="xy is a common tangent of the circles about o through a and about w through b")
-C("cc_tangent x y z i o a w b", "x y z i", pre="diff o a, diff w b, diff o w", facts="cong o x o a, cong w y w b, perp x o x y, perp y w y x, cong o z o a, cong w i w b, perp z o z i, perp i w i z", sketch="cc_tangent o a w b", source=AG,
+C("cc_tangent x y z i o a w b", "x y z i", pre="diff o a, diff w b, diff o w", facts="cong o x o a, cong w y w b, perp x o x y, perp y w y x, cong o z o a, cong w i w b, perp z o z i, perp i w i z", sketch="cc_tangent o a w b", draws="circle o a, circle w b", source=AG,
   doc="xy and zi are the external common tangents of two circles")
 C("eqangle3 x a b d e f", "x", pre="ncoll d e f, diff a b, diff d e, diff e f", facts="eqangle x a x b d e d f", sketch="eqangle3 a b d e f", source=AG,
   doc="x with ∠(xa, xb) = ∠(de, df)")
-C("tangent x y a o b", "x y", pre="diff o a, diff o b, diff a b", facts="cong o x o b, perp a x o x, cong o y o b, perp a y o y", sketch="tangent a o b", source=AG,
+C("tangent x y a o b", "x y", pre="diff o a, diff o b, diff a b", facts="cong o x o b, perp a x o x, cong o y o b, perp a y o y", sketch="tangent a o b", draws="circle o b", source=AG,
   doc="ax and ay touch the circle about o through b")
-C("on_circum x a b c", "x", pre="ncoll a b c", facts="cyclic a b c x", sketch="cyclic a b c", source=AG,
+C("on_circum x a b c", "x", pre="ncoll a b c", facts="cyclic a b c x", sketch="cyclic a b c", draws="circumcircle a b c", source=AG,
   doc="x on the circumcircle of abc")
 
 # --- Newclid extras (LMCRC/Newclid defs.txt) -------------------------------------------------

@@ -1,0 +1,327 @@
+"""Captions: deterministic text made from verified claims about a Scene.
+
+A :class:`Claim` is what a caption says, e.g. ``Claim("altitude", ("A", "D", "B", "C"))``: "AD
+is the altitude from A to BC". Each claim kind expands to facts (:mod:`geoforge.facts`) that
+are checked on the Scene before the claim is written, so a caption never says anything false
+about its figure. Values are exact (sympy), as textbooks print them: ``3√2``, ``60°``.
+
+Three styles, after MMGeoLM's positive captions (Sun et al. 2025, §3.1) and textbook problem
+statements: ``descriptive`` (a paragraph), ``facts`` (a terse list) and ``question`` (a problem
+set-up, with a question whose exact answer is verified).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from geoforge.exact import format_literal, recognise
+from geoforge.facts import Fact, residual
+from geoforge.scene import Scene
+
+#: A claim is kept only if every fact it expands to has a residual at most this.
+CLAIM_TOL = 1e-6
+STYLES = ("descriptive", "facts", "question")
+
+
+@dataclass(frozen=True)
+class ClaimKind:
+    """How one kind of claim is checked and written.
+
+    ``facts`` are fact texts over argument indices (``"perp 0 1 2 3"``); ``text`` has one
+    template per style, formatted with the arguments (``{0}``, ``{1}``...) and ``{v}`` for a
+    value; a tuple gives variants picked at random for the descriptive style.
+    """
+
+    facts: tuple[str, ...]
+    descriptive: tuple[str, ...]
+    terse: str
+
+
+def _k(facts: str, descriptive: str | tuple[str, ...], terse: str) -> ClaimKind:
+    d = (descriptive,) if isinstance(descriptive, str) else descriptive
+    return ClaimKind(tuple(f.strip() for f in facts.split(",") if f.strip()), d, terse)
+
+
+#: Claim kinds. Values (the last argument of ``length``/``angle``) are sympy expressions.
+CLAIM_KINDS: dict[str, ClaimKind] = {
+    "triangle": _k("ncoll 0 1 2", "{0}{1}{2} is a triangle", "△{0}{1}{2}"),
+    "isosceles": _k(
+        "shape isosceles 0 1 2",
+        (
+            "triangle {0}{1}{2} is isosceles with {0}{1} = {0}{2}",
+            "{0}{1}{2} is an isosceles triangle in which {0}{1} = {0}{2}",
+        ),
+        "{0}{1} = {0}{2}",
+    ),
+    "equilateral": _k(
+        "shape equilateral 0 1 2", "triangle {0}{1}{2} is equilateral", "△{0}{1}{2} equilateral"
+    ),
+    "right": _k(
+        "shape right 0 1 2",
+        (
+            "triangle {0}{1}{2} has a right angle at {0}",
+            "{0}{1}{2} is a right triangle with ∠{1}{0}{2} = 90°",
+        ),
+        "∠{1}{0}{2} = 90°",
+    ),
+    "square": _k("shape square 0 1 2 3", "{0}{1}{2}{3} is a square", "square {0}{1}{2}{3}"),
+    "rectangle": _k("shape rectangle 0 1 2 3", "{0}{1}{2}{3} is a rectangle", "rectangle {0}{1}{2}{3}"),
+    "rhombus": _k("shape rhombus 0 1 2 3", "{0}{1}{2}{3} is a rhombus", "rhombus {0}{1}{2}{3}"),
+    "parallelogram": _k("shape parallelogram 0 1 2 3", "{0}{1}{2}{3} is a parallelogram", "▱{0}{1}{2}{3}"),
+    "trapezoid": _k(
+        "shape trapezoid 0 1 2 3",
+        "{0}{1}{2}{3} is a trapezoid with {0}{1} ∥ {2}{3}",
+        "trapezoid {0}{1}{2}{3}, {0}{1} ∥ {2}{3}",
+    ),
+    "isosceles_trapezoid": _k(
+        "shape isosceles_trapezoid 0 1 2 3",
+        "{0}{1}{2}{3} is an isosceles trapezoid with {0}{1} ∥ {2}{3} and {1}{2} = {3}{0}",
+        "isosceles trapezoid {0}{1}{2}{3}, {0}{1} ∥ {2}{3}",
+    ),
+    "kite": _k(
+        "shape kite 0 1 2 3",
+        "{0}{1}{2}{3} is a kite with {0}{1} = {0}{3} and {2}{1} = {2}{3}",
+        "kite {0}{1}{2}{3}, {0}{1} = {0}{3}, {2}{1} = {2}{3}",
+    ),
+    "cyclic_quadrilateral": _k(
+        "shape cyclic_quadrilateral 0 1 2 3",
+        "{0}{1}{2}{3} is inscribed in a circle",
+        "{0}{1}{2}{3} cyclic",
+    ),
+    "altitude": _k(
+        "perp 0 1 2 3, coll 1 2 3",
+        (
+            "{0}{1} is the altitude from {0} to {2}{3}",
+            "{1} is the foot of the perpendicular from {0} to {2}{3}",
+        ),
+        "{0}{1} ⊥ {2}{3} at {1}",
+    ),
+    "median": _k(
+        "midp 1 2 3",
+        (
+            "{0}{1} is the median from {0}, so {1} is the midpoint of {2}{3}",
+            "{1} is the midpoint of {2}{3} and {0}{1} is a median",
+        ),
+        "{1} midpoint of {2}{3}",
+    ),
+    "bisector": _k(
+        "eqangle 0 2 0 1 0 1 0 3, coll 1 2 3",
+        (
+            "{0}{1} bisects ∠{2}{0}{3} and meets {2}{3} at {1}",
+            "{1} on {2}{3} with ∠{2}{0}{1} = ∠{1}{0}{3}",
+        ),
+        "∠{2}{0}{1} = ∠{1}{0}{3}",
+    ),
+    "midpoint": _k(
+        "midp 0 1 2",
+        ("{0} is the midpoint of {1}{2}", "{0} bisects segment {1}{2}"),
+        "{0} midpoint of {1}{2}",
+    ),
+    "parallel": _k("para 0 1 2 3", ("{0}{1} is parallel to {2}{3}", "{0}{1} ∥ {2}{3}"), "{0}{1} ∥ {2}{3}"),
+    "perpendicular": _k("perp 0 1 2 3", "{0}{1} is perpendicular to {2}{3}", "{0}{1} ⊥ {2}{3}"),
+    "equal": _k("cong 0 1 2 3", "{0}{1} = {2}{3}", "{0}{1} = {2}{3}"),
+    "on_segment": _k("coll 0 1 2", ("{0} lies on {1}{2}", "{0} is a point on line {1}{2}"), "{0} ∈ {1}{2}"),
+    "intersection": _k("coll 0 1 2, coll 0 3 4", "{1}{2} and {3}{4} meet at {0}", "{1}{2} ∩ {3}{4} = {0}"),
+    "circumcentre": _k(
+        "circle 0 1 2 3",
+        (
+            "{0} is the centre of the circle through {1}, {2} and {3}",
+            "the circumcircle of triangle {1}{2}{3} has centre {0}",
+        ),
+        "{0} circumcentre of △{1}{2}{3}",
+    ),
+    "incentre": _k(
+        "eqangle 1 2 1 0 1 0 1 3, eqangle 2 1 2 0 2 0 2 3",
+        (
+            "{0} is the incentre of triangle {1}{2}{3}",
+            "the angle bisectors of triangle {1}{2}{3} meet at {0}",
+        ),
+        "{0} incentre of △{1}{2}{3}",
+    ),
+    "touch": _k(
+        "perp 0 1 2 3, coll 1 2 3",
+        "the incircle touches {2}{3} at {1}",
+        "incircle touches {2}{3} at {1}",
+    ),
+    "centroid": _k(
+        "centroid 0 1 2 3",
+        (
+            "{0} is the centroid of triangle {1}{2}{3}",
+            "the medians of triangle {1}{2}{3} meet at {0}",
+        ),
+        "{0} centroid of △{1}{2}{3}",
+    ),
+    "orthocentre": _k(
+        "perp 0 1 2 3, perp 0 2 1 3",
+        (
+            "{0} is the orthocentre of triangle {1}{2}{3}",
+            "the altitudes of triangle {1}{2}{3} meet at {0}",
+        ),
+        "{0} orthocentre of △{1}{2}{3}",
+    ),
+    "on_circle": _k(
+        "cong 1 0 1 2", ("{0} lies on circle {1}", "{0} is a point on circle {1}"), "{0} on ⊙{1}"
+    ),
+    "chord": _k("cong 2 0 2 1", "{0}{1} is a chord of circle {2}", "chord {0}{1} of ⊙{2}"),
+    "diameter": _k(
+        "midp 2 0 1",
+        (
+            "{0}{1} is a diameter of circle {2}",
+            "{0}{1} is a diameter of the circle with centre {2}",
+        ),
+        "diameter {0}{1} of ⊙{2}",
+    ),
+    "tangent": _k(
+        "perp 0 1 1 2",
+        ("{0}{1} is tangent to circle {2} at {1}", "line {0}{1} touches circle {2} at {1}"),
+        "{0}{1} tangent to ⊙{2} at {1}",
+    ),
+    "secant": _k(
+        "coll 0 1 2, cong 3 1 3 2",
+        "line {0}{1} cuts circle {3} again at {2}",
+        "secant {0}{1}{2} of ⊙{3}",
+    ),
+    "length": _k("length 0 1 2", ("{0}{1} = {v}", "the length of {0}{1} is {v}"), "{0}{1} = {v}"),
+    "angle": _k(
+        "angle 0 1 2 3",
+        ("∠{0}{1}{2} = {v}°", "the angle {0}{1}{2} measures {v}°"),
+        "∠{0}{1}{2} = {v}°",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One statement of a caption: a kind from :data:`CLAIM_KINDS` and its arguments (point
+    names; for ``length`` and ``angle`` a sympy value string last)."""
+
+    kind: str
+    args: tuple[str, ...]
+
+    def facts(self) -> tuple[Fact, ...]:
+        """The facts this claim asserts, with point names substituted."""
+        out = []
+        for f in CLAIM_KINDS[self.kind].facts:
+            name, *idx = f.split()
+            out.append(Fact(name, tuple(a if not a.isdigit() else self.args[int(a)] for a in idx)))
+        return tuple(out)
+
+    def holds(self, scene: Scene, tol: float = CLAIM_TOL) -> bool:
+        """True if every fact of the claim has residual ≤ ``tol`` on ``scene``."""
+        return all(residual(f, scene) <= tol for f in self.facts())
+
+    def text(self, style: str, variant: int = 0) -> str:
+        """The claim in words (``descriptive`` variants, or the terse form for other styles)."""
+        kind = CLAIM_KINDS[self.kind]
+        values = {}
+        if self.kind in ("length", "angle"):
+            values["v"] = format_literal(self.args[-1])
+        template = kind.descriptive[variant % len(kind.descriptive)] if style == "descriptive" else kind.terse
+        return template.format(*self.args, **values)
+
+    def to_json(self) -> list[str]:
+        """``[kind, *args]``."""
+        return [self.kind, *self.args]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A value a question may ask for: ``kind`` is ``length`` (points a, b) or ``angle``
+    (points a, b, c; the angle at b, in degrees)."""
+
+    kind: str
+    points: tuple[str, ...]
+
+    def measure(self, scene: Scene) -> float:
+        """The value on ``scene``: a length in given units, or degrees."""
+        p = [scene.points[n] for n in self.points]
+        if self.kind == "length":
+            return float(np.hypot(*(p[0] - p[1]))) * scene.unit
+        u, v = p[0] - p[1], p[2] - p[1]
+        return math.degrees(abs(math.atan2(u[0] * v[1] - u[1] * v[0], float(np.dot(u, v)))))
+
+
+@dataclass
+class Caption:
+    """A caption: ``text``, the ``claims`` it makes (all verified), and for the question style
+    the ``question`` and its exact ``answer`` (a claim too, verified)."""
+
+    text: str
+    style: str
+    claims: list[Claim] = field(default_factory=list)
+    question: str = ""
+    answer: Claim | None = None
+
+    def facts(self) -> list[Fact]:
+        """Every fact the caption claims, the answer's included."""
+        claims = self.claims + ([self.answer] if self.answer else [])
+        return [f for c in claims for f in c.facts()]
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return {
+            "text": self.text,
+            "style": self.style,
+            "claims": [c.to_json() for c in self.claims],
+            "question": self.question,
+            "answer": self.answer.to_json() if self.answer else None,
+        }
+
+
+def exact_claim(target: Target, scene: Scene) -> Claim | None:
+    """A ``length``/``angle`` claim with the exact value of ``target`` on ``scene``, or
+    ``None`` when the value has no simple closed form (see :func:`geoforge.exact.recognise`)
+    or, for lengths, the figure has no given length to fix the unit."""
+    if target.kind == "length" and not any(
+        st.kind == "given" and st.name == "length" for st in scene.program.statements
+    ):
+        return None
+    value = recognise(target.measure(scene))
+    if value is None:
+        return None
+    claim = Claim(target.kind, (*target.points, str(value).replace(" ", "")))
+    return claim if claim.holds(scene) else None
+
+
+def make_caption(
+    scene: Scene,
+    claims: list[Claim],
+    style: str,
+    rng: np.random.Generator,
+    targets: list[Target] = (),
+) -> tuple[Caption, list[Claim]]:
+    """Write a caption of ``style`` from the ``claims`` that hold on ``scene``.
+
+    Returns the caption and the claims dropped because they do not hold (a correct sampler
+    drops none; callers count them). The question style asks for the first target with an
+    exact value, if any. Deterministic given ``rng``'s state. Raises ValueError for an
+    unknown style.
+    """
+    if style not in STYLES:
+        raise ValueError(f"unknown caption style {style!r}: expected one of {', '.join(STYLES)}")
+    kept = [c for c in claims if c.holds(scene)]
+    dropped = [c for c in claims if c not in kept]
+    answer = (
+        next((a for t in targets if (a := exact_claim(t, scene)) is not None), None)
+        if style == "question"
+        else None
+    )
+    if style == "facts":
+        text = "; ".join(c.text(style) for c in kept) + "."
+        return Caption(text, style, kept), dropped
+    if style == "descriptive":
+        sentences = [c.text(style, int(rng.integers(8))) for c in kept]
+        sentences = [f"In the figure, {sentences[0]}", *sentences[1:]] if sentences else []
+        text = " ".join(x[0].upper() + x[1:] + "." for x in sentences)
+        return Caption(text, style, kept), dropped
+    setup = "As shown in the figure, " + ", ".join(c.text("facts") for c in kept) + "."
+    question = ""
+    if answer is not None:
+        a = answer.args
+        question = (
+            f"Find the length of {a[0]}{a[1]}." if answer.kind == "length" else f"Find ∠{a[0]}{a[1]}{a[2]}."
+        )
+    return Caption((setup + " " + question).strip(), style, kept, question, answer), dropped

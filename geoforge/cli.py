@@ -1,0 +1,316 @@
+"""The ``geoforge`` command line (Typer + rich).
+
+Quiet success, loud failure: a command prints what the user needs (a progress bar while it
+works, one summary table at the end), ``--json`` prints machine-readable output and nothing
+else on stdout, and an error is one line on stderr. Exit status: 0 success, 1 failed run,
+2 bad usage or bad input. ``--debug`` shows tracebacks. Heavy imports (numpy, matplotlib)
+happen inside the commands so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="geoforge",
+    help="Fine-grained geometry diagrams: realise, render and check diagram programs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+_state = {"debug": bool(os.environ.get("GEOFORGE_DEBUG"))}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"geoforge {version('geoforge')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """geoforge: diagram programs → verified figures, captions and hard negatives."""
+    _state["debug"] = _state["debug"] or debug
+
+
+def _load_program(arg: str, problem: str | None):  # type: ignore[no-untyped-def]
+    """A Program from DSL text, a one-program file, or one problem of a problem file."""
+    from geoforge.errors import ProgramError
+    from geoforge.problems import read_problems
+    from geoforge.program import parse_program
+
+    path = Path(arg)
+    looks_like_path = "=" not in arg and (path.suffix or os.sep in arg)
+    if not path.is_file():
+        if looks_like_path:
+            raise ProgramError(f"no such file: {arg}")
+        if problem is not None:
+            raise ProgramError("--problem needs a problem file, not program text")
+        return parse_program(arg, source="<argument>")
+    lines = [
+        ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")
+    ]
+    if len(lines) == 1 and problem is None:
+        return parse_program(lines[0], source=f"{path}:1")
+    problems = read_problems(path)
+    if problem is None:
+        if len(problems) == 1:
+            problem = problems[0].name
+        else:
+            names = ", ".join(p.name for p in problems[:3])
+            raise ProgramError(
+                f"{path} holds {len(problems)} problems: choose one with --problem NAME "
+                f"or --problem INDEX (1-based), e.g. {names}"
+            )
+    if problem.isdigit():
+        index = int(problem)
+        if not 1 <= index <= len(problems):
+            raise ProgramError(f"--problem {index}: {path} holds problems 1 to {len(problems)}")
+        chosen = problems[index - 1]
+    else:
+        matches = [p for p in problems if p.name == problem]
+        if not matches:
+            raise ProgramError(f"no problem named {problem!r} in {path}")
+        chosen = matches[0]
+    return parse_program(chosen.text, source=chosen.source)
+
+
+@app.command()
+def render(
+    program: Annotated[str, typer.Argument(help="Program text, a program file, or a problem file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write.")] = Path("diagram.png"),
+    svg: Annotated[bool, typer.Option("--svg", help="Also write an SVG beside the PNG.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Realisation seed.")] = 0,
+    size: Annotated[int, typer.Option("--size", min=64, max=4096, help="Image side in pixels.")] = 448,
+    problem: Annotated[
+        str | None,
+        typer.Option("--problem", help="Problem name or 1-based index in a problem file."),
+    ] = None,
+) -> None:
+    """Realise a diagram program and render it to PNG (and SVG)."""
+    from geoforge.realise import realise
+
+    scene = realise(_load_program(program, problem), seed=seed)
+    from geoforge.render import save
+
+    for path in save(scene, output, size=size, svg=svg):
+        out.print(f"wrote {path}")
+
+
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(help="Problem file in AlphaGeometry's format.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per problem on stdout.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="First realisation seed.")] = 0,
+    attempts: Annotated[
+        int,
+        typer.Option("--attempts", min=1, help="Realisations tried before a goal counts as failed."),
+    ] = 32,
+) -> None:
+    """Realise every problem of FILE and check its goal numerically."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from geoforge.problems import check_problem, read_problems
+
+    problems = read_problems(file)
+    start = time.perf_counter()
+    results = []
+    with Progress(
+        TextColumn("checking"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=as_json or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("check", total=len(problems))
+        for p in problems:
+            results.append(check_problem(p, seed=seed, attempts=attempts))
+            bar.advance(task)
+    elapsed = time.perf_counter() - start
+    failed = [r for r in results if r.status != "ok"]
+    if as_json:
+        for r in results:
+            sys.stdout.write(json.dumps(r.to_json()) + "\n")
+    else:
+        table = Table()
+        table.add_column("status")
+        table.add_column("problems", justify="right")
+        for status in ("ok", "goal_failed", "unrealisable", "invalid"):
+            n = sum(r.status == status for r in results)
+            if n or status == "ok":
+                table.add_row(status, str(n))
+        resampled = sum(r.status == "ok" and r.attempts_used > 1 for r in results)
+        if resampled:
+            table.caption = f"{resampled} goal(s) held only after re-sampling a branch choice"
+        out.print(f"{file}: {len(problems)} problems checked in {elapsed:.2f} s")
+        out.print(table)
+        for r in failed:
+            out.print(f"[red]{r.status}[/red] {r.name}: {r.reason}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def constructions(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the constructions programs can use, with their signatures and facts."""
+    from rich.table import Table
+
+    from geoforge.constructions import REGISTRY
+
+    rows = [
+        {
+            "name": c.name,
+            "signature": c.signature,
+            "source": c.source,
+            "preconditions": [f.text() for f in c.preconditions],
+            "facts": [f.text() for f in c.facts],
+            "doc": c.doc,
+        }
+        for c in sorted(REGISTRY.values(), key=lambda c: c.name)
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return
+    table = Table(title=f"{len(rows)} constructions")
+    for col in ("signature", "source", "doc"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["signature"], r["source"], r["doc"])
+    out.print(table)
+
+
+@app.command()
+def generate(
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML, e.g. corpora/smoke.toml.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Corpus directory to write.")],
+    n: Annotated[int | None, typer.Option("--n", min=1, help="Samples (default: the recipe's).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Corpus seed (default: the recipe's).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing corpus.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Generate a WebDataset corpus of diagrams and exact captions from a recipe."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+
+    from geoforge.generate import generate_corpus
+    from geoforge.sampler import load_recipe
+
+    spec = load_recipe(recipe)
+    total = n or spec.samples
+    with Progress(
+        TextColumn("generating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[progress.data.speed]{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("generate", total=total, rate="")
+
+        def tick() -> None:
+            bar.advance(task)
+            speed = bar.tasks[0].speed
+            bar.update(task, rate=f"{speed:6.1f} samples/s" if speed else "")
+
+        manifest = generate_corpus(
+            spec,
+            out,
+            n=total,
+            seed=spec.seed if seed is None else seed,
+            workers=workers,
+            resume=resume,
+            overwrite=overwrite,
+            on_sample=tick,
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        return
+    counts = manifest["counts"]
+    run = manifest["run"]
+    table = Table(title=f"{out}: {counts['samples']} samples in {manifest['shards']} shards")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for family, k in counts["families"].items():
+        table.add_row(f"family {family}", str(k))
+    for reason, k in counts["rejections"].items():
+        table.add_row(f"rejected: {reason}", str(k))
+    table.add_row("seconds", f"{run['seconds']:.1f}")
+    table.add_row("samples/s", f"{run['samples_per_second']}")
+    out_console = Console(highlight=False, width=100)
+    out_console.print(table)
+
+
+@app.command()
+def show(
+    target: Annotated[str, typer.Argument(help="Corpus directory, shard, or DIR/KEY.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG contact sheet to write.")] = Path(
+        "sheet.png"
+    ),
+    n: Annotated[int, typer.Option("--n", min=1, help="Samples to show.")] = 12,
+    columns: Annotated[int, typer.Option("--columns", min=1, help="Samples per row.")] = 4,
+) -> None:
+    """Write a contact sheet of corpus samples with their captions."""
+    from geoforge.sheet import contact_sheet, select
+
+    records = select(target, n)
+    output.write_bytes(contact_sheet(records, columns))
+    out.print(f"wrote {output} ({len(records)} samples)")
+
+
+def main() -> None:
+    """Entry point: run the app, turning geoforge errors into one-line messages."""
+    from geoforge.errors import GeoforgeError
+
+    try:
+        app()
+    except GeoforgeError as e:
+        if _state["debug"]:
+            raise
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as e:
+        if _state["debug"]:
+            raise
+        sys.stderr.write(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)\n")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Corpus on disk: WebDataset tar shards, ``sizes.json``, ``manifest.json`` and a dataset card.
+
+Layout (DESIGN.md, "Corpus on disk")::
+
+    OUT/shard-000000.tar   KEY.json, KEY.png, KEY.txt per sample, in index order
+    OUT/sizes.json         {"shard-000000.tar": 1000, ...} (open_clip's convention)
+    OUT/manifest.json      version, git SHA, resolved recipe and its hash, seed, counts,
+                           rejections by reason, and a ``run`` section with timings
+    OUT/README.md          Hugging Face dataset card
+
+Shards are deterministic: tar members carry a fixed mtime, owner and mode, and samples are
+written in index order whatever the number of workers. A shard is written to
+``.shard-NNNNNN.tar.tmp`` and renamed when complete, so a kill or a full disk never leaves a
+half shard under a final name; ``resume`` keeps complete shards and redoes the rest.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import tarfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from geoforge.errors import GeoforgeError, UsageError
+
+#: The tar mtime of every member: 2000-01-01T00:00:00Z, so shards are byte-identical.
+MTIME = 946684800
+SHARD = "shard-{:06d}.tar"
+_SHARD_RE = re.compile(r"^shard-(\d{6})\.tar$")
+_OWN_FILES = ("manifest.json", "sizes.json", "README.md")
+
+
+class CorpusError(GeoforgeError):
+    """A corpus directory cannot be written or read as asked."""
+
+
+def shard_name(index: int) -> str:
+    """``shard-000042.tar`` for shard 42."""
+    return SHARD.format(index)
+
+
+def prepare_output(out: Path, *, resume: bool, overwrite: bool) -> set[int]:
+    """Get ``out`` ready and return the indices of complete shards to keep.
+
+    A missing or empty directory is created. An existing corpus is refused unless ``resume``
+    (keep complete shards) or ``overwrite`` (delete this corpus's files, nothing else) is
+    given. Leftover ``.tmp`` files from a killed run are removed. Raises UsageError.
+    """
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    existing = [p for p in out.iterdir()]
+    shards = {int(m.group(1)) for p in existing if (m := _SHARD_RE.match(p.name))}
+    ours = [p for p in existing if _SHARD_RE.match(p.name) or p.name in _OWN_FILES or p.name.endswith(".tmp")]
+    if existing and not (resume or overwrite):
+        raise CorpusError(f"{out} is not empty: pass --resume to continue it or --overwrite to replace it")
+    for p in out.iterdir():
+        if p.name.endswith(".tmp"):
+            p.unlink()
+    if overwrite:
+        for p in ours:
+            if p.exists():
+                p.unlink()
+        return set()
+    return shards
+
+
+def write_shard(path: Path, samples: Iterable[dict[str, bytes] | tuple[str, dict[str, bytes]]]) -> int:
+    """Write ``(key, {ext: bytes})`` pairs to the tar ``path`` atomically; returns the count.
+
+    Members are named ``KEY.EXT`` in the order given, with mtime :data:`MTIME`, uid/gid 0,
+    empty owner names and mode 0644 (ustar format). The data go to a temporary name first,
+    are flushed and fsynced, then renamed. On any error the temporary file is removed and the
+    error re-raised.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    count = 0
+    try:
+        with open(tmp, "wb") as fh:
+            with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                for key, files in samples:  # type: ignore[misc]
+                    for ext, data in files.items():
+                        info = tarfile.TarInfo(f"{key}.{ext}")
+                        info.size = len(data)
+                        info.mtime = MTIME
+                        info.mode = 0o644
+                        info.uid = info.gid = 0
+                        info.uname = info.gname = ""
+                        tar.addfile(info, io.BytesIO(data))
+                    count += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return count
+
+
+@dataclass
+class Record:
+    """One sample read back from a shard: its ``key`` and members by extension."""
+
+    key: str
+    files: dict[str, bytes]
+
+    @property
+    def meta(self) -> dict[str, object]:
+        """The decoded ``KEY.json``."""
+        return json.loads(self.files["json"])
+
+
+def read_shard(path: Path) -> Iterator[Record]:
+    """Yield the samples of a shard in order. Raises CorpusError if it is not a readable tar."""
+    try:
+        with tarfile.open(path, "r") as tar:
+            current: Record | None = None
+            for member in tar:
+                if not member.isfile():
+                    continue
+                key, _, ext = member.name.partition(".")
+                fh = tar.extractfile(member)
+                data = fh.read() if fh else b""
+                if current is None or current.key != key:
+                    if current is not None:
+                        yield current
+                    current = Record(key, {})
+                current.files[ext] = data
+            if current is not None:
+                yield current
+    except (tarfile.TarError, OSError) as e:
+        raise CorpusError(f"{path}: cannot read shard: {e}") from None
+
+
+def shards_in(out: Path) -> list[Path]:
+    """The complete shards of a corpus directory, in order."""
+    return sorted(p for p in out.iterdir() if _SHARD_RE.match(p.name))
+
+
+def read_corpus(out: Path) -> Iterator[Record]:
+    """Every sample of a corpus directory, in order. Raises CorpusError if there is none."""
+    if not out.is_dir():
+        raise CorpusError(f"{out} is not a corpus directory")
+    paths = shards_in(out)
+    if not paths:
+        raise CorpusError(f"{out} holds no shard-NNNNNN.tar")
+    for path in paths:
+        yield from read_shard(path)
+
+
+def git_sha() -> str | None:
+    """The git commit of the geoforge source tree, if it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def summarise(records: Iterable[Record]) -> dict[str, object]:
+    """Counts over sample metadata: samples, families, features, styles, rejections."""
+    families: Counter[str] = Counter()
+    features: Counter[str] = Counter()
+    styles: Counter[str] = Counter()
+    rejections: Counter[str] = Counter()
+    n = 0
+    for r in records:
+        meta = r.meta
+        n += 1
+        families[str(meta["family"])] += 1
+        features.update(meta["features"])  # type: ignore[arg-type]
+        styles[str(meta["style"])] += 1
+        rejections.update(meta["rejections"])  # type: ignore[arg-type]
+    return {
+        "samples": n,
+        "families": dict(sorted(families.items())),
+        "features": dict(sorted(features.items())),
+        "styles": dict(sorted(styles.items())),
+        "rejections": dict(sorted(rejections.items())),
+    }
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write JSON (sorted keys, indented, UTF-8) atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def dataset_card(recipe_json: dict[str, object], counts: dict[str, object], examples: list[str]) -> str:
+    """A Hugging Face dataset card (``README.md``) for the corpus."""
+    n = int(counts["samples"])  # type: ignore[arg-type]
+    size = "n<1K" if n < 1000 else "1K<n<10K" if n < 10000 else "10K<n<100K" if n < 100000 else "n>100K"
+    fam = "\n".join(f"| {k} | {v} |" for k, v in counts["families"].items())  # type: ignore[attr-defined]
+    ex = "\n".join(f"- {e}" for e in examples)
+    return f"""---
+license: apache-2.0
+task_categories:
+- image-to-text
+- zero-shot-image-classification
+tags:
+- geometry
+- diagrams
+- synthetic
+- webdataset
+size_categories:
+- {size}
+---
+
+# {recipe_json["name"]}: geometry diagrams with exact captions
+
+Made by [geoforge](https://github.com/geoforge/geoforge) from a recipe (below). Every figure is
+realised from a diagram program; every caption claim was checked on the figure before it was
+written. {n} samples.
+
+## Files
+
+WebDataset shards `shard-NNNNNN.tar`; per sample `KEY.png` (the figure), `KEY.txt` (its
+caption) and `KEY.json` (program, facts, givens, the captions in every style, provenance).
+`sizes.json` gives the samples per shard; `manifest.json` the full provenance.
+
+```python
+import webdataset as wds
+ds = wds.WebDataset("shard-{{000000..000000}}.tar").decode("pil").to_tuple("png", "txt", "json")
+
+from datasets import load_dataset
+ds = load_dataset("webdataset", data_files={{"train": "shard-*.tar"}}, split="train")
+```
+
+## Families
+
+| family | samples |
+|---|---|
+{fam}
+
+## Example captions
+
+{ex}
+
+## Recipe
+
+```json
+{json.dumps(recipe_json, indent=2, sort_keys=True)}
+```
+"""

@@ -1,0 +1,255 @@
+"""Making one corpus sample: sample a figure, realise it, caption it, render it.
+
+:func:`make_sample` is a pure function of ``(recipe, seed, index)``: the per-sample generator
+is ``numpy.random.default_rng(SeedSequence([seed, index]))``, so any worker process produces
+the same bytes for the same index (DESIGN.md, "Corpus on disk").
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geoforge.caption import STYLES, make_caption
+from geoforge.errors import GeoforgeError, RealiseError
+from geoforge.realise import realise
+from geoforge.render.layout import Layout
+from geoforge.sampler import Recipe, sample_spec
+
+#: Realisation attempts per figure; a figure that fails is replaced by a new one. Failures
+#: here are almost always structural (a foot that lands on a vertex), so more tries rarely help.
+REALISE_TRIES = 6
+#: New figures drawn for one sample before the sample fails.
+MAX_FIGURES = 60
+
+
+class SampleError(GeoforgeError):
+    """No valid figure could be made for a sample index (the recipe is too constrained)."""
+
+
+@dataclass
+class Sample:
+    """One positive sample as stored: ``key`` (zero-padded index), ``png`` bytes, caption
+    ``text`` and the ``meta`` dict written as ``KEY.json``."""
+
+    key: str
+    png: bytes
+    text: str
+    meta: dict[str, object]
+
+    def files(self) -> dict[str, bytes]:
+        """The WebDataset members of this sample, by extension, in the order they are written."""
+        return {
+            "json": json.dumps(self.meta, sort_keys=True, ensure_ascii=False).encode(),
+            "png": self.png,
+            "txt": self.text.encode(),
+        }
+
+
+def _reason(e: GeoforgeError) -> str:
+    """A short rejection reason for counting, e.g. ``unrealisable: nearly coincides``."""
+    text = str(e)
+    if isinstance(e, RealiseError):
+        reason = e.reason
+        for marker in (
+            "nearly coincides",
+            "far outside",
+            "near-parallel",
+            "does not hold",
+            "precondition",
+            "misses",
+            "behind",
+        ):
+            if marker in reason:
+                return f"unrealisable: {marker}"
+        return "unrealisable: other"
+    return text.split(":")[-1].strip()[:60]
+
+
+def illegible(plan: Layout) -> str | None:
+    """Why a rendered figure is hard to read, or ``None``: a label that could not be placed
+    free of collisions, or two points closer than 0.8 font sizes (DESIGN.md,
+    verification rule 1: "labels legible")."""
+    if plan.clashes:
+        return "illegible: label collision"
+    xy = np.array(list(plan.points.values()))
+    if len(xy) > 1:
+        d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+        np.fill_diagonal(d, np.inf)
+        if d.min() < 0.8 * plan.font_px:
+            return "illegible: points too close"
+    return None
+
+
+def make_sample(recipe: Recipe, seed: int, index: int) -> Sample:
+    """Make sample ``index`` of the corpus ``(recipe, seed)``.
+
+    Draws figures until one realises and all its claims hold, captions it in a style drawn
+    from the recipe, and renders it at ``recipe.image_size`` pixels. Raises SampleError after
+    :data:`MAX_FIGURES` figures.
+    """
+    from geoforge.render import layout
+    from geoforge.render.draw import paint
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+    rejections: Counter[str] = Counter()
+    for _ in range(MAX_FIGURES):
+        spec = sample_spec(recipe, rng)
+        realise_seed = int(rng.integers(2**31))
+        try:
+            scene = realise(spec.program, seed=realise_seed, max_tries=REALISE_TRIES)
+        except GeoforgeError as e:
+            rejections[_reason(e)] += 1
+            continue
+        style = recipe.styles[int(rng.integers(len(recipe.styles)))]
+        captions = {}
+        dropped = []
+        for s in STYLES:
+            captions[s], lost = make_caption(scene, spec.claims, s, rng, spec.targets)
+            dropped.extend(lost)
+        if dropped:
+            rejections["claim does not hold"] += 1
+            continue
+        caption = captions[style]
+        meta = {
+            "key": f"{index:08d}",
+            "index": index,
+            "family": spec.family,
+            "features": spec.features,
+            "program": spec.program.text(),
+            "canonical_hash": spec.program.canonical_hash(),
+            "realise_seed": realise_seed,
+            "points": {n: [round(float(v), 12) for v in p] for n, p in scene.points.items()},
+            "style": style,
+            "caption": caption.to_json(),
+            "captions": {s: c.to_json() for s, c in captions.items()},
+            "facts": [f.text() for f in caption.facts()],
+            "givens": [st.text() for st in spec.program.statements if st.kind == "given"],
+            "rejections": dict(sorted(rejections.items())),
+        }
+        plan = layout(scene, recipe.image_size)
+        problem = illegible(plan)
+        if problem:
+            rejections[problem] += 1
+            continue
+        return Sample(f"{index:08d}", paint(plan, "png"), caption.text, meta)
+    raise SampleError(
+        f"sample {index}: no valid figure in {MAX_FIGURES} draws ({dict(rejections)}); "
+        "the recipe's families or difficulty may be too constrained"
+    )
+
+
+def _make(args: tuple[Recipe, int, int]) -> tuple[str, dict[str, bytes]]:
+    recipe, seed, index = args
+    sample = make_sample(recipe, seed, index)
+    return sample.key, sample.files()
+
+
+def generate_corpus(
+    recipe: Recipe,
+    out: Path,
+    *,
+    n: int,
+    seed: int,
+    workers: int = 1,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_sample: Callable[[], None] | None = None,
+) -> dict[str, object]:
+    """Write ``n`` samples of ``(recipe, seed)`` to the corpus directory ``out``.
+
+    Samples are made in ``workers`` processes (in-process for 1) and written in index order,
+    so the shards are byte-identical for any ``workers``. ``on_sample`` is called in this
+    process after each sample (for progress bars), including those of kept shards when
+    resuming. Returns the manifest (also written to ``out/manifest.json``). Raises
+    CorpusError for an output that exists without ``resume``/``overwrite``, SampleError if a
+    sample cannot be made, OSError if the disk fails; no half shard is ever left under a
+    final name.
+    """
+    from geoforge.corpus import (
+        dataset_card,
+        git_sha,
+        prepare_output,
+        read_shard,
+        shard_name,
+        summarise,
+        write_json,
+        write_shard,
+    )
+
+    start = time.perf_counter()
+    keep = prepare_output(out, resume=resume, overwrite=overwrite)
+    shard_size = recipe.shard_size
+    n_shards = (n + shard_size - 1) // shard_size
+    sizes: dict[str, int] = {}
+    made = 0
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        for s in range(n_shards):
+            lo, hi = s * shard_size, min(n, (s + 1) * shard_size)
+            path = out / shard_name(s)
+            if s in keep and sum(1 for _ in read_shard(path)) == hi - lo:
+                sizes[path.name] = hi - lo
+                for _ in range(hi - lo):
+                    on_sample and on_sample()
+                continue
+            jobs = [(recipe, seed, i) for i in range(lo, hi)]
+            results = pool.map(_make, jobs, chunksize=4) if pool else map(_make, jobs)
+
+            def counted(
+                results: Iterable[tuple[str, dict[str, bytes]]],
+            ) -> Iterator[tuple[str, dict[str, bytes]]]:
+                for item in results:
+                    on_sample and on_sample()
+                    yield item
+
+            sizes[path.name] = write_shard(path, counted(results))
+            made += hi - lo
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    for stale in sorted(out.glob("shard-*.tar")):
+        if stale.name not in sizes:
+            stale.unlink()
+    counts = summarise(r for name in sizes for r in read_shard(out / name))
+    examples = [r.files["txt"].decode() for r, _ in zip(read_shard(out / shard_name(0)), range(3))]
+    write_json(out / "sizes.json", sizes)
+    (out / "README.md").write_text(dataset_card(recipe.to_json(), counts, examples), encoding="utf-8")
+    elapsed = time.perf_counter() - start
+    manifest = {
+        "geoforge_version": _version(),
+        "git_sha": git_sha(),
+        "recipe": recipe.to_json(),
+        "config_hash": recipe.config_hash(),
+        "seed": seed,
+        "samples": n,
+        "shards": len(sizes),
+        "counts": counts,
+        "run": {
+            "workers": workers,
+            "resumed_shards": sorted(
+                shard_name(s) for s in keep if shard_name(s) in sizes and s * shard_size < n
+            ),
+            "samples_made": made,
+            "seconds": round(elapsed, 3),
+            "samples_per_second": round(made / elapsed, 2) if elapsed > 0 else None,
+        },
+    }
+    write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("geoforge")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,194 @@
+"""Pixel-space layout of a Scene: the fitted view, what to draw, and where each label goes.
+
+Pure numpy. Pixels have their origin at the top-left corner with y down. The view is fitted
+so that points and circles keep a margin wide enough for a label on the outer side of any
+point; labels are then placed by :mod:`geoforge.render.place`. If a label still collides or
+leaves the frame, the margin grows and the layout is redone (at most :data:`ATTEMPTS` times).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from geoforge.render.glyphs import text_extent
+from geoforge.render.marks import Mark, marks
+from geoforge.render.place import (
+    EDGE,
+    PAD,
+    RADII,
+    Obstacles,
+    Request,
+    angle_request,
+    length_request,
+    place,
+    point_request,
+)
+from geoforge.scene import Scene
+
+#: Label font size as a fraction of the image size.
+FONT_SCALE = 1 / 28
+#: Stroke width and point radius as fractions of the font size.
+STROKE = 0.085
+POINT = 0.17
+#: Smallest image size, in pixels, that leaves room for labels.
+MIN_SIZE = 64
+#: Layout attempts; each one after the first widens the margin by one font size.
+ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Label:
+    """A text label: ``kind`` is ``point``, ``length`` or ``angle``; ``anchor`` (2,) the point,
+    segment midpoint or vertex it belongs to; ``box`` (4,) its ink box ``x0, y0, x1, y1``;
+    ``origin`` (2,) where the text starts on its baseline; ``clash`` is True when no place free
+    of collisions was found. All float64 pixels."""
+
+    text: str
+    kind: str
+    anchor: np.ndarray
+    box: np.ndarray
+    origin: np.ndarray
+    clash: bool
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Everything to draw, in float64 pixels (origin top-left, y down) on a ``size``² image.
+
+    ``points`` maps names to (2,) positions; ``segments`` (S, 4) holds ``x0, y0, x1, y1`` for
+    each drawn line; ``circles`` (C, 3) holds ``cx, cy, r``; ``marks`` the glyphs; ``labels``
+    one per point in name order, then one per ``given``. ``font_px``, ``stroke_px`` and
+    ``point_px`` are the font size, line width and point radius; ``scale`` is pixels per
+    diagram unit.
+    """
+
+    size: int
+    scale: float
+    font_px: float
+    stroke_px: float
+    point_px: float
+    points: dict[str, np.ndarray]
+    segments: np.ndarray
+    circles: np.ndarray
+    marks: tuple[Mark, ...]
+    labels: tuple[Label, ...]
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """All label boxes, float64 (L, 4)."""
+        return np.array([lb.box for lb in self.labels], dtype=np.float64).reshape(-1, 4)
+
+    @property
+    def clashes(self) -> int:
+        """Number of labels that could not be placed free of collisions inside the frame."""
+        return sum(lb.clash for lb in self.labels)
+
+    @property
+    def mark_segments(self) -> np.ndarray:
+        """Every straight piece of every mark glyph, float64 (M, 4)."""
+        parts = [np.hstack([p[:-1], p[1:]]) for m in self.marks for p in m.paths]
+        return np.vstack(parts) if parts else np.zeros((0, 4))
+
+
+def _givens(scene: Scene) -> list[tuple[str, tuple[str, ...], str]]:
+    """``(kind, points, text)`` for each ``given`` statement, the value in textbook form."""
+    found = [st for st in scene.program.statements if st.kind == "given"]
+    if not found:
+        return []
+    from geoforge.exact import format_value, parse_value
+
+    return [
+        (st.name, st.points, format_value(parse_value(st.args[-1]), "°" * (st.name == "angle")))
+        for st in found
+    ]
+
+
+def _fit(scene: Scene, size: int, margin: float) -> tuple[float, np.ndarray]:
+    """Pixels per unit and the diagram point shown at the image centre, so that points and
+    circles fill ``size`` less ``margin`` on each side."""
+    xy = scene.coords
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    for c in scene.circles:
+        lo = np.minimum(lo, c.center - c.radius)
+        hi = np.maximum(hi, c.center + c.radius)
+    span = float((hi - lo).max())
+    room = max(size - 2 * margin, size / 4)
+    return (room / span if span > 0 else 1.0), (lo + hi) / 2
+
+
+def _attempt(
+    scene: Scene,
+    size: int,
+    font: float,
+    margin: float,
+    givens: list[tuple[str, tuple[str, ...], str]],
+    auto_marks: bool,
+) -> Layout:
+    scale, mid = _fit(scene, size, margin)
+
+    def to_px(xy: np.ndarray) -> np.ndarray:
+        return size / 2 + (xy - mid) * np.array([scale, -scale])
+
+    names = scene.names
+    xy = to_px(scene.coords)
+    px = dict(zip(names, xy))
+    segments = np.array([np.hstack([px[g[0]], px[g[-1]]]) for g in scene.lines]).reshape(-1, 4)
+    circles = np.array(
+        [[*to_px(c.center), c.radius * scale] for c in scene.circles], dtype=np.float64
+    ).reshape(-1, 3)
+    glyphs = marks(scene, px, font, auto_marks)
+    point_px = POINT * font
+    layout = Layout(size, scale, font, STROKE * font, point_px, px, segments, circles, glyphs, ())
+    obstacles = Obstacles(np.vstack([segments, layout.mark_segments]), circles, xy, point_px)
+    centre = xy.mean(axis=0)
+    requests: list[Request] = [point_request(n, i, px[n], centre, font) for i, n in enumerate(names)]
+    for kind, pts, text in givens:
+        if kind == "length":
+            requests.append(length_request(text, px[pts[0]], px[pts[1]], font))
+        else:
+            a, b, c = (px[p] for p in pts)
+            requests.append(angle_request(text, a, b, c, font))
+    labels = tuple(
+        Label(
+            r.text,
+            r.kind,
+            r.anchor,
+            box,
+            np.array([box[0] + PAD - r.extent.x0, box[3] - PAD + r.extent.y0]),
+            clash,
+        )
+        for r, (box, clash) in zip(requests, place(requests, obstacles, size, font))
+    )
+    return dataclasses.replace(layout, labels=labels)
+
+
+def layout(scene: Scene, size: int = 448, *, auto_marks: bool = True) -> Layout:
+    """Lay out ``scene`` on a ``size`` × ``size`` pixel image; deterministic.
+
+    Lines are drawn from extreme to extreme point of each group in ``scene.lines``; marks come
+    from the program's ``mark`` and ``given`` statements and, with ``auto_marks``, from the
+    ``perp`` facts of its constructions. Label font size is ``size`` / 28 px. Labels avoid each
+    other, segments, circle strokes, points and marks by a clearance, and stay inside the frame;
+    a label for which that was impossible has ``clash=True``.
+    Raises ValueError if ``size`` < 64 or a coordinate is not finite.
+    """
+    if size < MIN_SIZE:
+        raise ValueError(f"image size {size} px is too small: use at least {MIN_SIZE}")
+    if not np.all(np.isfinite(scene.coords)):
+        raise ValueError("scene has non-finite coordinates")
+    font = size * FONT_SCALE
+    givens = _givens(scene)
+    extents = [text_extent(n, font) for n in scene.names]
+    widest = max(max(e.x1 - e.x0, e.y1 - e.y0) for e in extents)
+    margin = (EDGE + RADII[0]) * font + widest + 2 * PAD
+    best = _attempt(scene, size, font, margin, givens, auto_marks)
+    for k in range(1, ATTEMPTS):
+        if best.clashes == 0:
+            break
+        out = _attempt(scene, size, font, margin + k * font, givens, auto_marks)
+        if out.clashes < best.clashes:
+            best = out
+    return best

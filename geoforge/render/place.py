@@ -1,0 +1,221 @@
+"""Label placement: candidate boxes around each anchor, scored and chosen greedily.
+
+All coordinates are float64 pixels (origin top-left, y down). A label's candidates are boxes
+at increasing distances from its anchor in several directions, each with a soft cost
+(distance, direction). Placing a label adds, for each candidate, :data:`HIT` per segment,
+circle stroke, point, mark piece or already-placed label it touches (within a clearance), a
+smaller cost for things that are merely close, and a prohibitive cost for leaving the frame;
+the cheapest candidate wins. Labels go in a deterministic order: fewest collision-free
+candidates first, then by request order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from geoforge.render.collide import (
+    boxes_hit_boxes,
+    boxes_hit_circles,
+    boxes_hit_discs,
+    boxes_hit_segments,
+    inflate,
+)
+from geoforge.render.glyphs import TextExtent, text_extent
+
+#: Clearance kept between a label's ink box and anything else, as a fraction of the font size.
+CLEAR = 0.14
+#: Things within this fraction of the font size of a label cost :data:`NEAR` each.
+NEAR_REACH = 0.3
+NEAR = 0.5
+#: Gap between the frame and any label, as a fraction of the font size.
+EDGE = 0.3
+#: Distances tried from a label's anchor (fractions of the font size) and what each costs.
+RADII = np.array([0.45, 0.75, 1.1, 1.6, 2.2, 3.0, 4.0])
+RADIUS_COST = np.array([0.0, 0.6, 1.4, 3.0, 5.0, 8.0, 12.0])
+#: Cost of one collision; larger than any sum of soft costs.
+HIT = 1000.0
+#: Cost of a point label whose box is nearer another point than its own.
+AMBIGUOUS = 4.0
+#: Cost of leaving the frame; larger than any number of collisions.
+OUTSIDE = 1e6
+#: Padding around the ink, in pixels, for hinting and antialiasing.
+PAD = 1.0
+
+_ANGLES = np.arange(16) * (2 * math.pi / 16)
+_DIRS = np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1)
+
+
+@dataclass(frozen=True)
+class Obstacles:
+    """What labels must avoid: ``segments`` (S, 4) (lines and mark pieces), ``circles`` (C, 3)
+    ``cx, cy, r``, ``points`` (N, 2) drawn as discs of ``point_px``."""
+
+    segments: np.ndarray
+    circles: np.ndarray
+    points: np.ndarray
+    point_px: float
+
+    def hits(self, boxes: np.ndarray, grow: float, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Obstacles each box (K, 4), grown by ``grow`` px, touches: the count (K,) and the
+        count without the box's own point (``own`` (K,) indexes ``points``, -1 for none)."""
+        b = inflate(boxes, grow)
+        discs = boxes_hit_discs(b, self.points, self.point_px)
+        lines = boxes_hit_segments(b, self.segments).sum(axis=1)
+        total = lines + boxes_hit_circles(b, self.circles).sum(axis=1) + discs.sum(axis=1)
+        rows = np.flatnonzero(own >= 0)
+        own_hit = np.zeros(len(b), dtype=total.dtype)
+        own_hit[rows] = discs[rows, own[rows]]
+        return total, total - own_hit
+
+
+@dataclass(frozen=True)
+class Request:
+    """A label to place: candidate boxes (K, 4) with their soft costs (K,); ``own`` is the
+    index of the labelled point in :attr:`Obstacles.points` (-1 for a value label)."""
+
+    text: str
+    kind: str
+    anchor: np.ndarray
+    extent: TextExtent
+    boxes: np.ndarray
+    cost: np.ndarray
+    own: int = -1
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.hypot(*v)), 1e-12)
+
+
+def _candidates(
+    anchors: np.ndarray,
+    anchor_cost: np.ndarray,
+    dirs: np.ndarray,
+    dir_cost: np.ndarray,
+    gaps: np.ndarray,
+    gap_cost: np.ndarray,
+    width: float,
+    height: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes ``width`` × ``height`` whose nearest side is ``gap`` from an anchor in direction
+    ``dir``, over every (anchor, gap, dir): boxes (K, 4) and summed costs (K,)."""
+    support = np.abs(dirs[:, 0]) * width / 2 + np.abs(dirs[:, 1]) * height / 2
+    reach = gaps[:, None] + support[None, :]
+    centres = anchors[:, None, None, :] + reach[None, :, :, None] * dirs[None, None, :, :]
+    cost = anchor_cost[:, None, None] + gap_cost[None, :, None] + dir_cost[None, None, :]
+    c = centres.reshape(-1, 2)
+    half = np.array([width / 2, height / 2])
+    return np.hstack([c - half, c + half]), cost.reshape(-1)
+
+
+def _size_of(extent: TextExtent) -> tuple[float, float]:
+    """Width and height of a label box: the ink plus :data:`PAD` on each side."""
+    return extent.x1 - extent.x0 + 2 * PAD, extent.y1 - extent.y0 + 2 * PAD
+
+
+def point_request(name: str, own: int, at: np.ndarray, centre: np.ndarray, font: float) -> Request:
+    """Candidates around a point; directions pointing away from the figure's centre cost less."""
+    extent = text_extent(name, font)
+    out = _unit(at - centre) if np.hypot(*(at - centre)) > font else np.zeros(2)
+    boxes, cost = _candidates(
+        at[None],
+        np.zeros(1),
+        _DIRS,
+        0.6 * (1 - _DIRS @ out) / 2,
+        RADII * font,
+        RADIUS_COST,
+        *_size_of(extent),
+    )
+    return Request(name, "point", at, extent, boxes, cost, own)
+
+
+def length_request(text: str, p: np.ndarray, q: np.ndarray, font: float) -> Request:
+    """Candidates beside the middle of segment ``pq``, on either side, sliding along it."""
+    extent = text_extent(text, font)
+    u = _unit(q - p)
+    n = np.array([-u[1], u[0]])
+    length = float(np.hypot(*(q - p)))
+    shifts = np.array([0.0, 0.12, -0.12, 0.25, -0.25])
+    tilt = np.radians([0.0, 25.0, -25.0])
+    dirs = np.vstack([s * (np.cos(t) * n + np.sin(t) * u) for s in (1.0, -1.0) for t in tilt])
+    boxes, cost = _candidates(
+        (p + q) / 2 + shifts[:, None] * length * u,
+        np.abs(shifts) * 4,
+        dirs,
+        np.tile([0.0, 0.3, 0.3], 2),
+        RADII[:5] * font * 0.6,
+        RADIUS_COST[:5],
+        *_size_of(extent),
+    )
+    return Request(text, "length", (p + q) / 2, extent, boxes, cost)
+
+
+def angle_request(text: str, a: np.ndarray, b: np.ndarray, c: np.ndarray, font: float) -> Request:
+    """Candidates inside the angle ``abc`` (< 180°), beyond its arc, near the bisector."""
+    extent = text_extent(text, font)
+    ua, uc = _unit(a - b), _unit(c - b)
+    bisector = _unit(ua + uc) if np.hypot(*(ua + uc)) > 1e-9 else np.array([-ua[1], ua[0]])
+    half = math.acos(float(np.clip(ua @ uc, -1.0, 1.0))) / 2
+    turns = np.array([0.0, 0.3, -0.3, 0.6, -0.6]) * half
+    dirs = np.stack(
+        [
+            np.cos(turns) * bisector[0] - np.sin(turns) * bisector[1],
+            np.sin(turns) * bisector[0] + np.cos(turns) * bisector[1],
+        ],
+        axis=1,
+    )
+    boxes, cost = _candidates(
+        b[None],
+        np.zeros(1),
+        dirs,
+        np.abs(turns) / max(half, 1e-9),
+        (RADII + 1.0) * font,
+        RADIUS_COST,
+        *_size_of(extent),
+    )
+    return Request(text, "angle", b, extent, boxes, cost)
+
+
+def _static_costs(
+    requests: list[Request], obstacles: Obstacles, size: float, font: float
+) -> list[np.ndarray]:
+    """Cost (K,) of each request's candidates from everything but the other labels, computed
+    for all requests in one batch."""
+    boxes = np.vstack([r.boxes for r in requests])
+    own = np.concatenate([np.full(len(r.boxes), r.own) for r in requests])
+    edge = EDGE * font
+    outside = (boxes[:, :2] < edge).any(axis=1) | (boxes[:, 2:] > size - edge).any(axis=1)
+    hard, hard_other = obstacles.hits(boxes, CLEAR * font, own)
+    near_other = obstacles.hits(boxes, NEAR_REACH * font, own)[1]
+    cost = np.concatenate([r.cost for r in requests])
+    cost += HIT * hard + NEAR * (near_other - hard_other) + OUTSIDE * outside
+    rows = np.flatnonzero(own >= 0)
+    centre = (boxes[rows, :2] + boxes[rows, 2:]) / 2
+    gap = centre[:, None, :] - obstacles.points[None, :, :]
+    d = np.hypot(gap[..., 0], gap[..., 1])
+    mine = d[np.arange(len(rows)), own[rows]]
+    cost[rows] += AMBIGUOUS * (d < mine[:, None] - 1e-9).any(axis=1)
+    return np.split(cost, np.cumsum([len(r.boxes) for r in requests])[:-1])
+
+
+def place(
+    requests: list[Request], obstacles: Obstacles, size: float, font: float
+) -> list[tuple[np.ndarray, bool]]:
+    """Choose a box for each request: ``(box (4,), clash)`` in request order, where ``clash``
+    means the chosen box touches something (no free candidate was left)."""
+    static = _static_costs(requests, obstacles, size, font)
+    free = [int((s < HIT).sum()) for s in static]
+    order = sorted(range(len(requests)), key=lambda i: (free[i], i))
+    placed = np.zeros((0, 4))
+    chosen: dict[int, tuple[np.ndarray, bool]] = {}
+    for i in order:
+        boxes = requests[i].boxes
+        hard = boxes_hit_boxes(inflate(boxes, CLEAR * font), placed).sum(axis=1)
+        near = boxes_hit_boxes(inflate(boxes, NEAR_REACH * font), placed).sum(axis=1) - hard
+        total = static[i] + HIT * hard + NEAR * near
+        k = int(np.argmin(total))
+        chosen[i] = (boxes[k], bool(total[k] >= HIT))
+        placed = np.vstack([placed, boxes[k]])
+    return [chosen[i] for i in range(len(requests))]

@@ -1,0 +1,261 @@
+"""The renderer: label placement that collides with nothing, marks from the program, and
+byte-stable PNG/SVG output. Geometry is checked here with independent scalar code."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from geoforge.problems import read_problems
+from geoforge.program import parse_program
+from geoforge.realise import realise
+from geoforge.render import Layout, layout, render, save
+from geoforge.render.draw import paint
+from geoforge.render.place import point_request
+from geoforge.scene import Scene
+
+JGEX = Path(__file__).resolve().parents[1] / "../shared/corpora-ext/alphageometry/jgex_ag_231.txt"
+MARKED = {
+    "foot_and_givens": "b c = segment b c; a = s_angle c b a 60; h = foot h a b c; "
+    "draw segment a b; mark right a h b; given length b c 6; given angle a b c 60",
+    "ticks_and_arcs": "a b c = triangle a b c; m = midpoint m b c; n = midpoint n a c; "
+    "mark equal b m m c; mark equal a n n c; mark equalangle a b n n b c; "
+    "mark equalangle b c n n c a; given length a b 3*sqrt(2)",
+    "square": "a b c d = isquare a b c d; o = midpoint o a c; mark equal a b b c c d d a; "
+    "mark angle d a c; given angle d a c 45",
+}
+
+
+def _jgex(index: int) -> str:
+    if not JGEX.exists():
+        pytest.skip(f"{JGEX} is missing")
+    return read_problems(JGEX)[index].text
+
+
+CASES = [pytest.param(lambda i=i: _jgex(i), id=f"jgex{i}") for i in (0, 4, 25)] + [
+    pytest.param(lambda t=t: t, id=name) for name, t in MARKED.items()
+]
+
+
+@pytest.fixture(params=CASES)
+def scene(request: pytest.FixtureRequest) -> Scene:
+    return realise(parse_program(request.param()), seed=0)
+
+
+def segment_meets_box(p: np.ndarray, q: np.ndarray, box: np.ndarray) -> bool:
+    """Scalar Liang–Barsky: does segment pq meet the closed box?"""
+    t0, t1 = 0.0, 1.0
+    for axis in (0, 1):
+        lo, hi, start, step = box[axis], box[axis + 2], p[axis], q[axis] - p[axis]
+        if step == 0:
+            if not lo <= start <= hi:
+                return False
+            continue
+        a, b = sorted(((lo - start) / step, (hi - start) / step))
+        t0, t1 = max(t0, a), min(t1, b)
+    return t0 <= t1
+
+
+def box_distance(xy: np.ndarray, box: np.ndarray) -> tuple[float, float]:
+    """Nearest and farthest distance from a point to a box."""
+    dx = max(box[0] - xy[0], 0.0, xy[0] - box[2])
+    dy = max(box[1] - xy[1], 0.0, xy[1] - box[3])
+    fx = max(abs(xy[0] - box[0]), abs(xy[0] - box[2]))
+    fy = max(abs(xy[1] - box[1]), abs(xy[1] - box[3]))
+    return math.hypot(dx, dy), math.hypot(fx, fy)
+
+
+def grown(box: np.ndarray, by: float) -> np.ndarray:
+    return box + np.array([-by, -by, by, by])
+
+
+def test_labels_collide_with_nothing(scene: Scene) -> None:
+    plan = layout(scene)
+    assert plan.clashes == 0
+    boxes = plan.boxes
+    assert len(boxes) == len(scene.points) + sum(st.kind == "given" for st in scene.program.statements)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1]
+    for box in boxes:
+        inked = grown(box, plan.stroke_px / 2)
+        for s in plan.segments:
+            assert not segment_meets_box(s[:2], s[2:], inked)
+        for cx, cy, r in plan.circles:
+            near, far = box_distance(np.array([cx, cy]), inked)
+            assert not near <= r <= far
+        for xy in plan.points.values():
+            assert box_distance(xy, box)[0] > plan.point_px
+
+
+def test_points_circles_and_labels_stay_in_frame(scene: Scene) -> None:
+    plan = layout(scene, size=320)
+    xy = np.array(list(plan.points.values()))
+    assert xy.min() > 0 and xy.max() < 320
+    assert plan.boxes.min() >= 0 and plan.boxes.max() <= 320
+    for cx, cy, r in plan.circles:
+        assert min(cx, cy) - r >= 0 and max(cx, cy) + r <= 320
+
+
+def test_point_labels_sit_next_to_their_point(scene: Scene) -> None:
+    plan = layout(scene)
+    for label in plan.labels:
+        if label.kind == "point":
+            near = box_distance(plan.points[label.text], label.box)[0]
+            assert 0 < near <= 4.5 * plan.font_px
+
+
+def test_png_is_square_grayscale_and_byte_stable(scene: Scene) -> None:
+    first = render(scene, size=300)
+    image = Image.open(io.BytesIO(first))
+    assert image.size == (300, 300) and image.mode == "L"
+    pixels = np.asarray(image)
+    assert pixels.max() == 255 and pixels.min() == 0
+    other = realise(parse_program("a b c = triangle a b c; o = circle o a b c"), seed=3)
+    render(other, size=300)
+    assert render(scene, size=300) == first
+
+
+def test_svg_is_xml_and_byte_stable(scene: Scene) -> None:
+    svg = render(scene, fmt="svg")
+    assert svg.startswith(b"<?xml")
+    assert b"<dc:date>" not in svg
+    assert render(scene, fmt="svg") == svg
+
+
+def test_label_ink_stays_inside_its_box(scene: Scene) -> None:
+    plan = layout(scene)
+    empty = dataclasses.replace(
+        plan, segments=np.zeros((0, 4)), circles=np.zeros((0, 3)), marks=(), points={}
+    )
+    pixels = np.asarray(Image.open(io.BytesIO(paint(empty, "png"))))
+    ys, xs = np.nonzero(pixels < 255)
+    centres = np.stack([xs + 0.5, ys + 0.5], axis=1)
+    assert len(centres) > 0
+    outside = [min(box_distance(c, b)[0] for b in plan.boxes) for c in centres]
+    assert max(outside) <= 0.75
+
+
+def test_label_on_a_line_moves_off_it() -> None:
+    program = parse_program("a b = segment a b; m = on_line m a b")
+    xy = {"a": (0, 0), "b": (3, 0), "m": (1, 0)}
+    points = {k: np.array(v, dtype=np.float64) for k, v in xy.items()}
+    scene = Scene(program, points, seed=0, lines=(("a", "m", "b"),))
+    plan = layout(scene)
+    m = plan.points["m"]
+    centre = np.array([plan.points[n] for n in "abm"]).mean(axis=0)
+    natural = point_request("m", 2, m, centre, plan.font_px)
+    first = natural.boxes[int(np.argmin(natural.cost))]
+    line = plan.segments[0]
+    assert segment_meets_box(line[:2], line[2:], first)
+    box = next(lb.box for lb in plan.labels if lb.text == "m")
+    assert not segment_meets_box(line[:2], line[2:], box)
+    assert box[3] < m[1] or box[1] > m[1]
+    assert box_distance(m, box)[0] < plan.font_px
+
+
+def _marks(text: str, **kw: bool) -> Layout:
+    return layout(realise(parse_program(text), seed=0), **kw)
+
+
+def test_foot_gets_an_automatic_right_angle_square() -> None:
+    plan = _marks("a b c = triangle a b c; h = foot h a b c")
+    (mark,) = plan.marks
+    assert mark.kind == "right" and mark.at[:2] == ("a", "h")
+    corner, h = mark.paths[0], plan.points["h"]
+    u, w = corner[0] - h, corner[2] - h
+    assert abs(u @ w) < 1e-6 * (u @ u)
+    assert np.allclose(corner[1], h + u + w)
+    assert np.hypot(*u) == pytest.approx(0.55 * plan.font_px)
+    assert _marks("a b c = triangle a b c; h = foot h a b c", auto_marks=False).marks == ()
+
+
+def test_marked_right_angle_is_not_drawn_twice() -> None:
+    plan = _marks("a b c = triangle a b c; h = foot h a b c; mark right a h b")
+    assert [m.kind for m in plan.marks] == ["right"]
+
+
+def test_successive_equal_marks_get_one_then_two_ticks_across_the_middle() -> None:
+    plan = _marks(
+        "a b c = triangle a b c; m = midpoint m b c; n = midpoint n a c; "
+        "mark equal b m m c; mark equal a n n c"
+    )
+    assert [(m.at, len(m.paths)) for m in plan.marks] == [
+        (("b", "m"), 1),
+        (("m", "c"), 1),
+        (("a", "n"), 2),
+        (("n", "c"), 2),
+    ]
+    for mark in plan.marks:
+        p, q = (plan.points[n] for n in mark.at)
+        along = (q - p) / np.hypot(*(q - p))
+        for tick in mark.paths:
+            assert abs((tick[1] - tick[0]) @ along) < 1e-9
+            assert np.hypot(*((tick[0] + tick[1]) / 2 - (p + q) / 2)) < 0.5 * plan.font_px
+
+
+def test_successive_equalangle_marks_get_one_then_two_arcs() -> None:
+    plan = _marks(
+        "a b c = triangle a b c; m = midpoint m b c; mark equalangle b a m m a c; mark equalangle a b m a c m"
+    )
+    assert [len(m.paths) for m in plan.marks] == [1, 1, 2, 2]
+    for mark in plan.marks:
+        vertex = plan.points[mark.at[1]]
+        radii = [np.hypot(*(arc - vertex).T) for arc in mark.paths]
+        assert all(np.ptp(r) < 1e-9 for r in radii)
+
+
+def test_given_values_are_labelled_in_textbook_form_inside_the_angle() -> None:
+    plan = _marks(MARKED["foot_and_givens"])
+    values = {lb.text: lb for lb in plan.labels if lb.kind != "point"}
+    assert set(values) == {"6", "60°"}
+    a, b, c = (plan.points[n] for n in "abc")
+    mid = (values["60°"].box[:2] + values["60°"].box[2:]) / 2 - b
+
+    def cross(u: np.ndarray, v: np.ndarray) -> float:
+        return float(u[0] * v[1] - u[1] * v[0])
+
+    assert cross(a - b, mid) * cross(a - b, c - b) > 0
+    assert cross(c - b, mid) * cross(c - b, a - b) > 0
+    assert [lb.text for lb in _marks(MARKED["ticks_and_arcs"]).labels][-1] == "3√2"
+
+
+def test_layout_is_deterministic() -> None:
+    scene = realise(parse_program(MARKED["ticks_and_arcs"]), seed=2)
+    one, two = layout(scene), layout(scene)
+    assert np.array_equal(one.boxes, two.boxes)
+    assert np.array_equal(one.segments, two.segments)
+
+
+def test_save_writes_png_and_svg(tmp_path: Path) -> None:
+    scene = realise(parse_program("a b c = triangle a b c"), seed=0)
+    written = save(scene, tmp_path / "tri.png", size=200, svg=True)
+    assert written == [tmp_path / "tri.png", tmp_path / "tri.svg"]
+    assert Image.open(written[0]).size == (200, 200)
+    assert written[1].read_bytes().startswith(b"<?xml")
+
+
+def test_bad_size_and_format_are_refused() -> None:
+    scene = realise(parse_program("a b c = triangle a b c"), seed=0)
+    with pytest.raises(ValueError, match="too small"):
+        layout(scene, size=32)
+    with pytest.raises(ValueError, match="'png' or 'svg'"):
+        render(scene, fmt="jpg")
+
+
+def test_layout_does_not_import_matplotlib() -> None:
+    code = (
+        "import sys; from geoforge.program import parse_program; "
+        "from geoforge.realise import realise; from geoforge.render import layout; "
+        "layout(realise(parse_program('a b c = triangle a b c; mark angle a b c'), seed=0)); "
+        "assert 'matplotlib' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
