@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from geoforge.hookspecs import hookimpl
+
+__all__ = ["__version__", "hookimpl"]
+
 try:
     __version__ = version("geoforge")
 except PackageNotFoundError:  # running from a source tree that is not installed

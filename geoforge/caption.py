@@ -5,7 +5,7 @@ is the altitude from A to BC". Each claim kind expands to facts (:mod:`geoforge.
 are checked on the Scene before the claim is written, so a caption never says anything false
 about its figure. Values are exact (sympy), as textbooks print them: ``3√2``, ``60°``.
 
-Three styles, after MMGeoLM's positive captions (Sun et al. 2025, §3.1) and textbook problem
+Three styles, after the positive captions of MMGeoLM (Sun et al. 2025) and textbook problem
 statements: ``descriptive`` (a paragraph), ``facts`` (a terse list) and ``question`` (a problem
 set-up, with a question whose exact answer is verified).
 """
@@ -261,13 +261,15 @@ class Caption:
         return [f for c in claims for f in c.facts()]
 
     def to_json(self) -> dict[str, object]:
-        """JSON-ready dict."""
+        """JSON-ready dict of one shape whether or not there is an answer: ``claims`` as
+        ``[kind, *args]`` lists, ``answer`` as ``"kind arg ..."`` text (``""`` when none), so
+        schema-inferring readers such as Hugging Face ``datasets`` never see a ``null``."""
         return {
             "text": self.text,
             "style": self.style,
             "claims": [c.to_json() for c in self.claims],
             "question": self.question,
-            "answer": self.answer.to_json() if self.answer else None,
+            "answer": " ".join(self.answer.to_json()) if self.answer else "",
         }
 
 
@@ -286,12 +288,24 @@ def exact_claim(target: Target, scene: Scene) -> Claim | None:
     return claim if claim.holds(scene) else None
 
 
+def caption_text(claims: list[Claim], style: str, rng: np.random.Generator, question: str = "") -> str:
+    """The words of a caption of ``style`` for ``claims`` (not checked here), with an optional
+    ``question`` after a question-style set-up. Consumes ``rng`` for descriptive variants.
+    Raises ValueError for an unknown style."""
+    if style == "facts":
+        return "; ".join(c.text(style) for c in claims) + "."
+    if style == "descriptive":
+        sentences = [c.text(style, int(rng.integers(8))) for c in claims]
+        sentences = [f"In the figure, {sentences[0]}", *sentences[1:]] if sentences else []
+        return " ".join(x[0].upper() + x[1:] + "." for x in sentences)
+    if style == "question":
+        setup = "As shown in the figure, " + ", ".join(c.text("facts") for c in claims) + "."
+        return (setup + " " + question).strip()
+    raise ValueError(f"unknown caption style {style!r}: expected one of {', '.join(STYLES)}")
+
+
 def make_caption(
-    scene: Scene,
-    claims: list[Claim],
-    style: str,
-    rng: np.random.Generator,
-    targets: list[Target] = (),
+    scene: Scene, claims: list[Claim], style: str, rng: np.random.Generator, targets: list[Target] = ()
 ) -> tuple[Caption, list[Claim]]:
     """Write a caption of ``style`` from the ``claims`` that hold on ``scene``.
 
@@ -304,24 +318,15 @@ def make_caption(
         raise ValueError(f"unknown caption style {style!r}: expected one of {', '.join(STYLES)}")
     kept = [c for c in claims if c.holds(scene)]
     dropped = [c for c in claims if c not in kept]
-    answer = (
-        next((a for t in targets if (a := exact_claim(t, scene)) is not None), None)
-        if style == "question"
-        else None
-    )
-    if style == "facts":
-        text = "; ".join(c.text(style) for c in kept) + "."
-        return Caption(text, style, kept), dropped
-    if style == "descriptive":
-        sentences = [c.text(style, int(rng.integers(8))) for c in kept]
-        sentences = [f"In the figure, {sentences[0]}", *sentences[1:]] if sentences else []
-        text = " ".join(x[0].upper() + x[1:] + "." for x in sentences)
-        return Caption(text, style, kept), dropped
-    setup = "As shown in the figure, " + ", ".join(c.text("facts") for c in kept) + "."
+    answer = None
     question = ""
-    if answer is not None:
-        a = answer.args
-        question = (
-            f"Find the length of {a[0]}{a[1]}." if answer.kind == "length" else f"Find ∠{a[0]}{a[1]}{a[2]}."
-        )
-    return Caption((setup + " " + question).strip(), style, kept, question, answer), dropped
+    if style == "question":
+        answer = next((a for t in targets if (a := exact_claim(t, scene)) is not None), None)
+        if answer is not None:
+            a = answer.args
+            question = (
+                f"Find the length of {a[0]}{a[1]}."
+                if answer.kind == "length"
+                else f"Find ∠{a[0]}{a[1]}{a[2]}."
+            )
+    return Caption(caption_text(kept, style, rng, question), style, kept, question, answer), dropped

@@ -24,8 +24,9 @@ import subprocess
 import tarfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from geoforge.errors import GeoforgeError, UsageError
 
@@ -61,7 +62,7 @@ def prepare_output(out: Path, *, resume: bool, overwrite: bool) -> set[int]:
     shards = {int(m.group(1)) for p in existing if (m := _SHARD_RE.match(p.name))}
     ours = [p for p in existing if _SHARD_RE.match(p.name) or p.name in _OWN_FILES or p.name.endswith(".tmp")]
     if existing and not (resume or overwrite):
-        raise CorpusError(f"{out} is not empty: pass --resume to continue it or --overwrite to replace it")
+        raise UsageError(f"{out} is not empty: pass --resume to continue it or --overwrite to replace it")
     for p in out.iterdir():
         if p.name.endswith(".tmp"):
             p.unlink()
@@ -169,11 +170,13 @@ def git_sha() -> str | None:
 
 
 def summarise(records: Iterable[Record]) -> dict[str, object]:
-    """Counts over sample metadata: samples, families, features, styles, rejections."""
+    """Counts over sample metadata: samples, families, features, styles, rejections (the
+    rejected entries of each sample's ``draws``)."""
     families: Counter[str] = Counter()
     features: Counter[str] = Counter()
     styles: Counter[str] = Counter()
     rejections: Counter[str] = Counter()
+    negatives = NegativeStats()
     n = 0
     for r in records:
         meta = r.meta
@@ -181,14 +184,61 @@ def summarise(records: Iterable[Record]) -> dict[str, object]:
         families[str(meta["family"])] += 1
         features.update(meta["features"])  # type: ignore[arg-type]
         styles[str(meta["style"])] += 1
-        rejections.update(meta["rejections"])  # type: ignore[arg-type]
-    return {
+        rejections.update(d for d in meta["draws"] if d != "accepted")  # type: ignore[attr-defined]
+        if "negatives" in meta:
+            negatives.add(json.loads(str(meta["negatives"])))
+    out: dict[str, object] = {
         "samples": n,
         "families": dict(sorted(families.items())),
         "features": dict(sorted(features.items())),
         "styles": dict(sorted(styles.items())),
         "rejections": dict(sorted(rejections.items())),
     }
+    if negatives.samples:
+        out["negatives"] = negatives.to_json()
+    return out
+
+
+@dataclass
+class NegativeStats:
+    """Totals over the samples' ``negatives`` records: accepted negatives by kind and plugin,
+    per-sample counts, mean pixel difference of image negatives, rejections by plugin and
+    reason, and plugin failures."""
+
+    samples: int = 0
+    accepted: Counter[str] = field(default_factory=Counter)
+    per_sample: dict[str, list[int]] = field(
+        default_factory=lambda: {"image": [], "caption": [], "retrieval": []}
+    )
+    pixel_diffs: list[float] = field(default_factory=list)
+    rejections: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Count one sample's negatives record."""
+        self.samples += 1
+        for kind in self.per_sample:
+            self.per_sample[kind].append(len(record[kind]))
+            self.accepted.update(f"{kind}: {x['plugin']}" for x in record[kind])
+        self.pixel_diffs.extend(x["pixel_diff"] for x in record["image"])
+        self.rejections.update(record["rejections"])
+        self.failures.update(record["failures"])
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready totals, with the share of samples that got at least 8 of each kind."""
+        return {
+            "samples": self.samples,
+            "accepted": dict(sorted(self.accepted.items())),
+            "at_least_8": {
+                k: round(sum(v >= 8 for v in c) / max(len(c), 1), 4) for k, c in self.per_sample.items()
+            },
+            "mean_per_sample": {k: round(sum(c) / max(len(c), 1), 3) for k, c in self.per_sample.items()},
+            "mean_pixel_diff": round(sum(self.pixel_diffs) / len(self.pixel_diffs), 5)
+            if self.pixel_diffs
+            else 0.0,
+            "rejections": dict(sorted(self.rejections.items())),
+            "failures": dict(sorted(self.failures.items())),
+        }
 
 
 def write_json(path: Path, data: object) -> None:

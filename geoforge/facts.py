@@ -385,7 +385,10 @@ def check_fact_shape(
             if fact.name != "shape":
                 from geoforge.exact import parse_value
 
-                parse_value(a, where=f"{role} `{text}`" if role else text)
+                try:
+                    parse_value(a)
+                except ProgramError as e:
+                    raise ProgramError(e.message, clause=role, text=text, source=source) from None
         elif defined is not None and a not in defined:
             raise ProgramError(f"undefined point `{a}`", clause=role, text=text, source=source)
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from geoforge.caption import STYLES, make_caption
-from geoforge.errors import GeoforgeError, RealiseError
+from geoforge.errors import GeoforgeError, RealiseError, UsageError
+from geoforge.negatives import NegativeConfig, pool_entry
+from geoforge.plugins import PluginSpec
 from geoforge.realise import realise
 from geoforge.render.layout import Layout
 from geoforge.sampler import Recipe, sample_spec
@@ -28,6 +30,8 @@ from geoforge.sampler import Recipe, sample_spec
 REALISE_TRIES = 6
 #: New figures drawn for one sample before the sample fails.
 MAX_FIGURES = 60
+#: The last entry of a sample's ``draws``: the figure that was kept.
+ACCEPTED = "accepted"
 
 
 class SampleError(GeoforgeError):
@@ -37,20 +41,33 @@ class SampleError(GeoforgeError):
 @dataclass
 class Sample:
     """One positive sample as stored: ``key`` (zero-padded index), ``png`` bytes, caption
-    ``text`` and the ``meta`` dict written as ``KEY.json``."""
+    ``text`` and the ``meta`` dict written as ``KEY.json``.
+
+    ``meta`` has the same shape in every sample, so Arrow-based readers (Hugging Face
+    ``datasets``, which infers a schema from the first 5 samples) read every sample in full:
+    no ``null``, no map whose keys vary by sample, and no list that may be empty. So
+    ``points`` is a list of ``{"name", "x", "y"}``, ``givens`` the ``given`` statements
+    joined by ``"; "`` (``""`` when none), ``draws`` the reason each rejected figure was
+    rejected, in order, then ``"accepted"``, and a caption's ``answer`` is text (``""``
+    when none; see :meth:`geoforge.caption.Caption.to_json`).
+    """
 
     key: str
     png: bytes
     text: str
     meta: dict[str, object]
+    negatives: tuple[bytes, ...] = ()
 
     def files(self) -> dict[str, bytes]:
-        """The WebDataset members of this sample, by extension, in the order they are written."""
-        return {
+        """The WebDataset members of this sample, by extension, in the order they are written:
+        ``json``, ``png``, ``txt``, then ``neg0.png``, ``neg1.png``... (image negatives)."""
+        files = {
             "json": json.dumps(self.meta, sort_keys=True, ensure_ascii=False).encode(),
             "png": self.png,
             "txt": self.text.encode(),
         }
+        files.update({f"neg{i}.png": png for i, png in enumerate(self.negatives)})
+        return files
 
 
 def _reason(e: GeoforgeError) -> str:
@@ -99,14 +116,14 @@ def make_sample(recipe: Recipe, seed: int, index: int) -> Sample:
     from geoforge.render.draw import paint
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-    rejections: Counter[str] = Counter()
+    draws: list[str] = []  # why each rejected figure was rejected, in order
     for _ in range(MAX_FIGURES):
         spec = sample_spec(recipe, rng)
         realise_seed = int(rng.integers(2**31))
         try:
             scene = realise(spec.program, seed=realise_seed, max_tries=REALISE_TRIES)
         except GeoforgeError as e:
-            rejections[_reason(e)] += 1
+            draws.append(_reason(e))
             continue
         style = recipe.styles[int(rng.integers(len(recipe.styles)))]
         captions = {}
@@ -115,7 +132,7 @@ def make_sample(recipe: Recipe, seed: int, index: int) -> Sample:
             captions[s], lost = make_caption(scene, spec.claims, s, rng, spec.targets)
             dropped.extend(lost)
         if dropped:
-            rejections["claim does not hold"] += 1
+            draws.append("claim does not hold")
             continue
         caption = captions[style]
         meta = {
@@ -126,30 +143,39 @@ def make_sample(recipe: Recipe, seed: int, index: int) -> Sample:
             "program": spec.program.text(),
             "canonical_hash": spec.program.canonical_hash(),
             "realise_seed": realise_seed,
-            "points": {n: [round(float(v), 12) for v in p] for n, p in scene.points.items()},
+            "points": [
+                {"name": n, "x": round(float(p[0]), 12), "y": round(float(p[1]), 12)}
+                for n, p in scene.points.items()
+            ],
             "style": style,
             "caption": caption.to_json(),
             "captions": {s: c.to_json() for s, c in captions.items()},
             "facts": [f.text() for f in caption.facts()],
-            "givens": [st.text() for st in spec.program.statements if st.kind == "given"],
-            "rejections": dict(sorted(rejections.items())),
+            "givens": "; ".join(st.text() for st in spec.program.statements if st.kind == "given"),
+            "draws": [*draws, ACCEPTED],
         }
         plan = layout(scene, recipe.image_size)
         problem = illegible(plan)
         if problem:
-            rejections[problem] += 1
+            draws.append(problem)
             continue
         return Sample(f"{index:08d}", paint(plan, "png"), caption.text, meta)
     raise SampleError(
-        f"sample {index}: no valid figure in {MAX_FIGURES} draws ({dict(rejections)}); "
+        f"sample {index}: no valid figure in {MAX_FIGURES} draws ({dict(Counter(draws))}); "
         "the recipe's families or difficulty may be too constrained"
     )
 
 
-def _make(args: tuple[Recipe, int, int]) -> tuple[str, dict[str, bytes]]:
+def _make(args: tuple[Recipe, int, int]) -> Sample:
     recipe, seed, index = args
-    sample = make_sample(recipe, seed, index)
-    return sample.key, sample.files()
+    return make_sample(recipe, seed, index)
+
+
+def _with_negatives(args: tuple[list[Sample], tuple, NegativeConfig, PluginSpec, int, int]) -> list[Sample]:
+    samples, pool, config, plugins, size, seed = args
+    from geoforge.negatives import add_negatives
+
+    return [add_negatives(s, pool, config, plugins, size, seed) for s in samples]
 
 
 def generate_corpus(
@@ -162,6 +188,8 @@ def generate_corpus(
     resume: bool = False,
     overwrite: bool = False,
     on_sample: Callable[[], None] | None = None,
+    negatives: NegativeConfig | None = None,
+    plugins: PluginSpec | None = None,
 ) -> dict[str, object]:
     """Write ``n`` samples of ``(recipe, seed)`` to the corpus directory ``out``.
 
@@ -169,9 +197,14 @@ def generate_corpus(
     so the shards are byte-identical for any ``workers``. ``on_sample`` is called in this
     process after each sample (for progress bars), including those of kept shards when
     resuming. Returns the manifest (also written to ``out/manifest.json``). Raises
-    CorpusError for an output that exists without ``resume``/``overwrite``, SampleError if a
+    UsageError for an output that exists without ``resume``/``overwrite`` or a kept shard
+    that another recipe or seed made (its first sample is remade to check), SampleError if a
     sample cannot be made, OSError if the disk fails; no half shard is ever left under a
     final name.
+
+    With ``negatives``, each shard's positives then get their hard negatives
+    (:func:`geoforge.negatives.add_negatives`), from the plugins ``plugins`` selects (each
+    worker loads the same list); retrieval draws on the other samples of the same shard.
     """
     from geoforge.corpus import (
         dataset_card,
@@ -196,21 +229,29 @@ def generate_corpus(
             lo, hi = s * shard_size, min(n, (s + 1) * shard_size)
             path = out / shard_name(s)
             if s in keep and sum(1 for _ in read_shard(path)) == hi - lo:
+                _check_kept(path, recipe, seed, lo)
                 sizes[path.name] = hi - lo
                 for _ in range(hi - lo):
                     on_sample and on_sample()
                 continue
             jobs = [(recipe, seed, i) for i in range(lo, hi)]
-            results = pool.map(_make, jobs, chunksize=4) if pool else map(_make, jobs)
+            samples: Iterable[Sample] = pool.map(_make, jobs, chunksize=4) if pool else map(_make, jobs)
+            if negatives is not None and negatives.any:
+                samples = list(samples)
+                entries = tuple(pool_entry(x) for x in samples)
+                chunks = [samples[k : k + 8] for k in range(0, len(samples), 8)]
+                njobs = [
+                    (c, entries, negatives, plugins or PluginSpec(), recipe.image_size, seed) for c in chunks
+                ]
+                done = pool.map(_with_negatives, njobs) if pool else map(_with_negatives, njobs)
+                samples = (x for chunk in done for x in chunk)
 
-            def counted(
-                results: Iterable[tuple[str, dict[str, bytes]]],
-            ) -> Iterator[tuple[str, dict[str, bytes]]]:
-                for item in results:
+            def counted(samples: Iterable[Sample]) -> Iterator[tuple[str, dict[str, bytes]]]:
+                for x in samples:
                     on_sample and on_sample()
-                    yield item
+                    yield x.key, x.files()
 
-            sizes[path.name] = write_shard(path, counted(results))
+            sizes[path.name] = write_shard(path, counted(samples))
             made += hi - lo
     finally:
         if pool:
@@ -244,6 +285,24 @@ def generate_corpus(
     }
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def _check_kept(path: Path, recipe: Recipe, seed: int, lo: int) -> None:
+    """Raise UsageError unless the first sample of the complete shard ``path`` is sample ``lo``
+    of ``(recipe, seed)`` byte for byte, so ``--resume`` never mixes two corpora."""
+    from geoforge.corpus import read_shard
+
+    records = read_shard(path)
+    first = next(records)
+    records.close()
+    remade = _make((recipe, seed, lo))
+    stored = {k: v for k, v in first.meta.items() if k != "negatives"}
+    same = {k: first.files.get(k) for k in ("png", "txt")} == {"png": remade.png, "txt": remade.text.encode()}
+    if first.key != remade.key or not same or stored != json.loads(remade.files()["json"]):
+        raise UsageError(
+            f"{path}: made by another recipe, seed or geoforge version than this run; "
+            "pass --overwrite to replace the corpus"
+        )
 
 
 def _version() -> str:

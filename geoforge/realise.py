@@ -123,8 +123,26 @@ def _check_new(new: dict[str, Point], state: _Partial) -> None:
         placed[name] = p
 
 
-def _place(clause: Clause, state: _Partial, rng: np.random.Generator) -> dict[str, Point]:
-    """Place one clause's points. Raises DegenerateError with the reason."""
+def _nearest(locus: Line | Circle, target: Point) -> Point:
+    """The point of ``locus`` nearest to ``target`` (a ray's origin if ``target`` is behind it)."""
+    if isinstance(locus, Circle):
+        v = target - locus.center
+        n = norm(v)
+        return locus.center + locus.radius * (v / n if n > 1e-12 else np.array([1.0, 0.0]))
+    t = float(np.dot(target - locus.p, locus.d))
+    if isinstance(locus, Ray):
+        t = max(t, 1e-6)
+    return locus.p + t * locus.d
+
+
+def _place(
+    clause: Clause, state: _Partial, rng: np.random.Generator, reference: dict[str, Point] | None = None
+) -> dict[str, Point]:
+    """Place one clause's points. With ``reference``, choices that would be random follow it
+    instead: free shapes take its coordinates, a point on one locus is the locus point nearest
+    to its reference, and of two intersections the nearer one is taken. Raises
+    DegenerateError with the reason."""
+    ref = {p: reference[p] for p in clause.points if p in reference} if reference else {}
     direct: dict[str, Point] = {}
     loci: list[Line | Circle] = []
     calls = [(REGISTRY[call.name], _bind(REGISTRY[call.name], call.args)) for call in clause.calls]
@@ -138,6 +156,8 @@ def _place(clause: Clause, state: _Partial, rng: np.random.Generator) -> dict[st
             args = [binding[a] for a in sk.args]
             values = [a if p in c.literals else state.points[a] for p, a in zip(sk.args, args)]
             result = SKETCHES[sk.name](rng, *values)
+            if isinstance(result, tuple) and not c.inputs and len(ref) == len(clause.points):
+                result = tuple(ref[binding[o]] for o in c.outputs)
             if isinstance(result, tuple):
                 for name, p in zip((binding[o] for o in c.outputs), result):
                     direct.setdefault(name, np.asarray(p, dtype=np.float64))
@@ -150,10 +170,15 @@ def _place(clause: Clause, state: _Partial, rng: np.random.Generator) -> dict[st
         if any(v is None for v in new.values()):
             raise DegenerateError("a pinned clause must pin every point it names")
     elif loci and clause.points[0] not in direct:
+        name = clause.points[0]
         if len(loci) == 1:
-            new = {clause.points[0]: _sample(loci[0], rng, state)}
+            new = {name: _nearest(loci[0], ref[name]) if name in ref else _sample(loci[0], rng, state)}
         else:
-            new = {clause.points[0]: _choose(_intersect(loci[0], loci[1]), state, rng)}
+            found = _intersect(loci[0], loci[1])
+            if name in ref:
+                new = {name: min(found, key=lambda p: norm(p - ref[name]))}
+            else:
+                new = {name: _choose(found, state, rng)}
     else:
         new = {p: direct[p] for p in clause.points}
     _check_new(new, state)
@@ -184,7 +209,9 @@ def _false_given(scene: Scene) -> tuple[int, str] | None:
     return None
 
 
-def realise(program: Program, seed: int = 0, *, max_tries: int = 100) -> Scene:
+def realise(
+    program: Program, seed: int = 0, *, max_tries: int = 100, reference: dict[str, Point] | None = None
+) -> Scene:
     """Realise ``program`` into a Scene, deterministically from ``seed``.
 
     Each clause is tried up to :data:`CLAUSE_TRIES` times (once if it uses no randomness),
@@ -192,6 +219,10 @@ def realise(program: Program, seed: int = 0, *, max_tries: int = 100) -> Scene:
     the clause that failed most often, its text, the number of attempts and the last reason,
     e.g. ``cannot realise clause 3 `x = ...` after 100 tries: near-parallel lines (angle
     0.000°)``.
+
+    ``reference`` maps point names to float64 (2,) coordinates of another realisation (the
+    positive of a hard negative): choices that would be random follow it, so an unchanged
+    clause reproduces its points and a changed one lands as near to them as its loci allow.
     """
     rng = np.random.default_rng(seed)
     failures: Counter[int] = Counter()
@@ -204,7 +235,7 @@ def realise(program: Program, seed: int = 0, *, max_tries: int = 100) -> Scene:
             for _ in range(CLAUSE_TRIES):
                 before = rng.bit_generator.state
                 try:
-                    new = _place(clause, state, rng)
+                    new = _place(clause, state, rng, reference)
                 except DegenerateError as e:
                     failures[index] += 1
                     reasons[index] = e.reason

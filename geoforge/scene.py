@@ -44,6 +44,7 @@ class Scene:
     lines: tuple[tuple[str, ...], ...] = ()
     circles: tuple[SceneCircle, ...] = ()
     meta: dict[str, object] = field(default_factory=dict, compare=False)
+    fixed_unit: float | None = None
 
     @cached_property
     def scale(self) -> float:
@@ -56,9 +57,12 @@ class Scene:
     @cached_property
     def unit(self) -> float:
         """Factor from diagram units to the units of the givens: the first ``given length``
-        fixes it (value / realised length); 1.0 when there is none."""
+        fixes it (value / realised length); 1.0 when there is none. ``fixed_unit`` overrides
+        it: a hard negative is judged in its positive's units."""
         from geoforge.exact import parse_value
 
+        if self.fixed_unit is not None:
+            return self.fixed_unit
         for st in self.program.statements:
             if st.kind == "given" and st.name == "length":
                 a, b, v = st.args

@@ -1,0 +1,222 @@
+"""Hard negatives for one positive: run the perturbations, verify every candidate, keep the
+first that pass.
+
+Image perturbations take turns (round robin in the configured order) until ``image``
+negatives are accepted or the candidates run out; caption perturbations likewise for
+``caption`` negatives, and the retrieval perturbations for ``retrieval`` negatives. Every
+candidate goes through :mod:`geoforge.verify`; every rejection is counted by plugin and
+reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from geoforge.caption import Caption, Claim
+from geoforge.perturb import Accepted, CaptionCandidate, ImageCandidate, PoolEntry, Positive
+from geoforge.plugins import PluginHost, PluginSpec
+from geoforge.program import parse_program
+from geoforge.realise import realise
+from geoforge.verify import DEFAULT_MARGINS, Margins, verify_caption, verify_image
+
+if TYPE_CHECKING:
+    from geoforge.generate import Sample
+
+#: Default order of the built-in perturbations; other plugins follow by name.
+DEFAULT_ORDER = ("move_vertex", "alter_relation", "delete_point", "caption_rules", "retrieval")
+
+
+@dataclass(frozen=True)
+class NegativeConfig:
+    """How many negatives of each kind to keep per positive, the margins, the plugin order,
+    which caption perturbations count as retrieval, and a cap on candidates verified per
+    kind (each image candidate costs a realisation and a render)."""
+
+    image: int = 0
+    caption: int = 0
+    retrieval: int = 0
+    margins: Margins = DEFAULT_MARGINS
+    order: tuple[str, ...] = DEFAULT_ORDER
+    retrieval_plugins: tuple[str, ...] = ("retrieval",)
+    max_checks: int = 80
+
+    @property
+    def any(self) -> bool:
+        """True if any negatives are asked for."""
+        return bool(self.image or self.caption or self.retrieval)
+
+
+@dataclass
+class Negatives:
+    """The accepted negatives of one positive and the rejections ``(plugin, reason) → n``."""
+
+    image: list[Accepted] = field(default_factory=list)
+    caption: list[Accepted] = field(default_factory=list)
+    retrieval: list[Accepted] = field(default_factory=list)
+    rejections: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+def _round_robin(streams: list[tuple[str, Iterator]]) -> Iterator[tuple[str, object]]:
+    """Interleave several candidate streams, one item from each in turn."""
+    live = list(streams)
+    while live:
+        for entry in list(live):
+            name, it = entry
+            item = next(it, None)
+            if item is None:
+                live.remove(entry)
+            else:
+                yield name, item
+
+
+def make_negatives(
+    positive: Positive,
+    positive_png: bytes,
+    host: PluginHost,
+    config: NegativeConfig,
+    rng: np.random.Generator,
+    size: int = 448,
+) -> Negatives:
+    """Propose, verify and keep negatives for ``positive`` per ``config``. Deterministic given
+    ``rng``'s state and the loaded plugins; plugin failures are counted by ``host``."""
+    out = Negatives()
+
+    def streams(kind: str, only: tuple[str, ...] | None, skip: tuple[str, ...]) -> list[tuple[str, Iterator]]:
+        chosen = [
+            p
+            for p in host.ordered(kind, config.order)
+            if (only is None or p.name in only) and p.name not in skip
+        ]
+        return [(p.name, iter(host.propose(p, positive, rng))) for p in chosen]
+
+    plans = [
+        (config.image, out.image, streams("image", None, ())),
+        (config.caption, out.caption, streams("caption", None, config.retrieval_plugins)),
+        (config.retrieval, out.retrieval, streams("caption", config.retrieval_plugins, ())),
+    ]
+    for want, kept, kind_streams in plans:
+        if not want:
+            continue
+        for checks, (name, candidate) in enumerate(_round_robin(kind_streams)):
+            if len(kept) >= want or checks >= config.max_checks:
+                break
+            if isinstance(candidate, ImageCandidate):
+                verdict = verify_image(positive, candidate, positive_png, name, config.margins, size)
+            else:
+                assert isinstance(candidate, CaptionCandidate)
+                verdict = verify_caption(positive, candidate, name, rng, config.margins)
+            if verdict.ok and verdict.accepted is not None:
+                if not _duplicate(verdict.accepted, kept):
+                    kept.append(verdict.accepted)
+                else:
+                    out.rejections[(name, "duplicate of a kept negative")] += 1
+            else:
+                out.rejections[(name, verdict.reason)] += 1
+    return out
+
+
+def _duplicate(new: Accepted, kept: list[Accepted]) -> bool:
+    from geoforge.verify import claim_key
+
+    c = new.candidate
+    if isinstance(c, ImageCandidate):
+        h = c.program.canonical_hash()
+        return any(
+            isinstance(k.candidate, ImageCandidate) and k.candidate.program.canonical_hash() == h
+            for k in kept
+        )
+    keys = {claim_key(x) for x in c.claims}
+    return any({claim_key(x) for x in k.candidate.claims} == keys for k in kept)  # type: ignore[union-attr]
+
+
+_HOSTS: dict[PluginSpec, PluginHost] = {}
+
+
+def host_for(spec: PluginSpec) -> PluginHost:
+    """The plugin host for ``spec``, loaded once per process (workers reload the same list)."""
+    if spec not in _HOSTS:
+        _HOSTS[spec] = PluginHost(spec)
+    return _HOSTS[spec]
+
+
+def _claims(raw: list[list[str]]) -> tuple[Claim, ...]:
+    return tuple(Claim(c[0], tuple(c[1:])) for c in raw)
+
+
+def pool_entry(sample: Sample) -> PoolEntry:
+    """What retrieval needs of a sample: its key, caption text and claims."""
+    caption = sample.meta["caption"]
+    return PoolEntry(sample.key, sample.text, _claims(caption["claims"]))  # type: ignore[index]
+
+
+def _claim_rows(pairs: list[tuple[Claim, float]]) -> list[list[str]]:
+    return [[*c.to_json(), f"{v:.3g}"] for c, v in pairs]
+
+
+def add_negatives(
+    sample: Sample,
+    pool: tuple[PoolEntry, ...],
+    config: NegativeConfig,
+    plugins: PluginSpec,
+    size: int,
+    seed: int,
+) -> Sample:
+    """``sample`` with its verified hard negatives: image negatives become ``neg{i}.png``
+    members, and ``meta["negatives"]`` records, as a JSON string (one Arrow type in every
+    sample), each negative's plugin, changed clause, change and the claims it breaks with
+    their violation, plus rejections by plugin and reason and plugin failures.
+
+    The positive is re-realised from its stored program and seed (deterministic), and the
+    negatives' generator is ``SeedSequence([seed, index, 1])``.
+    """
+    meta = sample.meta
+    program = parse_program(str(meta["program"]))
+    scene = realise(program, seed=int(meta["realise_seed"]))  # type: ignore[arg-type]
+    cap = meta["caption"]
+    claims = _claims(cap["claims"])  # type: ignore[index]
+    caption = Caption(str(cap["text"]), str(cap["style"]), list(claims))  # type: ignore[index]
+    positive = Positive(sample.key, program, scene, caption, claims, pool)
+    host = host_for(plugins)
+    before = Counter(host.failures)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, int(meta["index"]), 1]))  # type: ignore[arg-type]
+    found = make_negatives(positive, sample.png, host, config, rng, size)
+    record = {
+        "image": [
+            {
+                "file": f"neg{i}.png",
+                "plugin": a.plugin,
+                "clause": a.candidate.clause,  # type: ignore[union-attr]
+                "change": a.candidate.change,
+                "program": a.candidate.program.text(),  # type: ignore[union-attr]
+                "breaks": [c.to_json() for c in a.candidate.breaks],
+                "violated": _claim_rows(a.violated),
+                "pixel_diff": round(a.pixel_diff, 5),
+            }
+            for i, a in enumerate(found.image)
+        ],
+        **{
+            kind: [
+                {
+                    "plugin": a.plugin,
+                    "change": a.candidate.change,
+                    "text": a.text,
+                    "claims": [c.to_json() for c in a.candidate.claims],
+                    "violated": _claim_rows(a.violated),
+                }
+                for a in accepted
+            ]
+            for kind, accepted in (("caption", found.caption), ("retrieval", found.retrieval))
+        },
+        "rejections": {f"{p}: {r}": n for (p, r), n in sorted(found.rejections.items())},
+        "failures": dict(sorted((host.failures - before).items())),
+    }
+    new_meta = {**meta, "negatives": json.dumps(record, sort_keys=True, ensure_ascii=False)}
+    from geoforge.generate import Sample
+
+    return Sample(sample.key, sample.png, sample.text, new_meta, tuple(a.png for a in found.image if a.png))

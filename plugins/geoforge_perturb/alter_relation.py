@@ -1,0 +1,218 @@
+"""``alter_relation``: swap one construction for a near relative.
+
+perpendicular → oblique (``foot``, ``on_tline``, ``lc_tangent``), parallel → slightly
+converging (``on_pline``), midpoint → off-centre point (``midpoint``, ``mirror``), bisector →
+non-bisector (``angle_bisector``), a given angle or length changed (``s_angle``, ``aconst``,
+``lconst``: isosceles → scalene, right → oblique), and a point on a circle moved off it
+(``on_circle``). The new construction is written so the point lands near where it was (the
+verifier realises negatives next to the positive). Angles change by 12° to 25° and lengths
+by 20% to 40%, beyond the verifier's margins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+import geoforge
+from geoforge.constructions import REGISTRY
+from geoforge.edit import drop_givens, drop_marks, replace_clause, set_given
+from geoforge.errors import ProgramError
+from geoforge.exact import angle_radians, parse_value
+from geoforge.perturb import ImageCandidate, Positive
+from geoforge.program import Clause, Program
+from geoforge.scene import Scene
+
+ANGLE_STEPS = (12, 18, 25)
+LENGTH_FACTORS = ("6/5", "4/5", "7/5", "3/5")
+
+Rule = Callable[[dict[str, str], Scene], list[tuple[str, str]]]
+
+
+def _dir(scene: Scene, a: str, b: str) -> float:
+    v = scene.points[b] - scene.points[a]
+    return math.degrees(math.atan2(v[1], v[0]))
+
+
+def _signed(scene: Scene, a: str, b: str, c: str, d: str) -> float:
+    """Directed angle in degrees from direction a→b to direction c→d, in (−180, 180]."""
+    return (_dir(scene, c, d) - _dir(scene, a, b) + 180) % 360 - 180
+
+
+def _tilted(base: float) -> list[float]:
+    return [round(base + s * d) for d in ANGLE_STEPS for s in (1, -1)]
+
+
+def _foot(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
+    x, p, b, c = a["x"], a["a"], a["b"], a["c"]
+    base = _signed(s, b, c, p, x)
+    return [
+        (f"on_line {x} {b} {c}, aconst {b} {c} {p} {x} {t}", f"foot {x} → {t}° to {b}{c}")
+        for t in _tilted(base)
+    ]
+
+
+def _tline(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
+    x, p, b, c = a["x"], a["a"], a["b"], a["c"]
+    base = _signed(s, b, c, p, x)
+    return [
+        (f"aconst {b} {c} {p} {x} {t}", f"{p}{x} at {t}° to {b}{c} instead of 90°") for t in _tilted(base)
+    ]
+
+
+def _pline(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
+    x, p, b, c = a["x"], a["a"], a["b"], a["c"]
+    base = _signed(s, b, c, p, x)
+    return [(f"aconst {b} {c} {p} {x} {t}", f"{p}{x} at {t}° to {b}{c}, not parallel") for t in _tilted(base)]
+
+
+def _tangent(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
+    x, p, o = a["x"], a["a"], a["o"]
+    base = _signed(s, o, p, p, x)
+    return [
+        (f"aconst {o} {p} {p} {x} {t}", f"line {p}{x} cuts the circle: {t}° to the radius")
+        for t in _tilted(base)
+    ]
+
+
+def _midpoint(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
+    x, p, q = a["x"], a["a"], a["b"]
+    return [
+        (f"on_line {x} {p} {q}, rconst2 {x} {p} {q} {r}", f"{x} divides {p}{q} as {r}")
+        for r in ("3/2", "2/3", "2", "1/2")
+    ]
+
+
+def _mirror(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
+    x, p, o = a["x"], a["a"], a["b"]
+    return [
+        (f"on_line {x} {p} {o}, rconst {o} {p} {o} {x} {r}", f"|{o}{x}| = |{o}{p}|/{r}")
+        for r in ("4/3", "3/4", "3/2")
+    ]
+
+
+def _bisector(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
+    x, p, v, _q = a["x"], a["a"], a["b"], a["c"]
+    base = _signed(s, v, p, v, x)
+    return [
+        (f"aconst {v} {p} {v} {x} {t}", f"{v}{x} at {t}° from {v}{p}, not the bisector")
+        for t in _tilted(base)
+    ]
+
+
+def _s_angle(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
+    y = float(parse_value(a["y"]))
+    return [
+        (f"s_angle {a['a']} {a['b']} {a['x']} {round(y + d)}", f"angle {y:g}° → {y + d:g}°") for d in _steps()
+    ]
+
+
+def _aconst(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
+    r = math.degrees(angle_radians(a["r"]))
+    return [
+        (f"aconst {a['a']} {a['b']} {a['c']} {a['x']} {round(r + d)}", f"angle {r:g}° → {r + d:g}°")
+        for d in _steps()
+    ]
+
+
+def _steps() -> list[int]:
+    return [s * d for d in ANGLE_STEPS for s in (1, -1)]
+
+
+def _lconst(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
+    return [(f"lconst {a['x']} {a['a']} {a['l']}*{f}", f"length {a['l']} × {f}") for f in LENGTH_FACTORS]
+
+
+def _on_circle(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
+    x, o, p = a["x"], a["o"], a["a"]
+    return [
+        (f"rconst {o} {p} {o} {x} {r}", f"{x} off circle {o}: radius × 1/{r}") for r in ("5/4", "4/5", "3/2")
+    ]
+
+
+#: Construction name → rule giving (replacement call text, description) pairs.
+RULES: dict[str, Rule] = {
+    "foot": _foot,
+    "on_tline": _tline,
+    "on_pline": _pline,
+    "lc_tangent": _tangent,
+    "midpoint": _midpoint,
+    "mirror": _mirror,
+    "angle_bisector": _bisector,
+    "s_angle": _s_angle,
+    "aconst": _aconst,
+    "lconst": _lconst,
+    "on_circle": _on_circle,
+}
+
+
+def _rewrites(clause: Clause, scene: Scene) -> Iterator[tuple[str, str]]:
+    """Each (clause text, description) with one call replaced by a rule's alternative."""
+    for k, call in enumerate(clause.calls):
+        rule = RULES.get(call.name)
+        if rule is None:
+            continue
+        binding = dict(zip(REGISTRY[call.name].params, call.args))
+        for replacement, change in rule(binding, scene):
+            calls = (
+                [c.text() for c in clause.calls[:k]]
+                + [replacement]
+                + [c.text() for c in clause.calls[k + 1 :]]
+            )
+            # A rule that keeps a locus of another call (foot → on_line ...) would duplicate it.
+            unique = list(dict.fromkeys(calls))
+            yield f"{' '.join(clause.points)} = {', '.join(unique)}", change
+
+
+def _with_givens(negative: Program, old: Clause, text: str) -> Program:
+    """Keep the figure honest: a changed ``s_angle``/``lconst`` value updates the ``given``
+    that shows it; any other change drops the givens on the moved point and what depends on it.
+    Marks on the changed points go either way (a right-angle square on a 102° angle would show
+    the very relation the negative breaks)."""
+    negative = drop_marks(negative, set(old.points))
+    new = negative.clauses[[c.points for c in negative.clauses].index(old.points)]
+    for before, after in zip(old.calls, new.calls):
+        if before == after:
+            continue
+        if before.name == after.name == "s_angle":
+            a, b, x, y = after.args
+            return set_given(negative, "angle", (a, b, x), str(abs(parse_value(y))))
+        if before.name == after.name == "lconst":
+            x, a, _ = after.args
+            return set_given(negative, "length", (a, x), after.args[-1])
+    return drop_givens(negative, set(old.points))
+
+
+class AlterRelation:
+    """Image perturbation: replace one construction by a near relative."""
+
+    name = "alter_relation"
+    kind = "image"
+
+    def propose(self, positive: Positive, rng: np.random.Generator) -> Iterator[ImageCandidate]:
+        program, scene = positive.program, positive.scene
+        options = []
+        for i, clause in enumerate(program.clauses):
+            if clause.pinned:
+                continue
+            for text, change in _rewrites(clause, scene):
+                options.append((i, text, change))
+        order = rng.permutation(len(options))
+        for j in order:
+            i, text, change = options[int(j)]
+            try:
+                negative = _with_givens(replace_clause(program, i, text), program.clauses[i], text)
+            except ProgramError:
+                continue
+            points = set(program.clauses[i].points)
+            breaks = tuple(
+                c for c in positive.caption.claims if points & {p for f in c.facts() for p in f.points}
+            )
+            yield ImageCandidate(negative, i + 1, change, breaks)
+
+
+@geoforge.hookimpl
+def geoforge_register_perturbations(register):  # type: ignore[no-untyped-def]
+    register(AlterRelation())

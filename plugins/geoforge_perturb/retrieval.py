@@ -1,0 +1,50 @@
+"""``retrieval``: the captions of other samples of the run most similar to the positive's.
+
+Similarity is BM25 over caption words (``rank_bm25``'s ``BM25Okapi``), the offline lexical
+option the MMGeoLM set-up allows for retrieval negatives. The pool is the other samples of the
+same shard, so retrieval stays deterministic under ``--resume`` and any ``--workers``. The
+verifier then drops any retrieved caption whose claims all hold on the positive figure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import numpy as np
+
+import geoforge
+from geoforge.perturb import CaptionCandidate, Positive
+
+_WORD = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case words, numbers and symbols (``∥``, ``⊥``, ``°``) of a caption."""
+    return [t.lower() for t in _WORD.findall(text)]
+
+
+class Retrieval:
+    """Caption perturbation: other samples' captions, most similar first."""
+
+    name = "retrieval"
+    kind = "caption"
+
+    def propose(self, positive: Positive, rng: np.random.Generator) -> Iterator[CaptionCandidate]:
+        from rank_bm25 import BM25Okapi
+
+        pool = [p for p in positive.pool if p.key != positive.key and p.claims]
+        if not pool:
+            return
+        bm25 = BM25Okapi([tokens(p.text) or ["∅"] for p in pool])
+        scores = bm25.get_scores(tokens(positive.caption.text))
+        for k in np.argsort(-scores, kind="stable"):
+            other = pool[int(k)]
+            yield CaptionCandidate(
+                other.claims, f"retrieved from {other.key} (BM25 {scores[k]:.2f})", other.claims, other.text
+            )
+
+
+@geoforge.hookimpl
+def geoforge_register_perturbations(register):  # type: ignore[no-untyped-def]
+    register(Retrieval())
