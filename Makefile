@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,train]'
 	touch $(STAMP)
 
 # The main job on the embedded default: a smoke corpus of diagrams and exact captions, its
@@ -25,6 +25,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -n 2
+	$(BIN)/pip show -q geoforge-example-plugin >/dev/null 2>&1 || $(BIN)/pip install -q -e plugins/geoforge-example-plugin --no-deps
+	$(BIN)/pytest -q plugins/geoforge-example-plugin/tests
 
 test-all: $(STAMP)
 	$(BIN)/pytest -q -n 2 -m ''

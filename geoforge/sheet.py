@@ -1,8 +1,10 @@
-"""Contact sheets: a grid of corpus samples with their captions, for people to look at."""
+"""Contact sheets: a grid of corpus samples with their captions, and their hard negatives
+beside them, for people to look at."""
 
 from __future__ import annotations
 
 import io
+import json
 import textwrap
 from pathlib import Path
 
@@ -32,8 +34,30 @@ def select(target: str, n: int) -> list[Record]:
     return out
 
 
-def contact_sheet(records: list[Record], columns: int = 4, tile: int = 320) -> bytes:
-    """A PNG grid: each sample's image (``tile`` pixels wide) with its key and caption below.
+def tiles(records: list[Record], negatives: int = 4) -> tuple[list[tuple[bytes, str]], int]:
+    """The tiles of a sheet and its column count. Without negatives, one tile per sample
+    (image, key and caption). With negatives, one row per sample: the positive (with its
+    first caption negatives marked ✗) beside up to ``negatives`` image negatives, each labelled
+    with its plugin and change."""
+    has_negatives = any("negatives" in r.meta for r in records)
+    out: list[tuple[bytes, str]] = []
+    if not has_negatives:
+        return [(r.files["png"], f"{r.key}: " + r.files.get("txt", b"").decode()) for r in records], 0
+    for r in records:
+        record = json.loads(str(r.meta.get("negatives", "{}"))) or {"image": [], "caption": []}
+        lines = [f"{r.key}: " + r.files["txt"].decode()]
+        lines += [f"✗ {c['text']}" for c in record["caption"][:2]]
+        out.append((r.files["png"], "\n".join(lines)))
+        row = record["image"][:negatives]
+        for neg in row:
+            out.append((r.files[neg["file"]], f"{neg['file']} [{neg['plugin']}] {neg['change']}"))
+        out.extend([(b"", "")] * (negatives - len(row)))
+    return out, negatives + 1
+
+
+def contact_sheet(records: list[Record], columns: int = 4, tile: int = 320, negatives: int = 4) -> bytes:
+    """A PNG grid of samples (``tile`` pixels wide) with their captions below; with hard
+    negatives, each positive is followed by its image negatives (see :func:`tiles`).
 
     Uses Pillow and matplotlib's bundled DejaVu Sans (for √, ∠, ⊙). Returns PNG bytes.
     """
@@ -43,20 +67,21 @@ def contact_sheet(records: list[Record], columns: int = 4, tile: int = 320) -> b
     font_path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
     font = ImageFont.truetype(str(font_path), 13)
     wrap = max(20, tile // 7)
-    blocks = []
-    for r in records:
-        text = f"{r.key}: " + r.files.get("txt", b"").decode()
-        lines = textwrap.wrap(text, wrap)[:9]
-        blocks.append((r, lines))
+    cells, forced = tiles(records, negatives)
+    columns = forced or max(1, min(columns, len(cells)))
+    blocks = [
+        (png, [w for part in text.split("\n") for w in textwrap.wrap(part, wrap)][:10]) for png, text in cells
+    ]
     text_h = 16 * max((len(lines) for _, lines in blocks), default=1) + 8
-    columns = max(1, min(columns, len(records)))
-    rows = (len(records) + columns - 1) // columns
+    rows = (len(blocks) + columns - 1) // columns
     sheet = Image.new("RGB", (columns * (tile + 10) + 10, rows * (tile + text_h + 10) + 10), "white")
     draw = ImageDraw.Draw(sheet)
-    for i, (r, lines) in enumerate(blocks):
+    for i, (png, lines) in enumerate(blocks):
+        if not png:
+            continue
         x = 10 + (i % columns) * (tile + 10)
         y = 10 + (i // columns) * (tile + text_h + 10)
-        image = Image.open(io.BytesIO(r.files["png"])).convert("RGB").resize((tile, tile))
+        image = Image.open(io.BytesIO(png)).convert("RGB").resize((tile, tile))
         sheet.paste(image, (x, y))
         draw.rectangle((x - 1, y - 1, x + tile, y + tile), outline=(200, 200, 200))
         for k, line in enumerate(lines):

@@ -292,7 +292,7 @@ def verify_image(
         return Verdict(False, "labels not legible")
     violated = [(c, v) for c in positive.caption.claims if (v := violation(c, scene, margins)) >= 1.0]
     if not violated:
-        return Verdict(False, "positive caption still true")
+        return Verdict(False, "positive caption not false by the margin")
     png = paint(plan, "png")
     diff = pixel_difference(png, positive_png)
     if diff < margins.pixel_diff:
@@ -349,6 +349,43 @@ def verify_caption(
     if keys == {claim_key(c) for c in positive.caption.claims}:
         return Verdict(False, "paraphrase of the positive")
     if not violated:
-        return Verdict(False, "all claims hold on the positive")
-    text = candidate.text or caption_text(list(candidate.claims), positive.caption.style, rng)
+        return Verdict(False, "no claim false by the margin")
+    text = candidate.text or negative_text(positive, candidate.claims, rng)
     return Verdict(True, accepted=Accepted(plugin, candidate, violated, text=text))
+
+
+class _Variants:
+    """Stands in for the rng of :func:`geoforge.caption.caption_text`, which draws one
+    descriptive variant per claim with ``rng.integers(8)``: hands out chosen variants."""
+
+    def __init__(self, variants: list[int]) -> None:
+        self._next = iter(variants)
+
+    def integers(self, high: int) -> int:
+        return next(self._next)
+
+
+def _positive_variant(claim: Claim, text: str) -> int | None:
+    """The descriptive variant a positive caption ``text`` words ``claim`` with, if any."""
+    for v in range(len(CLAIM_KINDS[claim.kind].descriptive)):
+        s = claim.text("descriptive", v)
+        if f"In the figure, {s}." in text or f". {s[0].upper() + s[1:]}." in text:
+            return v
+    return None
+
+
+def negative_text(
+    positive: Positive, claims: tuple[Claim, ...] | list[Claim], rng: np.random.Generator
+) -> str:
+    """The words of a caption negative: the positive's style and, so that the two differ only
+    where the claims do, the positive's wording of every claim they share (its descriptive
+    variant) and its question. New claims get a variant drawn from ``rng``."""
+    caption = positive.caption
+    question = caption.question if caption.style == "question" else ""
+    if caption.style != "descriptive":
+        return caption_text(list(claims), caption.style, rng, question)
+    variants = []
+    for c in claims:
+        v = _positive_variant(c, caption.text) if c in caption.claims else None
+        variants.append(int(rng.integers(8)) if v is None else v)
+    return caption_text(list(claims), caption.style, _Variants(variants))  # type: ignore[arg-type]

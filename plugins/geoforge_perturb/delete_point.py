@@ -2,8 +2,8 @@
 
 MMGeoLM's "non-existent element" hallucination (Sun et al. 2025, Figure 1): the positive
 caption names a point the negative figure does not have. One candidate per clause, points that
-the caption mentions first; a deletion that would remove more than half the figure is skipped
-(the negative must stay near-identical).
+the caption mentions first; a deletion that would remove more than a third of the points is
+skipped (the negative must stay near-identical).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class DeletePoint:
         for i in order:
             points = set(program.clauses[i].points)
             gone = dependents(program, points)
-            if len(gone) > total / 2:
+            if len(gone) > max(1, total // 3):
                 continue
             try:
                 negative = delete_points(program, points)

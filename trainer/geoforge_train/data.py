@@ -1,0 +1,277 @@
+"""Reading geoforge corpora for training: positives, caption negatives and image negatives.
+
+A :class:`CorpusIndex` maps every sample of a corpus to the byte ranges of its members inside
+the tar shards (no extraction), so :class:`HardNegativeDataset` reads samples at random with
+``seek``. Missing or corrupt shards are skipped with a warning and counted (or fail with
+``strict``). The same deterministic preprocessing is used at train and eval time; training
+may add mild rotation and downscaling, which MMGeoLM studies, and never crops: the whole
+diagram, labels included, always stays in the image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import tarfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from geoforge.errors import GeoforgeError
+
+#: open_clip's OPENAI_DATASET_MEAN/STD (open_clip/constants.py).
+MEAN = (0.48145466, 0.4578275, 0.40821073)
+STD = (0.26862954, 0.26130258, 0.27577711)
+#: Caption-negative sources a run can use: rule edits ("caption") and retrieval.
+TEXT_SOURCES = ("caption", "retrieval")
+
+
+class DataError(GeoforgeError):
+    """A corpus cannot be used as asked (no shards, no negatives where negatives are needed);
+    the CLI exits with status 2."""
+
+    exit_code = 2
+
+
+@dataclass
+class CorpusIndex:
+    """Byte ranges of each sample's members: ``samples[i][ext] = (path, offset, size)``;
+    ``skipped`` lists shards that could not be read, with the reason."""
+
+    samples: list[dict[str, tuple[Path, int, int]]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def build(root: str | Path, strict: bool = False) -> CorpusIndex:
+        """Index every ``shard-*.tar`` under ``root`` (listed in ``sizes.json`` when present).
+
+        A shard listed but missing, or unreadable, is skipped with a warning and recorded in
+        ``skipped``; with ``strict`` it raises DataError. Raises DataError if nothing is left.
+        """
+        root = Path(root)
+        if not root.is_dir():
+            raise DataError(f"{root}: no such corpus directory")
+        sizes_file = root / "sizes.json"
+        names = sorted(json.loads(sizes_file.read_text())) if sizes_file.is_file() else []
+        names = sorted(set(names) | {p.name for p in root.glob("shard-*.tar")})
+        index = CorpusIndex()
+        for name in names:
+            path = root / name
+            try:
+                index.samples.extend(_index_shard(path))
+            except (OSError, tarfile.TarError, ValueError) as e:
+                message = f"{path}: {type(e).__name__}: {e}"
+                if strict:
+                    raise DataError(f"cannot read shard {message} (--strict)") from None
+                warnings.warn(f"skipping shard {message}", stacklevel=2)
+                index.skipped.append(message)
+        if not index.samples:
+            raise DataError(f"{root}: no readable samples in {len(names)} shard(s)")
+        return index
+
+
+def _index_shard(path: Path) -> list[dict[str, tuple[Path, int, int]]]:
+    out: list[dict[str, tuple[Path, int, int]]] = []
+    current: dict[str, tuple[Path, int, int]] = {}
+    key = None
+    with tarfile.open(path, "r:") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            k, _, ext = member.name.partition(".")
+            if k != key and current:
+                out.append(current)
+                current = {}
+            key = k
+            current[ext] = (path, member.offset_data, member.size)
+    if current:
+        out.append(current)
+    for sample in out:
+        if not {"json", "png", "txt"} <= sample.keys():
+            raise ValueError(f"sample without json/png/txt members: {sorted(sample)}")
+    return out
+
+
+def _read(span: tuple[Path, int, int]) -> bytes:
+    path, offset, size = span
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(size)
+    if len(data) != size:
+        raise DataError(f"{path}: truncated member at byte {offset}")
+    return data
+
+
+def text_id(text: str) -> int:
+    """A stable 63-bit id of a caption (equal captions, equal ids)."""
+    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") >> 1
+
+
+@dataclass(frozen=True)
+class Transform:
+    """PNG bytes → float32 tensor (3, size, size), normalised with :data:`MEAN`/:data:`STD`.
+
+    The whole image is kept: it is resized to ``size`` (no crop). With ``train``, a rotation
+    by up to ``rotate`` degrees (canvas expanded, white fill) and a downscale to a random
+    fraction in [``downscale``, 1] (centred on white) come first, drawn from the ``rng`` given
+    to :meth:`__call__`. Deterministic for a given rng state.
+    """
+
+    size: int
+    train: bool = False
+    rotate: float = 0.0
+    downscale: float = 1.0
+
+    def __call__(self, png: bytes, rng: np.random.Generator | None = None) -> torch.Tensor:
+        image = Image.open(io.BytesIO(png)).convert("RGB")
+        if self.train and rng is not None:
+            if self.rotate > 0:
+                angle = float(rng.uniform(-self.rotate, self.rotate))
+                image = image.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+            if self.downscale < 1:
+                f = float(rng.uniform(self.downscale, 1.0))
+                side = max(image.size)
+                small = image.resize(
+                    (max(1, round(image.width * f)), max(1, round(image.height * f))), Image.BICUBIC
+                )
+                canvas = Image.new("RGB", (side, side), (255, 255, 255))
+                canvas.paste(small, ((side - small.width) // 2, (side - small.height) // 2))
+                image = canvas
+        if image.width != image.height:
+            side = max(image.size)
+            canvas = Image.new("RGB", (side, side), (255, 255, 255))
+            canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+            image = canvas
+        image = image.resize((self.size, self.size), Image.BICUBIC)
+        x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        return (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+
+
+@dataclass(frozen=True)
+class NegativeUse:
+    """Which negatives a run uses: caption negatives from ``text_sources`` (up to ``k_text``
+    per sample) and up to ``k_image`` image negatives. All zero: in-batch only."""
+
+    text_sources: tuple[str, ...] = ()
+    k_text: int = 0
+    k_image: int = 0
+
+    @property
+    def any(self) -> bool:
+        """True if any negatives are used."""
+        return bool((self.text_sources and self.k_text) or self.k_image)
+
+
+class HardNegativeDataset(Dataset):
+    """Samples of a corpus as dicts of tensors and ids.
+
+    Item ``i``: ``image`` (3, S, S) float32; ``text`` (C,) int64 tokens; ``text_id`` int;
+    ``neg_text`` (k_text, C) int64 with ``neg_text_mask`` (k_text,) bool and ``neg_text_id``
+    (k_text,) int64; ``neg_image`` (k_image, 3, S, S) with ``neg_image_mask`` and
+    ``neg_image_id``; ``kinds``: the plugin of each caption negative (for evaluation).
+    ``epoch`` seeds the training augmentation (``set_epoch``). Raises DataError if negatives
+    are asked for and a sample has none of that kind recorded.
+    """
+
+    def __init__(
+        self, index: CorpusIndex, tokenizer, transform: Transform, use: NegativeUse, seed: int = 0
+    ) -> None:  # type: ignore[no-untyped-def]
+        self.index, self.tokenizer, self.transform, self.use, self.seed = (
+            index,
+            tokenizer,
+            transform,
+            use,
+            seed,
+        )
+        self.epoch = 0
+        if use.any and "negatives" not in json.loads(_read(index.samples[0]["json"])):
+            raise DataError(
+                "negatives were asked for but the corpus has none: generate it with "
+                "--image-negatives/--caption-negatives/--retrieval-negatives"
+            )
+
+    def __len__(self) -> int:
+        return len(self.index.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed the augmentation for ``epoch``."""
+        self.epoch = epoch
+
+    def __getitem__(self, i: int) -> dict[str, object]:
+        spans = self.index.samples[i]
+        meta = json.loads(_read(spans["json"]))
+        text = _read(spans["txt"]).decode()
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        item: dict[str, object] = {
+            "image": self.transform(_read(spans["png"]), rng),
+            "text": self.tokenizer([text])[0],
+            "text_id": text_id(text),
+            "key": meta["key"],
+        }
+        record = json.loads(meta.get("negatives", "{}") or "{}")
+        texts: list[tuple[str, str]] = []
+        for source in self.use.text_sources:
+            texts += [(n["text"], n["plugin"]) for n in record.get(source, [])]
+        texts = texts[: self.use.k_text]
+        k = self.use.k_text
+        ctx = item["text"].shape[0]  # type: ignore[union-attr]
+        neg_text = torch.zeros((k, ctx), dtype=torch.long)
+        if texts:
+            neg_text[: len(texts)] = self.tokenizer([t for t, _ in texts])
+        item["neg_text"] = neg_text
+        item["neg_text_mask"] = torch.arange(k) < len(texts)
+        item["neg_text_id"] = torch.tensor(
+            [text_id(t) for t, _ in texts] + [-1] * (k - len(texts)), dtype=torch.long
+        )
+        item["neg_text_kind"] = [p for _, p in texts]
+        images = record.get("image", [])[: self.use.k_image]
+        size = self.transform.size
+        neg_image = torch.zeros((self.use.k_image, 3, size, size))
+        ids = []
+        for j, neg in enumerate(images):
+            png = _read(spans[neg["file"]])
+            neg_image[j] = self.transform(png, np.random.default_rng([self.seed, self.epoch, i, j + 1]))
+            ids.append(int.from_bytes(hashlib.sha1(png).digest()[:8], "big") >> 1)
+        item["neg_image"] = neg_image
+        item["neg_image_mask"] = torch.arange(self.use.k_image) < len(images)
+        item["neg_image_id"] = torch.tensor(ids + [-1] * (self.use.k_image - len(images)), dtype=torch.long)
+        item["neg_image_kind"] = [n["plugin"] for n in images]
+        return item
+
+
+def collate(items: list[dict[str, object]]) -> dict[str, object]:
+    """Stack items into a batch; lists of strings stay lists."""
+    out: dict[str, object] = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        if isinstance(values[0], torch.Tensor):
+            out[key] = torch.stack(values)  # type: ignore[arg-type]
+        elif isinstance(values[0], int):
+            out[key] = torch.tensor(values, dtype=torch.long)
+        else:
+            out[key] = values
+    return out
+
+
+def epoch_order(n: int, seed: int, epoch: int, rank: int, world_size: int, batch: int) -> list[list[int]]:
+    """The batches of ``rank`` for ``epoch``: a permutation of ``range(n)`` seeded by
+    ``(seed, epoch)``, cut into global batches of ``batch · world_size`` (the last, partial
+    one dropped), each split into per-rank slices. Same result on every rank."""
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    per_step = batch * world_size
+    steps = n // per_step
+    return [
+        perm[s * per_step + rank * batch : s * per_step + (rank + 1) * batch].tolist() for s in range(steps)
+    ]
+
+
+def steps_per_epoch(n: int, batch: int, world_size: int) -> int:
+    """Full global batches per epoch."""
+    return math.floor(n / (batch * world_size))

@@ -1,0 +1,163 @@
+"""Evaluation of MMCLIP checkpoints on a held-out corpus with hard negatives.
+
+For each held-out sample with image ``I``, caption ``T⁺``, caption negatives ``T⁻`` and image
+negatives ``I⁻`` (each labelled with the plugin that made it, its *kind*), with cosine
+similarity ``s``:
+
+* image→caption, per caption-negative kind: **accuracy** = share of samples whose
+  ``s(I, T⁺)`` is above every ``s(I, T⁻)`` of that kind; **pairwise** = share of (sample,
+  negative) pairs with ``s(I, T⁺) > s(I, T⁻)``;
+* caption→image, per image-negative kind: the same with ``s(T⁺, I)`` against ``s(T⁺, I⁻)``;
+* in-batch R@1 over the held-out set, image→text and text→image.
+
+``overall`` averages the per-kind accuracies (macro). Several models go side by side:
+checkpoint paths (a file or run directory), ``untrained:MODEL`` (random init, seed 0) or
+``pretrained:MODEL:TAG`` (open_clip weights, needs them available locally).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from geoforge.errors import UsageError
+from geoforge_train.data import CorpusIndex, HardNegativeDataset, NegativeUse, Transform, collate
+from geoforge_train.models import CheckpointError, create_model, load_checkpoint, read_checkpoint
+
+MAX_NEGATIVES = 64
+
+
+@dataclass
+class Loaded:
+    """A model to evaluate: its display ``name``, the module, tokenizer and image size."""
+
+    name: str
+    model: nn.Module
+    tokenizer: object
+    image_size: int
+
+
+def load(spec: str, device: torch.device, model_name: str | None = None) -> Loaded:
+    """A model from a checkpoint path, ``untrained:MODEL`` or ``pretrained:MODEL:TAG``.
+    Raises CheckpointError or UsageError with the spec named."""
+    if spec.startswith("untrained:"):
+        torch.manual_seed(0)
+        name = spec.split(":", 1)[1]
+        model, tok, size = create_model(name, None, device)
+    elif spec.startswith("pretrained:"):
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise UsageError(f"{spec}: expected pretrained:MODEL:TAG")
+        model, tok, size = create_model(parts[1], parts[2], device)
+    else:
+        state = read_checkpoint(spec)
+        name = model_name or str(state.get("model_name"))
+        model, tok, size = create_model(name, None, device)
+        load_checkpoint(spec, model, name)
+    model.eval()
+    return Loaded(spec, model, tok, size)
+
+
+@torch.no_grad()
+def evaluate(
+    loaded: Loaded, data: str, device: torch.device, batch_size: int = 32, limit: int | None = None
+) -> dict[str, object]:
+    """Metrics of one model on the held-out corpus ``data`` (see the module docstring)."""
+    index = CorpusIndex.build(data)
+    use = NegativeUse(("caption", "retrieval"), MAX_NEGATIVES, MAX_NEGATIVES)
+    dataset = HardNegativeDataset(index, loaded.tokenizer, Transform(loaded.image_size), use)
+    n = min(len(dataset), limit or len(dataset))
+    i2t: dict[str, list[tuple[float, list[float]]]] = defaultdict(list)
+    t2i: dict[str, list[tuple[float, list[float]]]] = defaultdict(list)
+    images, texts = [], []
+    for lo in range(0, n, batch_size):
+        batch = collate([dataset[i] for i in range(lo, min(n, lo + batch_size))])
+        img = _encode_images(loaded.model, batch["image"], device)
+        txt = _encode_texts(loaded.model, batch["text"], device)
+        images.append(img)
+        texts.append(txt)
+        for b in range(len(img)):
+            pos = float(img[b] @ txt[b])
+            t_mask = batch["neg_text_mask"][b]
+            if t_mask.any():
+                negs = _encode_texts(loaded.model, batch["neg_text"][b][t_mask], device) @ img[b]
+                _by_kind(i2t, batch["neg_text_kind"][b], pos, negs.tolist())
+            i_mask = batch["neg_image_mask"][b]
+            if i_mask.any():
+                negs = _encode_images(loaded.model, batch["neg_image"][b][i_mask], device) @ txt[b]
+                _by_kind(t2i, batch["neg_image_kind"][b], float(txt[b] @ img[b]), negs.tolist())
+    all_i, all_t = torch.cat(images), torch.cat(texts)
+    sims = all_i @ all_t.T
+    target = torch.arange(len(sims))
+    result = {
+        "model": loaded.name,
+        "samples": n,
+        "image_to_caption": _summary(i2t),
+        "caption_to_image": _summary(t2i),
+        "r1_image_to_text": float((sims.argmax(dim=1) == target).float().mean()),
+        "r1_text_to_image": float((sims.argmax(dim=0) == target).float().mean()),
+    }
+    return result
+
+
+def _encode_images(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return model.encode_image(x.to(device), normalize=True).float().cpu()
+
+
+def _encode_texts(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return model.encode_text(x.to(device), normalize=True).float().cpu()
+
+
+def _by_kind(
+    store: dict[str, list[tuple[float, list[float]]]], kinds: list[str], pos: float, negs: list[float]
+) -> None:
+    grouped: dict[str, list[float]] = defaultdict(list)
+    for kind, s in zip(kinds, negs):
+        grouped[kind].append(s)
+    for kind, values in grouped.items():
+        store[kind].append((pos, values))
+
+
+def _summary(store: dict[str, list[tuple[float, list[float]]]]) -> dict[str, object]:
+    kinds = {}
+    for kind, rows in sorted(store.items()):
+        acc = np.mean([pos > max(negs) for pos, negs in rows])
+        pair = np.mean([pos > s for pos, negs in rows for s in negs])
+        kinds[kind] = {"accuracy": float(acc), "pairwise": float(pair), "samples": len(rows)}
+    overall = float(np.mean([k["accuracy"] for k in kinds.values()])) if kinds else float("nan")
+    return {"kinds": kinds, "overall": overall}
+
+
+def table(results: list[dict[str, object]]):  # type: ignore[no-untyped-def]
+    """A rich table with one column per model and one row per metric and kind (percent)."""
+    from rich.table import Table
+
+    t = Table(title="hard-negative evaluation (%)")
+    t.add_column("metric")
+    for r in results:
+        t.add_column(str(r["model"]), justify="right")
+    rows: list[tuple[str, list[str]]] = []
+    arrows = {"image_to_caption": "image→caption", "caption_to_image": "caption→image"}
+    for direction in arrows:
+        kinds = sorted({k for r in results for k in r[direction]["kinds"]})  # type: ignore[index]
+        for kind in kinds:
+            cells = []
+            for r in results:
+                k = r[direction]["kinds"].get(kind)  # type: ignore[index]
+                cells.append(f"{100 * k['accuracy']:.1f} ({100 * k['pairwise']:.1f})" if k else "–")
+            rows.append((f"{arrows[direction]} {kind} acc (pairwise)", cells))
+        rows.append(
+            (f"{arrows[direction]} overall", [f"{100 * r[direction]['overall']:.1f}" for r in results])
+        )  # type: ignore[index]
+    rows.append(("in-batch R@1 image→text", [f"{100 * r['r1_image_to_text']:.1f}" for r in results]))  # type: ignore[operator]
+    rows.append(("in-batch R@1 text→image", [f"{100 * r['r1_text_to_image']:.1f}" for r in results]))  # type: ignore[operator]
+    for name, cells in rows:
+        t.add_row(name, *cells)
+    return t
+
+
+__all__ = ["CheckpointError", "evaluate", "load", "table"]

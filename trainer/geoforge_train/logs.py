@@ -1,0 +1,92 @@
+"""Run logs: JSONL per step, TensorBoard scalars, a rich progress bar and a loss-curve PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+class RunLog:
+    """Logs of one training run, written on rank 0 only (``enabled``).
+
+    ``out/log.jsonl`` gets one JSON object per step (step, epoch, loss, lr, logit_scale,
+    samples_per_s); ``out/tensorboard/`` the same scalars when the ``tensorboard`` package is
+    installed; ``close`` writes ``out/loss.png``.
+    """
+
+    def __init__(self, out: Path, enabled: bool, total: int, start: int = 0) -> None:
+        self.out, self.enabled = out, enabled
+        self.file = None
+        self.tb: Any = None
+        self.progress: Any = None
+        if not enabled:
+            return
+        self.file = open(out / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out / "tensorboard"))
+        except ImportError:
+            self.tb = None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=total, completed=start, info="")
+
+    def step(self, step: int, epoch: int, loss: float, lr: float, scale: float, rate: float) -> None:
+        """Record one optimiser step."""
+        if not self.enabled:
+            return
+        row = {
+            "step": step + 1,
+            "epoch": epoch,
+            "loss": loss,
+            "lr": lr,
+            "logit_scale": scale,
+            "samples_per_s": round(rate, 2),
+        }
+        self.file.write(json.dumps(row) + "\n")  # type: ignore[union-attr]
+        self.file.flush()  # type: ignore[union-attr]
+        if self.tb is not None:
+            for key in ("loss", "lr", "logit_scale", "samples_per_s"):
+                self.tb.add_scalar(f"train/{key}", row[key], step + 1)
+        self.progress.update(self.task, advance=1, info=f"loss {loss:.4f}  {rate:.1f} samples/s")
+
+    def close(self, history: list[float]) -> None:
+        """Flush everything and draw the loss curve."""
+        if not self.enabled:
+            return
+        self.progress.stop()
+        self.file.close()  # type: ignore[union-attr]
+        if self.tb is not None:
+            self.tb.close()
+        if history:
+            loss_curve(history, self.out / "loss.png")
+
+
+def loss_curve(history: list[float], path: Path) -> None:
+    """A PNG of the training loss per step (matplotlib, Agg, no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(range(1, len(history) + 1), history, lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)

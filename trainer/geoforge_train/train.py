@@ -1,0 +1,369 @@
+"""The MMCLIP training loop: a thin loop on torch, single process or torchrun + DDP.
+
+Launch: ``geoforge train mmclip --data DIR --out RUN`` on one process, or ``torchrun
+--nproc_per_node N $(which geoforge) train mmclip ...`` (gloo on CPU, nccl on GPU). The loop
+has bf16 autocast on GPU, gradient accumulation that keeps every negative in the loss (features
+of the other micro-batches are cached, as open_clip's ``accum_freq`` does), a cosine schedule
+with linear warmup, checkpoints with optimizer, scheduler and RNG state, ``--resume``,
+JSONL and TensorBoard logs and a loss-curve PNG.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from geoforge.errors import UsageError
+from geoforge_train.data import (
+    TEXT_SOURCES,
+    CorpusIndex,
+    HardNegativeDataset,
+    NegativeUse,
+    Transform,
+    collate,
+    epoch_order,
+    steps_per_epoch,
+)
+from geoforge_train.loss import LOSSES, HardNegativeClipLoss, Negatives
+from geoforge_train.models import create_model, load_checkpoint, save_checkpoint
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved in every checkpoint. ``batch_size`` is per rank and
+    per micro-batch; the global batch is ``batch_size · accum · world_size``."""
+
+    data: str
+    out: str
+    model: str = "geoforge-tiny"
+    pretrained: str | None = None
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 32
+    accum: int = 1
+    lr: float = 5e-4
+    weight_decay: float = 0.1
+    warmup: int = 10
+    loss: str = "mmclip"
+    text_negatives: tuple[str, ...] = ()
+    k_text: int = 0
+    k_image: int = 0
+    precision: str = "fp32"
+    device: str = "cpu"
+    seed: int = 0
+    workers: int = 0
+    save_every: int = 0
+    resume: bool = False
+    strict: bool = False
+    rotate: float = 0.0
+    downscale: float = 1.0
+
+    def check(self) -> None:
+        """Raise UsageError for inconsistent settings, naming the option."""
+        if self.loss not in LOSSES:
+            raise UsageError(f"--loss {self.loss}: expected one of {', '.join(LOSSES)}")
+        for s in self.text_negatives:
+            if s not in TEXT_SOURCES:
+                raise UsageError(f"--text-negatives {s}: expected {' or '.join(TEXT_SOURCES)}")
+        if self.loss != "mmclip" and not (self.k_text or self.k_image):
+            raise UsageError(f"--loss {self.loss} needs negatives: set --k-text and/or --k-image")
+        if self.precision not in ("fp32", "bf16"):
+            raise UsageError(f"--precision {self.precision}: expected fp32 or bf16")
+        if self.batch_size < 1 or self.accum < 1 or self.epochs < 1:
+            raise UsageError("--batch-size, --accum and --epochs must be at least 1")
+
+
+@dataclass
+class Dist:
+    """The process group as torchrun set it up: ``rank``, ``world_size``, ``local_rank``."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """True on rank 0."""
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> Dist:
+    """Join the torchrun process group if ``WORLD_SIZE`` > 1 (gloo on CPU, nccl on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """A torch device from ``cpu``, ``cuda`` or ``cuda:N``. Raises UsageError if it does not
+    exist here."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(
+                f"--device {name}: no CUDA device is available on this machine; use --device cpu"
+            )
+        index = int(name.split(":")[1]) if ":" in name else local_rank
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+        return torch.device("cuda", index)
+    raise UsageError(f"--device {name}: expected cpu, cuda or cuda:N")
+
+
+def cosine_lambda(warmup: int, total: int):  # type: ignore[no-untyped-def]
+    """Linear warmup to 1 over ``warmup`` steps, then cosine decay to 0 at ``total``
+    (open_clip's ``cosine_lr``, as a LambdaLR factor so it checkpoints)."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
+    """No weight decay on gains, biases, embeddings and the logit scale (as open_clip)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        flat = p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
+        (no_decay if flat else decay).append(p)
+    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+
+
+@dataclass
+class Features:
+    """Features of a batch: ``image``/``text`` (B, D); negatives (B, K, D) and (B, L, D) with
+    zeros where padded; all L2-normalised."""
+
+    image: Tensor
+    text: Tensor
+    neg_text: Tensor | None = None
+    neg_image: Tensor | None = None
+    scale: Tensor = field(default_factory=lambda: torch.tensor(1.0))
+    bias: Tensor | None = None
+
+
+def encode(model: nn.Module, batch: dict[str, Tensor], device: torch.device) -> Features:
+    """One forward pass over positives and the valid negatives of a batch (padded negatives
+    are not encoded: their features are zeros, and the loss masks them)."""
+    images, texts = batch["image"].to(device), batch["text"].to(device)
+    b = images.shape[0]
+    k, l = batch["neg_text"].shape[1], batch["neg_image"].shape[1]
+    t_mask, i_mask = batch["neg_text_mask"].to(device), batch["neg_image_mask"].to(device)
+    all_images = torch.cat([images, batch["neg_image"].to(device)[i_mask]])
+    all_texts = torch.cat([texts, batch["neg_text"].to(device)[t_mask]])
+    out = model(image=all_images, text=all_texts)
+    img, txt, scale = out[0], out[1], out[2]
+    bias = out[3] if len(out) > 3 else None
+    feats = Features(img[:b], txt[:b], scale=scale, bias=bias)
+    if k:
+        neg = txt.new_zeros((b, k, txt.shape[1]))
+        neg[t_mask] = txt[b:]
+        feats.neg_text = neg
+    if l:
+        neg = img.new_zeros((b, l, img.shape[1]))
+        neg[i_mask] = img[b:]
+        feats.neg_image = neg
+    return feats
+
+
+def _negatives(batch: dict[str, Tensor], feats: Features, device: torch.device) -> Negatives:
+    return Negatives(
+        text=feats.neg_text,
+        text_mask=batch["neg_text_mask"].to(device),
+        text_ids=batch["neg_text_id"].to(device),
+        image=feats.neg_image,
+        image_mask=batch["neg_image_mask"].to(device),
+        image_ids=batch["neg_image_id"].to(device),
+        pos_text_ids=batch["text_id"].to(device),
+        pos_image_ids=None,
+    )
+
+
+def _cat(parts: list[Tensor | None]) -> Tensor | None:
+    return None if parts[0] is None else torch.cat(parts)  # type: ignore[arg-type]
+
+
+def _merge(batches: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    return {k: torch.cat([b[k] for b in batches]) for k in batches[0] if isinstance(batches[0][k], Tensor)}
+
+
+def train(config: TrainConfig) -> dict[str, object]:
+    """Run training per ``config``; returns a summary (final loss, steps, seconds, paths).
+
+    Raises geoforge errors for bad input (missing corpus, no negatives where asked,
+    a checkpoint from another model, a device that does not exist) and lets real failures
+    propagate."""
+    from geoforge_train.logs import RunLog
+
+    config.check()
+    ddp = init_distributed(config.device)
+    device = resolve_device(config.device, ddp.local_rank)
+    torch.manual_seed(config.seed)
+    out = Path(config.out)
+    if ddp.main:
+        out.mkdir(parents=True, exist_ok=True)
+    model, tokenizer, image_size = create_model(config.model, config.pretrained, device)
+    index = CorpusIndex.build(config.data, strict=config.strict)
+    use = NegativeUse(config.text_negatives, config.k_text, config.k_image)
+    transform = Transform(image_size, train=True, rotate=config.rotate, downscale=config.downscale)
+    dataset = HardNegativeDataset(index, tokenizer, transform, use, config.seed)
+    micro = config.batch_size
+    spe = steps_per_epoch(len(dataset), micro * config.accum, ddp.world_size)
+    if spe == 0:
+        raise UsageError(
+            f"{config.data}: {len(dataset)} samples are fewer than one global batch of "
+            f"{micro * config.accum * ddp.world_size}; lower --batch-size or --accum"
+        )
+    total = min(config.max_steps or spe * config.epochs, spe * config.epochs)
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lambda(config.warmup, total))
+    start, history = 0, []
+    latest = out / "checkpoints" / "latest.pt"
+    if config.resume:
+        if not latest.is_file():
+            raise UsageError(f"--resume: no checkpoint at {latest}")
+        state = load_checkpoint(latest, model, config.model, optimizer, scheduler)
+        start, history = int(state["step"]), list(state["history"])
+        _set_rng(state["rng"])
+    net: nn.Module = model
+    if ddp.world_size > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    loss_fn = HardNegativeClipLoss(config.loss, ddp.rank, ddp.world_size)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    log = RunLog(out, enabled=ddp.main, total=total, start=start)
+    t0 = time.perf_counter()
+    step = start
+    try:
+        for step in range(start, total):
+            epoch, pos = divmod(step, spe)
+            indices = epoch_order(
+                len(dataset), config.seed, epoch, ddp.rank, ddp.world_size, micro * config.accum
+            )[pos]
+            dataset.set_epoch(epoch)
+            micro_batches = [
+                collate([dataset[i] for i in indices[j * micro : (j + 1) * micro]])
+                for j in range(config.accum)
+            ]
+            loss = _step(net, micro_batches, loss_fn, optimizer, device, autocast, config.accum)
+            scheduler.step()
+            value = _global_mean(loss, ddp)
+            history.append(value)
+            log.step(
+                step,
+                epoch,
+                value,
+                scheduler.get_last_lr()[0],
+                float(model.logit_scale.detach().exp()),
+                (step + 1 - start) * micro * config.accum * ddp.world_size / (time.perf_counter() - t0),
+            )
+            if config.save_every and (step + 1) % config.save_every == 0 and ddp.main:
+                save_checkpoint(out, step + 1, model, optimizer, scheduler, config, history, _get_rng())
+        if ddp.main:
+            save_checkpoint(out, total, model, optimizer, scheduler, config, history, _get_rng(), final=True)
+    finally:
+        log.close(history)
+        if ddp.world_size > 1 and dist.is_initialized():
+            dist.barrier()
+    return {
+        "steps": total,
+        "final_loss": history[-1] if history else None,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "checkpoint": str(out / "checkpoints" / "final.pt"),
+        "skipped_shards": index.skipped,
+    }
+
+
+def _step(
+    net: nn.Module,
+    batches: list[dict[str, Tensor]],
+    loss_fn: HardNegativeClipLoss,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    autocast,
+    accum: int,  # type: ignore[no-untyped-def]
+) -> Tensor:
+    """One optimiser step over ``accum`` micro-batches; returns the (local) loss.
+
+    With ``accum`` > 1, features of every micro-batch are first computed without gradient;
+    then each micro-batch is encoded again with gradient, put in place of its cached
+    features, and the loss of the whole accumulated batch (every negative included) is
+    back-propagated. The summed gradient equals that of one large batch."""
+    optimizer.zero_grad(set_to_none=True)
+    whole = _merge(batches) if accum > 1 else batches[0]
+    if accum == 1:
+        with autocast:
+            f = encode(net, whole, device)
+            loss = loss_fn(f.image, f.text, f.scale, _negatives(whole, f, device), f.bias)
+        loss.backward()
+    else:
+        with torch.no_grad(), autocast:
+            cached = [encode(net, b, device) for b in batches]
+        for j, b in enumerate(batches):
+            sync = j == accum - 1 or not isinstance(net, nn.parallel.DistributedDataParallel)
+            ctx = net.no_sync() if not sync else nullcontext()  # type: ignore[operator]
+            with ctx, autocast:
+                fj = encode(net, b, device)
+                parts = [fj if k == j else c for k, c in enumerate(cached)]
+                f = Features(
+                    torch.cat([p.image for p in parts]),
+                    torch.cat([p.text for p in parts]),
+                    _cat([p.neg_text for p in parts]),
+                    _cat([p.neg_image for p in parts]),
+                    fj.scale,
+                    fj.bias,
+                )
+                loss = loss_fn(f.image, f.text, f.scale, _negatives(whole, f, device), f.bias)
+                loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        net_model = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+        net_model.logit_scale.clamp_(0, math.log(100))
+    return loss.detach()
+
+
+def _global_mean(loss: Tensor, ddp: Dist) -> float:
+    if ddp.world_size > 1:
+        loss = loss.clone()
+        dist.all_reduce(loss)
+        loss /= ddp.world_size
+    return float(loss)
+
+
+def _get_rng() -> dict[str, object]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng(state: dict[str, object]) -> None:
+    torch.set_rng_state(state["torch"])  # type: ignore[arg-type]
+    np.random.set_state(state["numpy"])  # type: ignore[arg-type]
+    random.setstate(state["python"])  # type: ignore[arg-type]
+
+
+def config_json(config: TrainConfig) -> dict[str, object]:
+    """The config as JSON-ready data."""
+    data = asdict(config)
+    data["text_negatives"] = list(config.text_negatives)
+    return data
