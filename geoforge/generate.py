@@ -12,14 +12,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from geoforge.caption import STYLES, make_caption
 from geoforge.errors import GeoforgeError, RealiseError, UsageError
-from geoforge.negatives import NegativeConfig, pool_entry
+from geoforge.negatives import NegativeConfig, host_for, pool_entry
 from geoforge.plugins import PluginSpec
 from geoforge.realise import realise
 from geoforge.render.layout import Layout
@@ -269,6 +269,10 @@ def generate_corpus(
         "git_sha": git_sha(),
         "recipe": recipe.to_json(),
         "config_hash": recipe.config_hash(),
+        "negatives": asdict(negatives) if negatives is not None else None,
+        "plugins": [p.to_json() for p in host_for(plugins or PluginSpec()).plugins]
+        if negatives is not None and negatives.any
+        else [],
         "seed": seed,
         "samples": n,
         "shards": len(sizes),

@@ -96,13 +96,14 @@ def make_negatives(
         return [(p.name, iter(host.propose(p, positive, rng))) for p in chosen]
 
     plans = [
-        (config.image, out.image, streams("image", None, ())),
-        (config.caption, out.caption, streams("caption", None, config.retrieval_plugins)),
-        (config.retrieval, out.retrieval, streams("caption", config.retrieval_plugins, ())),
+        (config.image, out.image, ("image", None, ())),
+        (config.caption, out.caption, ("caption", None, config.retrieval_plugins)),
+        (config.retrieval, out.retrieval, ("caption", config.retrieval_plugins, ())),
     ]
-    for want, kept, kind_streams in plans:
+    for want, kept, which in plans:
         if not want:
             continue
+        kind_streams = streams(*which)
         for checks, (name, candidate) in enumerate(_round_robin(kind_streams)):
             if len(kept) >= want or checks >= config.max_checks:
                 break

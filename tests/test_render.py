@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from geoforge.problems import read_problems
@@ -259,3 +261,18 @@ def test_layout_does_not_import_matplotlib() -> None:
         "assert 'matplotlib' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@given(seed=st.integers(0, 2**32 - 1), grow=st.floats(0, 12))
+@settings(max_examples=60, deadline=None)
+def test_segment_gaps_answer_every_clearance_like_the_direct_test(seed: int, grow: float) -> None:
+    from geoforge.render.collide import boxes_hit_segments, inflate, segment_gaps
+
+    rng = np.random.default_rng(seed)
+    corner = rng.uniform(0, 400, (40, 2))
+    boxes = np.hstack([corner, corner + rng.uniform(1, 40, (40, 2))])
+    segments = rng.uniform(0, 448, (25, 4))
+    segments[0, 2:] = segments[0, :2]  # a zero-length segment
+    segments[1, 3] = segments[1, 1]  # a horizontal one
+    expected = boxes_hit_segments(inflate(boxes, grow), segments)
+    assert np.array_equal(segment_gaps(boxes, segments) <= grow, expected)

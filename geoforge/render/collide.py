@@ -32,6 +32,28 @@ def boxes_hit_segments(boxes: np.ndarray, segments: np.ndarray) -> np.ndarray:
     return ~apart & (np.abs(((centre - s0) * normal).sum(axis=2)) <= reach)
 
 
+def segment_gaps(boxes: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """For boxes (K, 4) and segments (M, 4): (K, M) float, the smallest ``g`` such that the box
+    grown by ``g`` pixels on every side touches the segment (negative when they overlap).
+
+    ``segment_gaps(b, s) <= g`` equals ``boxes_hit_segments(inflate(b, g), s)``: growing a box
+    shrinks its gaps along x and y by ``g`` and widens its extent along the segment's normal
+    ``n`` by ``g·(|nx| + |ny|)``, so one evaluation answers every clearance.
+    """
+    s0, s1 = segments[None, :, :2], segments[None, :, 2:]
+    lo, hi = boxes[:, None, :2], boxes[:, None, 2:]
+    axis_gap = np.maximum(np.minimum(s0, s1) - hi, lo - np.maximum(s0, s1)).max(axis=2)
+    d = s1 - s0
+    normal = np.stack([-d[..., 1], d[..., 0]], axis=-1)
+    centre, half = (lo + hi) / 2, (hi - lo) / 2
+    reach = (np.abs(normal) * half).sum(axis=2)
+    norm1 = np.abs(normal).sum(axis=2)
+    offset = np.abs(((centre - s0) * normal).sum(axis=2)) - reach
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slack = np.where(norm1 > 0, offset / np.where(norm1 > 0, norm1, 1.0), -np.inf)
+    return np.maximum(axis_gap, slack)
+
+
 def _near(boxes: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """Smallest distance (K, M) from each centre (M, 2) to each box (K, 4)."""
     c = centers[None, :, :]

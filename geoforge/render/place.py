@@ -20,8 +20,8 @@ from geoforge.render.collide import (
     boxes_hit_boxes,
     boxes_hit_circles,
     boxes_hit_discs,
-    boxes_hit_segments,
     inflate,
+    segment_gaps,
 )
 from geoforge.render.glyphs import TextExtent, text_extent
 
@@ -58,17 +58,27 @@ class Obstacles:
     points: np.ndarray
     point_px: float
 
-    def hits(self, boxes: np.ndarray, grow: float, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Obstacles each box (K, 4), grown by ``grow`` px, touches: the count (K,) and the
-        count without the box's own point (``own`` (K,) indexes ``points``, -1 for none)."""
-        b = inflate(boxes, grow)
-        discs = boxes_hit_discs(b, self.points, self.point_px)
-        lines = boxes_hit_segments(b, self.segments).sum(axis=1)
-        total = lines + boxes_hit_circles(b, self.circles).sum(axis=1) + discs.sum(axis=1)
+    def hits(
+        self, boxes: np.ndarray, grows: tuple[float, ...], own: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each clearance in ``grows`` (px): how many obstacles each box (K, 4), grown by
+        it, touches — the count (K,) and the count without the box's own point (``own`` (K,)
+        indexes ``points``, -1 for none). Segment gaps are computed once for all clearances."""
+        gaps = segment_gaps(boxes, self.segments)
         rows = np.flatnonzero(own >= 0)
-        own_hit = np.zeros(len(b), dtype=total.dtype)
-        own_hit[rows] = discs[rows, own[rows]]
-        return total, total - own_hit
+        out = []
+        for grow in grows:
+            b = inflate(boxes, grow)
+            discs = boxes_hit_discs(b, self.points, self.point_px)
+            total = (
+                (gaps <= grow).sum(axis=1)
+                + boxes_hit_circles(b, self.circles).sum(axis=1)
+                + discs.sum(axis=1)
+            )
+            own_hit = np.zeros(len(b), dtype=total.dtype)
+            own_hit[rows] = discs[rows, own[rows]]
+            out.append((total, total - own_hit))
+        return out
 
 
 @dataclass(frozen=True)
@@ -187,8 +197,7 @@ def _static_costs(
     own = np.concatenate([np.full(len(r.boxes), r.own) for r in requests])
     edge = EDGE * font
     outside = (boxes[:, :2] < edge).any(axis=1) | (boxes[:, 2:] > size - edge).any(axis=1)
-    hard, hard_other = obstacles.hits(boxes, CLEAR * font, own)
-    near_other = obstacles.hits(boxes, NEAR_REACH * font, own)[1]
+    (hard, hard_other), (_, near_other) = obstacles.hits(boxes, (CLEAR * font, NEAR_REACH * font), own)
     cost = np.concatenate([r.cost for r in requests])
     cost += HIT * hard + NEAR * (near_other - hard_other) + OUTSIDE * outside
     rows = np.flatnonzero(own >= 0)
