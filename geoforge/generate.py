@@ -269,7 +269,7 @@ def generate_corpus(
         "git_sha": git_sha(),
         "recipe": recipe.to_json(),
         "config_hash": recipe.config_hash(),
-        "negatives": asdict(negatives) if negatives is not None else None,
+        "negatives": asdict(negatives) if negatives is not None and negatives.any else None,
         "plugins": [p.to_json() for p in host_for(plugins or PluginSpec()).plugins]
         if negatives is not None and negatives.any
         else [],

@@ -128,9 +128,27 @@ def _fact_violation(fact: Fact, scene: Scene, m: Margins) -> float:
         return residual(fact, scene) / rel
     if name in ("s_angle", "aconst", "angle"):
         return residual(fact, scene) / ang
-    if name in ("ncoll", "npara", "nperp", "diff", "convex"):
-        return 1.0 if residual(fact, scene) > 0 else 0.0
+    if name == "convex":
+        return _worst_reflex_turn(p) / ang
+    if name in ("ncoll", "npara", "nperp", "diff"):
+        # "Not parallel" and the like cannot be clearly false by a margin: a figure a few
+        # degrees from parallel is a drawing error, not a different figure. They never make
+        # a claim clearly false on their own.
+        return 0.0
     raise ValueError(f"no violation measure for `{name}`")
+
+
+def _worst_reflex_turn(p: list[np.ndarray]) -> float:
+    """The largest turn (radians) of a polygon against its prevailing orientation: 0 for a
+    convex polygon, the reflex excess of its worst vertex otherwise."""
+    turns = []
+    for i in range(len(p)):
+        e1, e2 = p[i] - p[i - 1], p[(i + 1) % len(p)] - p[i]
+        if norm(e1) < 1e-12 or norm(e2) < 1e-12:
+            return math.inf
+        turns.append(math.atan2(cross(e1, e2), float(np.dot(e1, e2))))
+    sign = 1.0 if sum(turns) >= 0 else -1.0
+    return max(0.0, *(-sign * t for t in turns))
 
 
 def _coll_gap(p: list[np.ndarray]) -> float:

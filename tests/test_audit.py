@@ -148,6 +148,15 @@ def test_margins() -> None:
     assert judge(["rectangle", "A", "B", "C", "D"], g)[0]
     assert not judge(["trapezoid", "A", "B", "E", "D"], g)[0]
     assert judge(["isosceles_trapezoid", "A", "B", "C", "D"], g)[0]  # a parallelogram is not one
+    h = _fig(A=(0, 0), B=(10, 0), C=(10, 1), X=(10, 2), Y=(10, 0.45))
+    assert judge(["bisector", "A", "X", "B", "C"], h)[0]  # AX outside ∠BAC: 8.5° off its bisector
+    assert not judge(["bisector", "A", "Y", "B", "C"], h)[0]  # 0.3° off
+    # 6.9° short of supplementary, but D is 13.9% of the radius off circle ABC (a length margin)
+    k = _fig(A=(2.566, -0.19), B=(-2.49, 2.803), C=(-4.457, 0.906), D=(-0.315, -3.688))
+    assert judge(["cyclic_quadrilateral", "A", "B", "C", "D"], k)[0]
+    # a dart whose reflex corner is under the angle margin is not clearly "not a kite"
+    dart = _fig(A=(0, 0), B=(4, 0.3), C=(10, 1.0), D=(4, -0.3))  # reflex turn 2.4° at B
+    assert not judge(["kite", "A", "B", "C", "D"], dart)[0]
 
 
 def test_canonical_forms() -> None:

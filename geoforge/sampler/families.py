@@ -123,10 +123,13 @@ def quadrilateral(b: Builder, givens: bool) -> None:
             top = eval_length(base) - 2 * eval_length(leg) * math.cos(math.radians(int(angle)))
             if eval_length(base) > 3 and (kind == "trapezoid" or top > 0.25 * eval_length(base)):
                 break
+        if kind == "trapezoid":
+            # The top is at most the base minus a margin so the legs are at least 12° from
+            # parallel: a trapezoid must not pass for a parallelogram.
+            top = _trapezoid_top(b, eval_length(base), eval_length(leg), int(angle))
         _sided(b, A, B, D, base, leg, angle, givens)
         _given_angle(b, B, A, D, angle, givens)
         if kind == "trapezoid":
-            top = b.choice([v for v in LENGTHS if eval_length(v) < eval_length(base)])
             b.clause(f"{C} = aconst {A} {B} {D} {C} 0, lconst {C} {D} {top}")
             if givens:
                 b.stmt(f"given length {D} {C} {top}")
@@ -158,6 +161,20 @@ def quadrilateral(b: Builder, givens: bool) -> None:
     b.claim(kind, A, B, C, D)
     b.context["quad"] = (A, B, C, D)
     b.context["triangle"] = (A, B, C)
+
+
+def _trapezoid_top(b: Builder, base: float, leg: float, angle: int) -> str:
+    """A top length for trapezoid ABCD (A at the origin, AB along x, AD at ``angle``) whose
+    leg BC is at least 12° from parallel to AD; the shortest listed length if none is."""
+    d = (leg * math.cos(math.radians(angle)), leg * math.sin(math.radians(angle)))
+
+    def leg_gap(top: float) -> float:
+        bc = (d[0] + top - base, d[1])
+        gap = abs(math.degrees(math.atan2(bc[1], bc[0]) - math.radians(angle))) % 180
+        return min(gap, 180 - gap)
+
+    options = [v for v in LENGTHS if eval_length(v) < base and leg_gap(eval_length(v)) >= 12]
+    return b.choice(options) if options else min(LENGTHS, key=eval_length)
 
 
 def eval_length(token: str) -> float:
