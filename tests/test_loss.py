@@ -20,14 +20,22 @@ open_clip = pytest.importorskip("open_clip")
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from geoforge_train.loss import LOSSES, HardNegativeClipLoss, Negatives  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from geoforge_train.loss import LOSSES, HardNegativeClipLoss, Negatives  # noqa: E402
-
 TOL = 1e-6
 FAST = settings(deadline=None, max_examples=40)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tensors are tiny: intra-op threads only add contention (tens of x on a busy box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # --------------------------------------------------------------------------- data
@@ -91,7 +99,9 @@ def assert_close(actual: Tensor, expected: Tensor, tol: float = TOL) -> None:
 # --------------------------------------------------------------------------- references
 
 
-def kept_negatives(mask: Tensor | None, ids: Tensor | None, pos_ids: Tensor | None, i: int, k: int) -> list[int]:
+def kept_negatives(
+    mask: Tensor | None, ids: Tensor | None, pos_ids: Tensor | None, i: int, k: int
+) -> list[int]:
     """Indices of sample i's usable negatives, in order: not padding, and (when ids are given)
     not the id of any in-batch positive nor of an earlier usable negative of the same sample."""
     seen = set(pos_ids.tolist()) if ids is not None and pos_ids is not None else set()
@@ -151,7 +161,10 @@ def reference_group(
         total = image.new_zeros(())
         for i in range(b):
             pos = scale * (image[i] * text[i]).sum()
-            negs = [scale * (anchor[i] * feats[i, j]).sum() for j in kept_negatives(mask, ids, pos_ids, i, feats.shape[1])]
+            negs = [
+                scale * (anchor[i] * feats[i, j]).sum()
+                for j in kept_negatives(mask, ids, pos_ids, i, feats.shape[1])
+            ]
             if kind == "paper-group":
                 total = total - log_softmax_at([pos, *negs], 0)
             else:
@@ -165,7 +178,11 @@ def reference_group(
 
 
 def _assert_equals_clip_loss(image: Tensor, text: Tensor, scale: float, negatives: Negatives | None) -> None:
-    ours_in = [image.clone().requires_grad_(), text.clone().requires_grad_(), torch.tensor(scale, dtype=image.dtype, requires_grad=True)]
+    ours_in = [
+        image.clone().requires_grad_(),
+        text.clone().requires_grad_(),
+        torch.tensor(scale, dtype=image.dtype, requires_grad=True),
+    ]
     theirs_in = [x.detach().clone().requires_grad_() for x in ours_in]
     ours = HardNegativeClipLoss()(*ours_in, negatives)
     theirs = open_clip.ClipLoss()(*theirs_in)
@@ -182,7 +199,9 @@ def _assert_equals_clip_loss(image: Tensor, text: Tensor, scale: float, negative
     seed=st.integers(0, 2**31 - 1),
     dtype=st.sampled_from([torch.float32, torch.float64]),
 )
-def test_without_negatives_equals_open_clip_clip_loss(b: int, d: int, scale: float, seed: int, dtype: torch.dtype) -> None:
+def test_without_negatives_equals_open_clip_clip_loss(
+    b: int, d: int, scale: float, seed: int, dtype: torch.dtype
+) -> None:
     image, text, _ = random_batch(seed, b, d, 0, 0, dtype=dtype)
     _assert_equals_clip_loss(image, text, scale, None)
     _assert_equals_clip_loss(image, text, scale, Negatives())
@@ -204,7 +223,9 @@ def test_all_negatives_masked_equals_open_clip_clip_loss(
     b: int, d: int, k: int, l: int, scale: float, seed: int, dtype: torch.dtype
 ) -> None:
     image, text, neg = random_batch(seed, b, d, k, l, dtype=dtype)
-    padding = replace(neg, text_mask=torch.zeros(b, k, dtype=torch.bool), image_mask=torch.zeros(b, l, dtype=torch.bool))
+    padding = replace(
+        neg, text_mask=torch.zeros(b, k, dtype=torch.bool), image_mask=torch.zeros(b, l, dtype=torch.bool)
+    )
     _assert_equals_clip_loss(image, text, scale, padding)
     # Every negative repeats the id of an in-batch positive: masked as duplicates.
     duplicates = replace(
@@ -259,8 +280,12 @@ def test_duplicate_ids_are_excluded_once_each() -> None:
     assert kept_negatives(neg.text_mask, neg.text_ids, neg.pos_text_ids, 0, 4) == [1, 3]
     assert kept_negatives(neg.text_mask, neg.text_ids, neg.pos_text_ids, 1, 4) == [1, 2, 3]
     scale = torch.tensor(7.0, dtype=torch.float64)
-    explicit = replace(neg, text_ids=None, pos_text_ids=None, text_mask=torch.tensor([[0, 1, 0, 1], [0, 1, 1, 1]]).bool())
-    assert_close(HardNegativeClipLoss()(image, text, scale, neg), HardNegativeClipLoss()(image, text, scale, explicit))
+    explicit = replace(
+        neg, text_ids=None, pos_text_ids=None, text_mask=torch.tensor([[0, 1, 0, 1], [0, 1, 1, 1]]).bool()
+    )
+    assert_close(
+        HardNegativeClipLoss()(image, text, scale, neg), HardNegativeClipLoss()(image, text, scale, explicit)
+    )
 
 
 # --------------------------------------------------------------------------- 3. group losses
@@ -300,7 +325,9 @@ def test_paper_group_with_one_negative_is_a_two_way_softmax() -> None:
     # Eq. 2 by hand: image·text = 1, image·negative = 0, scale 2 → loss = log(1 + e^{−2}).
     image = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
     neg = Negatives(text=torch.tensor([[[0.0, 1.0]]], dtype=torch.float64))
-    loss = HardNegativeClipLoss("paper-group")(image, image.clone(), torch.tensor(2.0, dtype=torch.float64), neg)
+    loss = HardNegativeClipLoss("paper-group")(
+        image, image.clone(), torch.tensor(2.0, dtype=torch.float64), neg
+    )
     assert loss.item() == pytest.approx(math.log1p(math.exp(-2.0)), abs=1e-12)
 
 
@@ -322,6 +349,8 @@ def test_unknown_loss_kind_raises_value_error() -> None:
 
 
 def _bad_shapes() -> list[tuple[str, Tensor, Tensor, Negatives]]:
+    # Regression: with B=2, D=3, K=4, a (2, 5) or (1, 4) text mask used to broadcast silently
+    # (masked_fill widened the logits) and mismatched negatives raised einsum's RuntimeError.
     x = torch.randn(2, 3)
     ok_t = torch.randn(2, 4, 3)
     return [
@@ -341,9 +370,13 @@ def _bad_shapes() -> list[tuple[str, Tensor, Tensor, Negatives]]:
 
 
 @pytest.mark.parametrize("kind", LOSSES)
-@pytest.mark.parametrize(("case", "image", "text", "negatives"), _bad_shapes(), ids=[c[0] for c in _bad_shapes()])
-def test_mismatched_shapes_raise_value_error(kind: str, case: str, image: Tensor, text: Tensor, negatives: Negatives) -> None:
-    with pytest.raises(ValueError, match="must (both )?be"):
+@pytest.mark.parametrize(
+    ("case", "image", "text", "negatives"), _bad_shapes(), ids=[c[0] for c in _bad_shapes()]
+)
+def test_mismatched_shapes_raise_value_error(
+    kind: str, case: str, image: Tensor, text: Tensor, negatives: Negatives
+) -> None:
+    with pytest.raises(ValueError, match=r"must (both )?be"):
         HardNegativeClipLoss(kind)(image, text, torch.tensor(1.0), negatives)
 
 
@@ -351,7 +384,11 @@ def test_mismatched_shapes_raise_value_error(kind: str, case: str, image: Tensor
 
 
 def _masked_entries(neg: Negatives, which: str) -> Tensor:
-    feats, mask, ids = (neg.text, neg.text_mask, neg.text_ids) if which == "text" else (neg.image, neg.image_mask, neg.image_ids)
+    feats, mask, ids = (
+        (neg.text, neg.text_mask, neg.text_ids)
+        if which == "text"
+        else (neg.image, neg.image_mask, neg.image_ids)
+    )
     pos = neg.pos_text_ids if which == "text" else neg.pos_image_ids
     out = torch.ones(feats.shape[:2], dtype=torch.bool)
     for i in range(feats.shape[0]):
@@ -395,7 +432,9 @@ def test_one_padded_nan_negative_leaves_loss_and_gradients_finite(kind: str) -> 
     image = torch.tensor([[0.6, 0.8]], dtype=torch.float64, requires_grad=True)
     text = torch.tensor([[1.0, 0.0]], dtype=torch.float64, requires_grad=True)
     scale = torch.tensor(10.0, dtype=torch.float64, requires_grad=True)
-    neg = Negatives(text=torch.full((1, 1, 2), float("nan"), dtype=torch.float64), text_mask=torch.tensor([[False]]))
+    neg = Negatives(
+        text=torch.full((1, 1, 2), float("nan"), dtype=torch.float64), text_mask=torch.tensor([[False]])
+    )
     loss = HardNegativeClipLoss(kind)(image, text, scale, neg, bias=torch.tensor(-1.0, dtype=torch.float64))
     assert torch.isfinite(loss)
     assert all(torch.isfinite(g).all() for g in torch.autograd.grad(loss, [image, text, scale]))
@@ -413,7 +452,9 @@ def test_hard_negative_closer_than_every_in_batch_caption_raises_loss_by_at_leas
     # A caption negative for sample 0 whose cosine with image 0 beats every in-batch caption.
     hard = F.normalize(image[0] + 0.05 * _unit(g, d), dim=0)
     assert hard @ image[0] > sims.max()
-    negs = Negatives(text=torch.zeros(b, 1, d, dtype=torch.float64), text_mask=torch.zeros(b, 1, dtype=torch.bool))
+    negs = Negatives(
+        text=torch.zeros(b, 1, d, dtype=torch.float64), text_mask=torch.zeros(b, 1, dtype=torch.bool)
+    )
     negs.text[0, 0], negs.text_mask[0, 0] = hard, True
     before = HardNegativeClipLoss()(image, text, scale, None)
     after = HardNegativeClipLoss()(image, text, scale, negs)
@@ -431,7 +472,11 @@ def test_negative_with_the_positive_caption_id_is_masked() -> None:
     image, text = _unit(g, b, d), _unit(g, b, d)
     scale = torch.tensor(5.0, dtype=torch.float64)
     # Each sample's caption "negative" is its own positive caption, under the same id.
-    same = Negatives(text=text[:, None].clone(), text_ids=torch.tensor([[7], [8], [9]]), pos_text_ids=torch.tensor([7, 8, 9]))
+    same = Negatives(
+        text=text[:, None].clone(),
+        text_ids=torch.tensor([[7], [8], [9]]),
+        pos_text_ids=torch.tensor([7, 8, 9]),
+    )
     plain = HardNegativeClipLoss()(image, text, scale, None)
     assert_close(HardNegativeClipLoss()(image, text, scale, same), plain)
     # Without ids the copy counts as a negative: row i's positive appears twice, which adds
@@ -462,13 +507,19 @@ def _global_batch() -> tuple[Tensor, Tensor, Negatives]:
     return image, text, neg
 
 
-def _run(kind: str, image: Tensor, text: Tensor, neg: Negatives, rank: int, world: int) -> tuple[float, dict[str, Tensor]]:
+def _run(
+    kind: str, image: Tensor, text: Tensor, neg: Negatives, rank: int, world: int
+) -> tuple[float, dict[str, Tensor]]:
     leaves, n_g = with_grad(image, text, 10.0, neg)
     bias = torch.tensor(-1.0, dtype=torch.float64, requires_grad=True)
-    loss = HardNegativeClipLoss(kind, rank=rank, world_size=world)(leaves[0], leaves[1], leaves[2], n_g, bias=bias)
+    loss = HardNegativeClipLoss(kind, rank=rank, world_size=world)(
+        leaves[0], leaves[1], leaves[2], n_g, bias=bias
+    )
     loss.backward()
     names = ["image", "text", "scale", "text_neg", "image_neg", "bias"]
-    return loss.item(), {n: (x.grad if x.grad is not None else torch.zeros_like(x)) for n, x in zip(names, [*leaves, bias])}
+    return loss.item(), {
+        n: (x.grad if x.grad is not None else torch.zeros_like(x)) for n, x in zip(names, [*leaves, bias])
+    }
 
 
 def _shard(neg: Negatives, rows: slice) -> Negatives:
