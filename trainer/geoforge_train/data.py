@@ -18,6 +18,7 @@ import tarfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,13 +60,16 @@ class CorpusIndex:
         if not root.is_dir():
             raise DataError(f"{root}: no such corpus directory")
         sizes_file = root / "sizes.json"
-        names = sorted(json.loads(sizes_file.read_text())) if sizes_file.is_file() else []
-        names = sorted(set(names) | {p.name for p in root.glob("shard-*.tar")})
+        sizes: dict[str, int] = json.loads(sizes_file.read_text()) if sizes_file.is_file() else {}
+        names = sorted(set(sizes) | {p.name for p in root.glob("shard-*.tar")})
         index = CorpusIndex()
         for name in names:
             path = root / name
             try:
-                index.samples.extend(_index_shard(path))
+                samples = _index_shard(path)
+                if name in sizes and len(samples) != sizes[name]:
+                    raise ValueError(f"{len(samples)} samples, but sizes.json lists {sizes[name]}")
+                index.samples.extend(samples)
             except (OSError, tarfile.TarError, ValueError) as e:
                 message = f"{path}: {type(e).__name__}: {e}"
                 if strict:
@@ -91,6 +95,14 @@ def _index_shard(path: Path) -> list[dict[str, tuple[Path, int, int]]]:
                 current = {}
             key = k
             current[ext] = (path, member.offset_data, member.size)
+        end = tar.offset
+    # tarfile stops quietly at a file cut on a member boundary; a whole shard ends with
+    # two zero blocks (the end-of-archive marker), so their absence means truncation.
+    with open(path, "rb") as fh:
+        fh.seek(end)
+        marker = fh.read(1024)
+    if len(marker) < 1024 or marker.count(0) != 1024:
+        raise ValueError(f"truncated: no end-of-archive marker after byte {end}")
     if current:
         out.append(current)
     for sample in out:
@@ -177,12 +189,19 @@ class HardNegativeDataset(Dataset):
     (k_text,) int64; ``neg_image`` (k_image, 3, S, S) with ``neg_image_mask`` and
     ``neg_image_id``; ``kinds``: the plugin of each caption negative (for evaluation).
     ``epoch`` seeds the training augmentation (``set_epoch``). Raises DataError if negatives
-    are asked for and a sample has none of that kind recorded.
+    are asked for and the corpus records none, or, with ``require_each`` (training), if no
+    sample has a negative of some asked kind (the samples are scanned until each is found).
     """
 
     def __init__(
-        self, index: CorpusIndex, tokenizer, transform: Transform, use: NegativeUse, seed: int = 0
-    ) -> None:  # type: ignore[no-untyped-def]
+        self,
+        index: CorpusIndex,
+        tokenizer: Any,
+        transform: Transform,
+        use: NegativeUse,
+        seed: int = 0,
+        require_each: bool = False,
+    ) -> None:
         self.index, self.tokenizer, self.transform, self.use, self.seed = (
             index,
             tokenizer,
@@ -195,6 +214,26 @@ class HardNegativeDataset(Dataset):
             raise DataError(
                 "negatives were asked for but the corpus has none: generate it with "
                 "--image-negatives/--caption-negatives/--retrieval-negatives"
+            )
+        if use.any and require_each:
+            self._require_each_kind()
+
+    def _require_each_kind(self) -> None:
+        asked = {s: f"--text-negatives {s}" for s in self.use.text_sources if self.use.k_text}
+        if self.use.k_image:
+            asked["image"] = "--k-image"
+        missing = set(asked)
+        for spans in self.index.samples:
+            if not missing:
+                return
+            record = json.loads(json.loads(_read(spans["json"])).get("negatives", "{}") or "{}")
+            missing -= {kind for kind in missing if record.get(kind)}
+        if missing:
+            made_by = {"caption": "--caption-negatives", "image": "--image-negatives"}
+            raise DataError(
+                "; ".join(f"{asked[k]}: no sample of the corpus has {k} negatives" for k in sorted(missing))
+                + ": generate it with "
+                + " / ".join(made_by.get(k, f"--{k}-negatives") + " N" for k in sorted(missing))
             )
 
     def __len__(self) -> int:

@@ -56,7 +56,14 @@ def load(spec: str, device: torch.device, model_name: str | None = None) -> Load
     else:
         state = read_checkpoint(spec)
         name = model_name or str(state.get("model_name"))
-        model, tok, size = create_model(name, None, device)
+        try:
+            model, tok, size = create_model(name, None, device)
+        except UsageError as e:  # its message names --model, which eval does not have
+            hint = str(e).partition("; ")[2]
+            raise CheckpointError(
+                f"{spec}: checkpoint of model {name!r}, which open_clip does not know"
+                + (f" ({hint})" if hint else "")
+            ) from None
         load_checkpoint(spec, model, name)
     model.eval()
     return Loaded(spec, model, tok, size)

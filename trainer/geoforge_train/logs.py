@@ -11,8 +11,10 @@ class RunLog:
     """Logs of one training run, written on rank 0 only (``enabled``).
 
     ``out/log.jsonl`` gets one JSON object per step (step, epoch, loss, lr, logit_scale,
-    samples_per_s); ``out/tensorboard/`` the same scalars when the ``tensorboard`` package is
-    installed; ``close`` writes ``out/loss.png``.
+    samples_per_s), ``lr`` being the rate that step used; rows of an earlier run past
+    ``start`` (the step a resumed run starts from, 0 for a fresh run) are dropped first, so
+    the file holds each step once. ``out/tensorboard/`` gets the same scalars when the
+    ``tensorboard`` package is installed; ``close`` writes ``out/loss.png``.
     """
 
     def __init__(self, out: Path, enabled: bool, total: int, start: int = 0) -> None:
@@ -22,7 +24,17 @@ class RunLog:
         self.progress: Any = None
         if not enabled:
             return
-        self.file = open(out / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        path = out / "log.jsonl"
+        kept = []
+        if path.is_file():  # a resumed run replays the steps after its checkpoint
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    if int(json.loads(line)["step"]) <= start:
+                        kept.append(line + "\n")
+                except (ValueError, KeyError, TypeError):
+                    continue
+        path.write_text("".join(kept), encoding="utf-8")
+        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         try:
             from torch.utils.tensorboard import SummaryWriter
 

@@ -75,6 +75,12 @@ class TrainConfig:
         for s in self.text_negatives:
             if s not in TEXT_SOURCES:
                 raise UsageError(f"--text-negatives {s}: expected {' or '.join(TEXT_SOURCES)}")
+        if self.k_text and not self.text_negatives:
+            raise UsageError(f"--k-text {self.k_text} needs --text-negatives caption and/or retrieval")
+        if self.text_negatives and not self.k_text:
+            raise UsageError(
+                f"--text-negatives {' '.join(self.text_negatives)} needs --k-text N (negatives per sample)"
+            )
         if self.loss != "mmclip" and not (self.k_text or self.k_image):
             raise UsageError(f"--loss {self.loss} needs negatives: set --k-text and/or --k-image")
         if self.precision not in ("fp32", "bf16"):
@@ -225,7 +231,7 @@ def train(config: TrainConfig) -> dict[str, object]:
     index = CorpusIndex.build(config.data, strict=config.strict)
     use = NegativeUse(config.text_negatives, config.k_text, config.k_image)
     transform = Transform(image_size, train=True, rotate=config.rotate, downscale=config.downscale)
-    dataset = HardNegativeDataset(index, tokenizer, transform, use, config.seed)
+    dataset = HardNegativeDataset(index, tokenizer, transform, use, config.seed, require_each=True)
     micro = config.batch_size
     spe = steps_per_epoch(len(dataset), micro * config.accum, ddp.world_size)
     if spe == 0:
@@ -267,6 +273,7 @@ def train(config: TrainConfig) -> dict[str, object]:
                 collate([dataset[i] for i in indices[j * micro : (j + 1) * micro]])
                 for j in range(config.accum)
             ]
+            lr = scheduler.get_last_lr()[0]  # the rate this step uses (logged with it)
             loss = _step(net, micro_batches, loss_fn, optimizer, device, autocast, config.accum)
             scheduler.step()
             value = _global_mean(loss, ddp)
@@ -275,7 +282,7 @@ def train(config: TrainConfig) -> dict[str, object]:
                 step,
                 epoch,
                 value,
-                scheduler.get_last_lr()[0],
+                lr,
                 float(model.logit_scale.detach().exp()),
                 (step + 1 - start) * micro * config.accum * ddp.world_size / (time.perf_counter() - t0),
             )
@@ -310,7 +317,9 @@ def _step(
     With ``accum`` > 1, features of every micro-batch are first computed without gradient;
     then each micro-batch is encoded again with gradient, put in place of its cached
     features, and the loss of the whole accumulated batch (every negative included) is
-    back-propagated. The summed gradient equals that of one large batch."""
+    back-propagated. The summed gradient equals that of one large batch: the logit scale (and
+    bias) enter the graph only in the last micro-batch, so their gradient is counted once,
+    not ``accum`` times."""
     optimizer.zero_grad(set_to_none=True)
     whole = _merge(batches) if accum > 1 else batches[0]
     if accum == 1:
@@ -327,13 +336,17 @@ def _step(
             with ctx, autocast:
                 fj = encode(net, b, device)
                 parts = [fj if k == j else c for k, c in enumerate(cached)]
+                scale, bias = fj.scale, fj.bias
+                if j != accum - 1:  # each backward holds the whole loss: count ∂L/∂scale once
+                    scale = scale.detach()
+                    bias = bias.detach() if bias is not None else None
                 f = Features(
                     torch.cat([p.image for p in parts]),
                     torch.cat([p.text for p in parts]),
                     _cat([p.neg_text for p in parts]),
                     _cat([p.neg_image for p in parts]),
-                    fj.scale,
-                    fj.bias,
+                    scale,
+                    bias,
                 )
                 loss = loss_fn(f.image, f.text, f.scale, _negatives(whole, f, device), f.bias)
                 loss.backward()
