@@ -430,6 +430,9 @@ def train_mmclip(
     precision: Annotated[str, typer.Option("--precision", help="fp32 or bf16 (autocast).")] = "fp32",
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    data_workers: Annotated[
+        int, typer.Option("--data-workers", min=0, help="DataLoader worker processes.")
+    ] = 0,
     save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint every N steps.")] = 0,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/checkpoints/latest.pt.")
@@ -469,6 +472,7 @@ def train_mmclip(
         precision=precision,
         device=device,
         seed=seed,
+        workers=data_workers,
         save_every=save_every,
         resume=resume,
         strict=strict,

@@ -243,11 +243,14 @@ class HardNegativeDataset(Dataset):
         """Reseed the augmentation for ``epoch``."""
         self.epoch = epoch
 
-    def __getitem__(self, i: int) -> dict[str, object]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, object]:
+        """Sample ``key``: an index, or ``(epoch, index)`` to seed augmentation for that epoch
+        (what the training loader passes, so worker processes need no shared state)."""
+        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         spans = self.index.samples[i]
         meta = json.loads(_read(spans["json"]))
         text = _read(spans["txt"]).decode()
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+        rng = np.random.default_rng([self.seed, epoch, i])
         item: dict[str, object] = {
             "image": self.transform(_read(spans["png"]), rng),
             "text": self.tokenizer([text])[0],
@@ -276,7 +279,7 @@ class HardNegativeDataset(Dataset):
         ids = []
         for j, neg in enumerate(images):
             png = _read(spans[neg["file"]])
-            neg_image[j] = self.transform(png, np.random.default_rng([self.seed, self.epoch, i, j + 1]))
+            neg_image[j] = self.transform(png, np.random.default_rng([self.seed, epoch, i, j + 1]))
             ids.append(int.from_bytes(hashlib.sha1(png).digest()[:8], "big") >> 1)
         item["neg_image"] = neg_image
         item["neg_image_mask"] = torch.arange(self.use.k_image) < len(images)

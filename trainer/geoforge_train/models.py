@@ -8,6 +8,7 @@ is an open_clip tag or a local file, never needed offline.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +87,13 @@ def save_checkpoint(
         "config": config_json(config),
     }
     names = [f"step-{step:06d}.pt", "latest.pt"] + (["final.pt"] if final else [])
-    for name in names:
+    first = folder / f".{names[0]}.tmp"
+    torch.save(state, first)  # serialised once; the other names get copies
+    for name in names[1:]:
         tmp = folder / f".{name}.tmp"
-        torch.save(state, tmp)
+        shutil.copyfile(first, tmp)
         tmp.replace(folder / name)
+    first.replace(folder / names[0])
     return folder / names[0]
 
 

@@ -143,6 +143,37 @@ def cosine_lambda(warmup: int, total: int):  # type: ignore[no-untyped-def]
     return factor
 
 
+class StepBatches:
+    """The micro-batches of steps ``start`` to ``total`` for one rank, as lists of
+    ``(epoch, index)`` (the epoch seeds each sample's augmentation, so workers need it):
+    step ``s`` is batch ``s mod spe`` of epoch ``s // spe`` in :func:`epoch_order`, cut into
+    ``accum`` micro-batches of ``micro`` samples. Deterministic, so a resumed run reads the
+    same samples as an unbroken one."""
+
+    def __init__(
+        self, n: int, seed: int, ddp: Dist, micro: int, accum: int, spe: int, start: int, total: int
+    ) -> None:
+        self.n, self.seed, self.ddp, self.micro, self.accum = n, seed, ddp, micro, accum
+        self.spe, self.start, self.total = spe, start, total
+
+    def __len__(self) -> int:
+        return (self.total - self.start) * self.accum
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        orders: dict[int, list[list[int]]] = {}
+        for step in range(self.start, self.total):
+            epoch, pos = divmod(step, self.spe)
+            if epoch not in orders:
+                orders = {
+                    epoch: epoch_order(
+                        self.n, self.seed, epoch, self.ddp.rank, self.ddp.world_size, self.micro * self.accum
+                    )
+                }
+            indices = orders[epoch][pos]
+            for j in range(self.accum):
+                yield [(epoch, i) for i in indices[j * self.micro : (j + 1) * self.micro]]
+
+
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
     """No weight decay on gains, biases, embeddings and the logit scale (as open_clip)."""
     decay, no_decay = [], []
@@ -173,6 +204,9 @@ def encode(model: nn.Module, batch: dict[str, Tensor], device: torch.device) -> 
     images, texts = batch["image"].to(device), batch["text"].to(device)
     b = images.shape[0]
     k, l = batch["neg_text"].shape[1], batch["neg_image"].shape[1]
+    if not (k or l):  # in-batch only: no concatenation, no mask indexing (each a device sync)
+        out = model(image=images, text=texts)
+        return Features(out[0], out[1], scale=out[2], bias=out[3] if len(out) > 3 else None)
     t_mask, i_mask = batch["neg_text_mask"].to(device), batch["neg_image_mask"].to(device)
     all_images = torch.cat([images, batch["neg_image"].to(device)[i_mask]])
     all_texts = torch.cat([texts, batch["neg_text"].to(device)[t_mask]])
@@ -223,6 +257,9 @@ def train(config: TrainConfig) -> dict[str, object]:
     config.check()
     ddp = init_distributed(config.device)
     device = resolve_device(config.device, ddp.local_rank)
+    if device.type == "cuda":  # TF32 matmuls for the fp32 parts (open_clip_train does the same)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(config.seed)
     out = Path(config.out)
     if ddp.main:
@@ -246,6 +283,8 @@ def train(config: TrainConfig) -> dict[str, object]:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lambda(config.warmup, total))
     start, history = 0, []
     latest = out / "checkpoints" / "latest.pt"
+    if not config.resume and latest.is_file():
+        raise UsageError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
     if config.resume:
         if not latest.is_file():
             raise UsageError(f"--resume: no checkpoint at {latest}")
@@ -260,19 +299,22 @@ def train(config: TrainConfig) -> dict[str, object]:
     loss_fn = HardNegativeClipLoss(config.loss, ddp.rank, ddp.world_size)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     log = RunLog(out, enabled=ddp.main, total=total, start=start)
+    sampler = StepBatches(len(dataset), config.seed, ddp, micro, config.accum, spe, start, total)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=config.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=config.workers > 0,
+    )
+    batches = iter(loader)
     t0 = time.perf_counter()
     step = start
     try:
         for step in range(start, total):
-            epoch, pos = divmod(step, spe)
-            indices = epoch_order(
-                len(dataset), config.seed, epoch, ddp.rank, ddp.world_size, micro * config.accum
-            )[pos]
-            dataset.set_epoch(epoch)
-            micro_batches = [
-                collate([dataset[i] for i in indices[j * micro : (j + 1) * micro]])
-                for j in range(config.accum)
-            ]
+            epoch = step // spe
+            micro_batches = [next(batches) for _ in range(config.accum)]
             lr = scheduler.get_last_lr()[0]  # the rate this step uses (logged with it)
             loss = _step(net, micro_batches, loss_fn, optimizer, device, autocast, config.accum)
             scheduler.step()
