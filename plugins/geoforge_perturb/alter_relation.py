@@ -45,36 +45,32 @@ def _tilted(base: float) -> list[float]:
     return [round(base + s * d) for d in ANGLE_STEPS for s in (1, -1)]
 
 
+def _turned(s: Scene, a: str, b: str, c: str, x: str, say: str, keep: str = "") -> list[tuple[str, str]]:
+    """Put ``x`` on the ray from ``c`` at a directed angle, from direction a→b, 12°–25° off the
+    one it has now (``aconst a b c x θ``), after the calls in ``keep``; ``say`` describes the
+    change, with ``{t}`` for the new angle."""
+    base = _signed(s, a, b, c, x)
+    return [(f"{keep}aconst {a} {b} {c} {x} {t}", say.format(t=t)) for t in _tilted(base)]
+
+
 def _foot(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
     x, p, b, c = a["x"], a["a"], a["b"], a["c"]
-    base = _signed(s, b, c, p, x)
-    return [
-        (f"on_line {x} {b} {c}, aconst {b} {c} {p} {x} {t}", f"foot {x} → {t}° to {b}{c}")
-        for t in _tilted(base)
-    ]
+    return _turned(s, b, c, p, x, f"foot {x} → {{t}}° to {b}{c}", keep=f"on_line {x} {b} {c}, ")
 
 
 def _tline(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
     x, p, b, c = a["x"], a["a"], a["b"], a["c"]
-    base = _signed(s, b, c, p, x)
-    return [
-        (f"aconst {b} {c} {p} {x} {t}", f"{p}{x} at {t}° to {b}{c} instead of 90°") for t in _tilted(base)
-    ]
+    return _turned(s, b, c, p, x, f"{p}{x} at {{t}}° to {b}{c} instead of 90°")
 
 
 def _pline(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
     x, p, b, c = a["x"], a["a"], a["b"], a["c"]
-    base = _signed(s, b, c, p, x)
-    return [(f"aconst {b} {c} {p} {x} {t}", f"{p}{x} at {t}° to {b}{c}, not parallel") for t in _tilted(base)]
+    return _turned(s, b, c, p, x, f"{p}{x} at {{t}}° to {b}{c}, not parallel")
 
 
 def _tangent(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
     x, p, o = a["x"], a["a"], a["o"]
-    base = _signed(s, o, p, p, x)
-    return [
-        (f"aconst {o} {p} {p} {x} {t}", f"line {p}{x} cuts the circle: {t}° to the radius")
-        for t in _tilted(base)
-    ]
+    return _turned(s, o, p, p, x, f"line {p}{x} cuts the circle: {{t}}° to the radius")
 
 
 def _midpoint(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
@@ -94,12 +90,8 @@ def _mirror(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
 
 
 def _bisector(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
-    x, p, v, _q = a["x"], a["a"], a["b"], a["c"]
-    base = _signed(s, v, p, v, x)
-    return [
-        (f"aconst {v} {p} {v} {x} {t}", f"{v}{x} at {t}° from {v}{p}, not the bisector")
-        for t in _tilted(base)
-    ]
+    x, p, v = a["x"], a["a"], a["b"]
+    return _turned(s, v, p, v, x, f"{v}{x} at {{t}}° from {v}{p}, not the bisector")
 
 
 def _s_angle(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
