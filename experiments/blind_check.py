@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from geoforge_train.data import CorpusIndex, HardNegativeDataset, NegativeUse, Transform, collate
 from geoforge_train.evaluate import MAX_NEGATIVES, load
+from geoforge_train.models import normalisation
 
 
 @torch.no_grad()
@@ -31,7 +32,12 @@ def check(spec: str, data: str, batch_size: int = 32) -> dict[str, object]:
     model = loaded.model
     index = CorpusIndex.build(data)
     use = NegativeUse(("caption", "retrieval"), MAX_NEGATIVES, 0)
-    dataset = HardNegativeDataset(index, loaded.tokenizer, Transform(loaded.image_size), use)
+    dataset = HardNegativeDataset(
+        index,
+        loaded.tokenizer,
+        Transform(loaded.image_size, False, 0.0, 1.0, *normalisation(loaded.model)),
+        use,
+    )
     images, texts, negs = [], [], []  # per sample: negatives (features, kinds)
     for lo in range(0, len(dataset), batch_size):
         batch = collate([dataset[i] for i in range(lo, min(len(dataset), lo + batch_size))])

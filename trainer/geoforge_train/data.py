@@ -128,7 +128,8 @@ def text_id(text: str) -> int:
 
 @dataclass(frozen=True)
 class Transform:
-    """PNG bytes → float32 tensor (3, size, size), normalised with :data:`MEAN`/:data:`STD`.
+    """PNG bytes → float32 tensor (3, size, size), normalised with ``mean``/``std`` (the
+    model's preprocessing: :func:`geoforge_train.models.normalisation`; OpenAI's by default).
 
     The whole image is kept: it is resized to ``size`` (no crop). With ``train``, a rotation
     by up to ``rotate`` degrees (canvas expanded, white fill) and a downscale to a random
@@ -140,6 +141,8 @@ class Transform:
     train: bool = False
     rotate: float = 0.0
     downscale: float = 1.0
+    mean: tuple[float, ...] = MEAN
+    std: tuple[float, ...] = STD
 
     def __call__(self, png: bytes, rng: np.random.Generator | None = None) -> torch.Tensor:
         image = Image.open(io.BytesIO(png)).convert("RGB")
@@ -163,7 +166,7 @@ class Transform:
             image = canvas
         image = image.resize((self.size, self.size), Image.BICUBIC)
         x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        return (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+        return (x - torch.tensor(self.mean)[:, None, None]) / torch.tensor(self.std)[:, None, None]
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,13 @@ from torch import nn
 
 from geoforge.errors import UsageError
 from geoforge_train.data import CorpusIndex, HardNegativeDataset, NegativeUse, Transform, collate
-from geoforge_train.models import CheckpointError, create_model, load_checkpoint, read_checkpoint
+from geoforge_train.models import (
+    CheckpointError,
+    create_model,
+    load_checkpoint,
+    normalisation,
+    read_checkpoint,
+)
 
 MAX_NEGATIVES = 64
 
@@ -76,7 +82,12 @@ def evaluate(
     """Metrics of one model on the held-out corpus ``data`` (see the module docstring)."""
     index = CorpusIndex.build(data)
     use = NegativeUse(("caption", "retrieval"), MAX_NEGATIVES, MAX_NEGATIVES)
-    dataset = HardNegativeDataset(index, loaded.tokenizer, Transform(loaded.image_size), use)
+    dataset = HardNegativeDataset(
+        index,
+        loaded.tokenizer,
+        Transform(loaded.image_size, False, 0.0, 1.0, *normalisation(loaded.model)),
+        use,
+    )
     n = min(len(dataset), limit or len(dataset))
     i2t: dict[str, list[tuple[float, list[float]]]] = defaultdict(list)
     t2i: dict[str, list[tuple[float, list[float]]]] = defaultdict(list)

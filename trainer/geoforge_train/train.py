@@ -35,7 +35,7 @@ from geoforge_train.data import (
     steps_per_epoch,
 )
 from geoforge_train.loss import LOSSES, HardNegativeClipLoss, Negatives
-from geoforge_train.models import create_model, load_checkpoint, save_checkpoint
+from geoforge_train.models import create_model, load_checkpoint, normalisation, save_checkpoint
 
 
 @dataclass
@@ -267,7 +267,8 @@ def train(config: TrainConfig) -> dict[str, object]:
     model, tokenizer, image_size = create_model(config.model, config.pretrained, device)
     index = CorpusIndex.build(config.data, strict=config.strict)
     use = NegativeUse(config.text_negatives, config.k_text, config.k_image)
-    transform = Transform(image_size, train=True, rotate=config.rotate, downscale=config.downscale)
+    mean, std = normalisation(model)
+    transform = Transform(image_size, True, config.rotate, config.downscale, mean, std)
     dataset = HardNegativeDataset(index, tokenizer, transform, use, config.seed, require_each=True)
     micro = config.batch_size
     spe = steps_per_epoch(len(dataset), micro * config.accum, ddp.world_size)
