@@ -33,7 +33,7 @@ def _load_audit():
 audit_negatives = _load_audit()
 Figure = audit_negatives.Figure
 judge = audit_negatives.judge
-canonical = audit_negatives.canonical
+canonical = sys.modules["audit_claims"].canonical  # loaded by the audit script
 
 RECIPE = {
     "corpus": {"name": "audit", "samples": 6, "seed": 3, "image_size": 448, "shard_size": 16},
