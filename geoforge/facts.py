@@ -9,7 +9,12 @@ and ``aconst rconst lconst`` (Newclid), plus value facts:
 * ``angle a b c v``: the undirected angle ∠abc equals ``v`` degrees;
 * ``shape KIND p1 p2 ...``: the points form a ``KIND`` (see :data:`SHAPES`);
 * ``centroid g a b c``: g is the centroid of triangle abc;
-* ``convex p1 p2 p3 ...``: the polygon is convex, vertices in order.
+* ``convex p1 p2 p3 ...``: the polygon is convex, vertices in order;
+* ``eqangle_plain a b c d e f``: the plain (undirected, [0°, 180°]) angles ∠abc and ∠def are
+  equal, as a caption's "∠ABC = ∠DEF" says (``eqangle`` compares directed angles mod 180°, the
+  AlphaGeometry standard, under which an external bisector also "bisects");
+* ``drawn_circle o x1 x2 ...``: the points lie on a circle drawn about ``o`` (a caption's
+  "circle O"); false when the figure draws no circle about ``o``.
 
 A residual is 0 when the fact holds exactly. Its unit depends on the fact's *kind*:
 
@@ -239,6 +244,33 @@ def _angle(s: SceneLike, a: str, b: str, c: str, v: str) -> float:
     return abs(angle_at(p[a], p[b], p[c]) - math.radians(_value(v)))
 
 
+def _eqangle_plain(s: SceneLike, a: str, b: str, c: str, d: str, e: str, f: str) -> float:
+    p = s.points
+    if min(_len(p, a, b), _len(p, c, b), _len(p, d, e), _len(p, f, e)) < 1e-12:
+        return _INF
+    return abs(angle_at(p[a], p[b], p[c]) - angle_at(p[d], p[e], p[f]))
+
+
+def drawn_radii(s: SceneLike, o: str) -> list[float]:
+    """Radii (diagram units) of the circles ``s`` draws about point ``o``: those whose centre
+    is named ``o`` or lies within 1e-7 of the figure size of it. Empty for a scene-like
+    object without ``circles``."""
+    centre = s.points[o]
+    tol = 1e-7 * s.scale
+    return [
+        float(c.radius)
+        for c in getattr(s, "circles", ())
+        if c.center_name == o or norm(np.asarray(c.center) - centre) <= tol
+    ]
+
+
+def _drawn_circle(s: SceneLike, o: str, *names: str) -> float:
+    radii = drawn_radii(s, o)
+    if not radii:
+        return _INF
+    return min(max(abs(_len(s.points, o, n) - r) for n in names) for r in radii) / s.scale
+
+
 def _negate(check: Callable[..., float]) -> Callable[..., float]:
     def negated(s: SceneLike, *args: str) -> float:
         return max(0.0, NEGATION_MARGIN - check(s, *args))
@@ -310,6 +342,8 @@ PREDICATES: dict[str, PredicateSpec] = {
     "midp": PredicateSpec(3, "length", _midp),
     "circle": PredicateSpec(-3, "length", _circle),
     "centroid": PredicateSpec(4, "length", _centroid),
+    "eqangle_plain": PredicateSpec(6, "angle", _eqangle_plain),
+    "drawn_circle": PredicateSpec(-2, "length", _drawn_circle),
     "convex": PredicateSpec(-3, "angle", _convex),
     "simtri": PredicateSpec(6, "ratio", _simtri),
     "contri": PredicateSpec(6, "length", _contri),

@@ -142,7 +142,7 @@ def diameter(b: Builder) -> None:
     b.stmt(f"draw polygon {A} {C} {B}")
     b.stmt(f"mark right {A} {C} {B}")
     b.claim("diameter", A, B, O)
-    b.claim("on_circle", C, O, A)
+    b.claim("on_circle", C, O)
     b.target("angle", A, C, B)
 
 
@@ -192,8 +192,8 @@ def inscribed_angle(b: Builder) -> None:
         b.clause(f"{B} = {_on_circle(b, B, O, A)}")
     b.clause(f"{C} = {_on_circle(b, C, O, A)}")
     b.stmt(f"draw polygon {A} {O} {B} {C}")
-    b.claim("on_circle", B, O, A)
-    b.claim("on_circle", C, O, A)
+    b.claim("on_circle", B, O)
+    b.claim("on_circle", C, O)
 
 
 def second_transversal(b: Builder) -> None:

@@ -1,23 +1,22 @@
-"""Captions: deterministic text made from verified claims about a Scene.
+"""Caption claims: what a caption states, how each kind is checked and how it is worded.
 
-A :class:`Claim` is what a caption says, e.g. ``Claim("altitude", ("A", "D", "B", "C"))``: "AD
-is the altitude from A to BC". Each claim kind expands to facts (:mod:`geoforge.facts`) that
-are checked on the Scene before the claim is written, so a caption never says anything false
-about its figure. Values are exact (sympy), as textbooks print them: ``3√2``, ``60°``.
-
-Three styles, after the positive captions of MMGeoLM (Sun et al. 2025) and textbook problem
-statements: ``descriptive`` (a paragraph), ``facts`` (a terse list) and ``question`` (a problem
-set-up, with a question whose exact answer is verified).
+A :class:`Claim` is one statement of a caption, e.g. ``Claim("altitude", ("A", "D", "B", "C"))``:
+"AD is the altitude from A to BC". Each claim kind expands to facts (:mod:`geoforge.facts`) that
+are checked on a Scene. Every wording of a kind states *all* of its facts and names every one of
+its arguments, and no two kinds share a wording, so that :mod:`geoforge.caption.read` can read
+the claims back from the text exactly (DESIGN.md, "Judge what the model sees"). Angles worded
+as ``∠ABC`` are plain (undirected, in [0°, 180°]) angles; circles are named by their centre,
+"circle O" being the circle drawn about ``O``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from geoforge.exact import format_literal, recognise
+from geoforge.exact import format_literal
 from geoforge.facts import Fact, residual
 from geoforge.scene import Scene
 
@@ -46,6 +45,8 @@ def _k(facts: str, descriptive: str | tuple[str, ...], terse: str) -> ClaimKind:
 
 
 #: Claim kinds. Values (the last argument of ``length``/``angle``) are sympy expressions.
+#: ``eqangle_plain`` compares plain angles (bisector, incentre); ``drawn_circle O X...`` puts
+#: points on the circle drawn about ``O`` ("circle O").
 CLAIM_KINDS: dict[str, ClaimKind] = {
     "triangle": _k("ncoll 0 1 2", "{0}{1}{2} is a triangle", "△{0}{1}{2}"),
     "isosceles": _k(
@@ -54,7 +55,7 @@ CLAIM_KINDS: dict[str, ClaimKind] = {
             "triangle {0}{1}{2} is isosceles with {0}{1} = {0}{2}",
             "{0}{1}{2} is an isosceles triangle in which {0}{1} = {0}{2}",
         ),
-        "{0}{1} = {0}{2}",
+        "△{0}{1}{2} isosceles, {0}{1} = {0}{2}",
     ),
     "equilateral": _k(
         "shape equilateral 0 1 2", "triangle {0}{1}{2} is equilateral", "△{0}{1}{2} equilateral"
@@ -63,9 +64,9 @@ CLAIM_KINDS: dict[str, ClaimKind] = {
         "shape right 0 1 2",
         (
             "triangle {0}{1}{2} has a right angle at {0}",
-            "{0}{1}{2} is a right triangle with ∠{1}{0}{2} = 90°",
+            "{0}{1}{2} is a right triangle with its right angle at {0}",
         ),
-        "∠{1}{0}{2} = 90°",
+        "right △{0}{1}{2}, right angle at {0}",
     ),
     "square": _k("shape square 0 1 2 3", "{0}{1}{2}{3} is a square", "square {0}{1}{2}{3}"),
     "rectangle": _k("shape rectangle 0 1 2 3", "{0}{1}{2}{3} is a rectangle", "rectangle {0}{1}{2}{3}"),
@@ -79,7 +80,7 @@ CLAIM_KINDS: dict[str, ClaimKind] = {
     "isosceles_trapezoid": _k(
         "shape isosceles_trapezoid 0 1 2 3",
         "{0}{1}{2}{3} is an isosceles trapezoid with {0}{1} ∥ {2}{3} and {1}{2} = {3}{0}",
-        "isosceles trapezoid {0}{1}{2}{3}, {0}{1} ∥ {2}{3}",
+        "isosceles trapezoid {0}{1}{2}{3}, {0}{1} ∥ {2}{3}, {1}{2} = {3}{0}",
     ),
     "kite": _k(
         "shape kite 0 1 2 3",
@@ -105,15 +106,15 @@ CLAIM_KINDS: dict[str, ClaimKind] = {
             "{0}{1} is the median from {0}, so {1} is the midpoint of {2}{3}",
             "{1} is the midpoint of {2}{3} and {0}{1} is a median",
         ),
-        "{1} midpoint of {2}{3}",
+        "median {0}{1}, {1} midpoint of {2}{3}",
     ),
     "bisector": _k(
-        "eqangle 0 2 0 1 0 1 0 3, coll 1 2 3",
+        "eqangle_plain 2 0 1 1 0 3, coll 1 2 3",
         (
             "{0}{1} bisects ∠{2}{0}{3} and meets {2}{3} at {1}",
             "{1} on {2}{3} with ∠{2}{0}{1} = ∠{1}{0}{3}",
         ),
-        "∠{2}{0}{1} = ∠{1}{0}{3}",
+        "∠{2}{0}{1} = ∠{1}{0}{3}, {1} ∈ {2}{3}",
     ),
     "midpoint": _k(
         "midp 0 1 2",
@@ -134,7 +135,7 @@ CLAIM_KINDS: dict[str, ClaimKind] = {
         "{0} circumcentre of △{1}{2}{3}",
     ),
     "incentre": _k(
-        "eqangle 1 2 1 0 1 0 1 3, eqangle 2 1 2 0 2 0 2 3",
+        "eqangle_plain 2 1 0 0 1 3, eqangle_plain 1 2 0 0 2 3",
         (
             "{0} is the incentre of triangle {1}{2}{3}",
             "the angle bisectors of triangle {1}{2}{3} meet at {0}",
@@ -142,9 +143,9 @@ CLAIM_KINDS: dict[str, ClaimKind] = {
         "{0} incentre of △{1}{2}{3}",
     ),
     "touch": _k(
-        "perp 0 1 2 3, coll 1 2 3",
-        "the incircle touches {2}{3} at {1}",
-        "incircle touches {2}{3} at {1}",
+        "perp 0 1 2 3, coll 1 2 3, drawn_circle 0 1",
+        "circle {0} touches {2}{3} at {1}",
+        "⊙{0} touches {2}{3} at {1}",
     ),
     "centroid": _k(
         "centroid 0 1 2 3",
@@ -163,11 +164,11 @@ CLAIM_KINDS: dict[str, ClaimKind] = {
         "{0} orthocentre of △{1}{2}{3}",
     ),
     "on_circle": _k(
-        "cong 1 0 1 2", ("{0} lies on circle {1}", "{0} is a point on circle {1}"), "{0} on ⊙{1}"
+        "drawn_circle 1 0", ("{0} lies on circle {1}", "{0} is a point on circle {1}"), "{0} on ⊙{1}"
     ),
-    "chord": _k("cong 2 0 2 1", "{0}{1} is a chord of circle {2}", "chord {0}{1} of ⊙{2}"),
+    "chord": _k("drawn_circle 2 0 1", "{0}{1} is a chord of circle {2}", "chord {0}{1} of ⊙{2}"),
     "diameter": _k(
-        "midp 2 0 1",
+        "midp 2 0 1, drawn_circle 2 0 1",
         (
             "{0}{1} is a diameter of circle {2}",
             "{0}{1} is a diameter of the circle with centre {2}",
@@ -175,12 +176,12 @@ CLAIM_KINDS: dict[str, ClaimKind] = {
         "diameter {0}{1} of ⊙{2}",
     ),
     "tangent": _k(
-        "perp 0 1 1 2",
+        "perp 0 1 1 2, drawn_circle 2 1",
         ("{0}{1} is tangent to circle {2} at {1}", "line {0}{1} touches circle {2} at {1}"),
         "{0}{1} tangent to ⊙{2} at {1}",
     ),
     "secant": _k(
-        "coll 0 1 2, cong 3 1 3 2",
+        "coll 0 1 2, drawn_circle 3 1 2",
         "line {0}{1} cuts circle {3} again at {2}",
         "secant {0}{1}{2} of ⊙{3}",
     ),
@@ -227,6 +228,8 @@ class Claim:
         return [self.kind, *self.args]
 
 
+
+
 @dataclass(frozen=True)
 class Target:
     """A value a question may ask for: ``kind`` is ``length`` (points a, b) or ``angle``
@@ -244,89 +247,3 @@ class Target:
         return math.degrees(abs(math.atan2(u[0] * v[1] - u[1] * v[0], float(np.dot(u, v)))))
 
 
-@dataclass
-class Caption:
-    """A caption: ``text``, the ``claims`` it makes (all verified), and for the question style
-    the ``question`` and its exact ``answer`` (a claim too, verified)."""
-
-    text: str
-    style: str
-    claims: list[Claim] = field(default_factory=list)
-    question: str = ""
-    answer: Claim | None = None
-
-    def facts(self) -> list[Fact]:
-        """Every fact the caption claims, the answer's included."""
-        claims = self.claims + ([self.answer] if self.answer else [])
-        return [f for c in claims for f in c.facts()]
-
-    def to_json(self) -> dict[str, object]:
-        """JSON-ready dict of one shape whether or not there is an answer: ``claims`` as
-        ``[kind, *args]`` lists, ``answer`` as ``"kind arg ..."`` text (``""`` when none), so
-        schema-inferring readers such as Hugging Face ``datasets`` never see a ``null``."""
-        return {
-            "text": self.text,
-            "style": self.style,
-            "claims": [c.to_json() for c in self.claims],
-            "question": self.question,
-            "answer": " ".join(self.answer.to_json()) if self.answer else "",
-        }
-
-
-def exact_claim(target: Target, scene: Scene) -> Claim | None:
-    """A ``length``/``angle`` claim with the exact value of ``target`` on ``scene``, or
-    ``None`` when the value has no simple closed form (see :func:`geoforge.exact.recognise`)
-    or, for lengths, the figure has no given length to fix the unit."""
-    if target.kind == "length" and not any(
-        st.kind == "given" and st.name == "length" for st in scene.program.statements
-    ):
-        return None
-    value = recognise(target.measure(scene))
-    if value is None:
-        return None
-    claim = Claim(target.kind, (*target.points, str(value).replace(" ", "")))
-    return claim if claim.holds(scene) else None
-
-
-def caption_text(claims: list[Claim], style: str, rng: np.random.Generator, question: str = "") -> str:
-    """The words of a caption of ``style`` for ``claims`` (not checked here), with an optional
-    ``question`` after a question-style set-up. Consumes ``rng`` for descriptive variants.
-    Raises ValueError for an unknown style."""
-    if style == "facts":
-        return "; ".join(c.text(style) for c in claims) + "."
-    if style == "descriptive":
-        sentences = [c.text(style, int(rng.integers(8))) for c in claims]
-        sentences = [f"In the figure, {sentences[0]}", *sentences[1:]] if sentences else []
-        return " ".join(x[0].upper() + x[1:] + "." for x in sentences)
-    if style == "question":
-        setup = "As shown in the figure, " + ", ".join(c.text("facts") for c in claims) + "."
-        return (setup + " " + question).strip()
-    raise ValueError(f"unknown caption style {style!r}: expected one of {', '.join(STYLES)}")
-
-
-def make_caption(
-    scene: Scene, claims: list[Claim], style: str, rng: np.random.Generator, targets: list[Target] = ()
-) -> tuple[Caption, list[Claim]]:
-    """Write a caption of ``style`` from the ``claims`` that hold on ``scene``.
-
-    Returns the caption and the claims dropped because they do not hold (a correct sampler
-    drops none; callers count them). The question style asks for the first target with an
-    exact value, if any. Deterministic given ``rng``'s state. Raises ValueError for an
-    unknown style.
-    """
-    if style not in STYLES:
-        raise ValueError(f"unknown caption style {style!r}: expected one of {', '.join(STYLES)}")
-    kept = [c for c in claims if c.holds(scene)]
-    dropped = [c for c in claims if c not in kept]
-    answer = None
-    question = ""
-    if style == "question":
-        answer = next((a for t in targets if (a := exact_claim(t, scene)) is not None), None)
-        if answer is not None:
-            a = answer.args
-            question = (
-                f"Find the length of {a[0]}{a[1]}."
-                if answer.kind == "length"
-                else f"Find ∠{a[0]}{a[1]}{a[2]}."
-            )
-    return Caption(caption_text(kept, style, rng, question), style, kept, question, answer), dropped
