@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from geoforge.caption import Caption, Claim
+from geoforge.caption import Caption, Claim, read_caption
 from geoforge.perturb import Accepted, CaptionCandidate, ImageCandidate, PoolEntry, Positive
 from geoforge.plugins import PluginHost, PluginSpec
 from geoforge.program import parse_program
@@ -35,8 +35,10 @@ DEFAULT_ORDER = ("move_vertex", "alter_relation", "delete_point", "caption_rules
 @dataclass(frozen=True)
 class NegativeConfig:
     """How many negatives of each kind to keep per positive, the margins, the plugin order,
-    which caption perturbations count as retrieval, and a cap on candidates verified per
-    kind (each image candidate costs a realisation and a render)."""
+    which caption perturbations count as retrieval, a cap on candidates verified per
+    kind (each image candidate costs a realisation and a render), and ``time_budget``: the
+    wall-clock seconds each perturbation may spend proposing for one positive (``None``: no
+    limit; see :meth:`geoforge.plugins.PluginHost.candidates`)."""
 
     image: int = 0
     caption: int = 0
@@ -45,6 +47,7 @@ class NegativeConfig:
     order: tuple[str, ...] = DEFAULT_ORDER
     retrieval_plugins: tuple[str, ...] = ("retrieval",)
     max_checks: int = 80
+    time_budget: float | None = 10.0
 
     @property
     def any(self) -> bool:
@@ -63,13 +66,17 @@ class Negatives:
 
 
 def _round_robin(streams: list[tuple[str, Iterator]]) -> Iterator[tuple[str, object]]:
-    """Interleave several candidate streams, one item from each in turn."""
+    """Interleave several candidate streams, one item from each in turn, pulling each item only
+    when it is asked for (no stream is ever drained ahead), so a cap on what the caller takes
+    also caps what each stream is asked to produce. A stream ends at its first ``StopIteration``
+    (``None`` is an item like any other)."""
+    end = object()
     live = list(streams)
     while live:
         for entry in list(live):
             name, it = entry
-            item = next(it, None)
-            if item is None:
+            item = next(it, end)
+            if item is end:
                 live.remove(entry)
             else:
                 yield name, item
@@ -84,8 +91,20 @@ def make_negatives(
     size: int = 448,
 ) -> Negatives:
     """Propose, verify and keep negatives for ``positive`` per ``config``. Deterministic given
-    ``rng``'s state and the loaded plugins; plugin failures are counted by ``host``."""
+    ``rng``'s state and the loaded plugins; plugin failures are counted by ``host``.
+
+    Candidates are pulled lazily, one at a time in round robin, and at most
+    ``config.max_checks`` per kind are pulled and verified, so an endless generator stops at
+    the cap. Each perturbation gets a read-only copy of ``positive``, its own generator
+    (:func:`geoforge.plugins.plugin_rng` of one draw from ``rng`` and its name, so one plugin's
+    randomness, failure or absence never changes another's candidates) and
+    ``config.time_budget`` seconds of its own code per positive. The verifier always judges
+    against ``positive`` itself, which no plugin sees.
+    """
+    from geoforge.plugins import plugin_rng
+
     out = Negatives()
+    root = int(rng.integers(2**63))
 
     def streams(kind: str, only: tuple[str, ...] | None, skip: tuple[str, ...]) -> list[tuple[str, Iterator]]:
         chosen = [
@@ -93,7 +112,10 @@ def make_negatives(
             for p in host.ordered(kind, config.order)
             if (only is None or p.name in only) and p.name not in skip
         ]
-        return [(p.name, iter(host.propose(p, positive, rng))) for p in chosen]
+        return [
+            (p.name, host.candidates(p, positive, plugin_rng(root, p.name), config.time_budget))
+            for p in chosen
+        ]
 
     plans = [
         (config.image, out.image, ("image", None, ())),
@@ -104,25 +126,37 @@ def make_negatives(
         if not want:
             continue
         kind_streams = streams(*which)
-        for checks, (name, candidate) in enumerate(_round_robin(kind_streams)):
-            if len(kept) >= want or checks >= config.max_checks:
-                break
-            if isinstance(candidate, ImageCandidate):
-                verdict = verify_image(positive, candidate, positive_png, name, config.margins, size)
-            else:
-                assert isinstance(candidate, CaptionCandidate)
-                verdict = verify_caption(positive, candidate, name, rng, config.margins)
-            if verdict.ok and verdict.accepted is not None:
-                if not _duplicate(verdict.accepted, kept):
-                    kept.append(verdict.accepted)
+        stream = _round_robin(kind_streams)
+        try:
+            checks = 0
+            while len(kept) < want and checks < config.max_checks:
+                pulled = next(stream, None)
+                if pulled is None:
+                    break
+                checks += 1
+                name, candidate = pulled
+                if isinstance(candidate, ImageCandidate):
+                    verdict = verify_image(positive, candidate, positive_png, name, config.margins, size)
                 else:
-                    out.rejections[(name, "duplicate of a kept negative")] += 1
-            else:
-                out.rejections[(name, verdict.reason)] += 1
+                    assert isinstance(candidate, CaptionCandidate)
+                    verdict = verify_caption(positive, candidate, name, rng, config.margins)
+                if verdict.ok and verdict.accepted is not None:
+                    if not _duplicate(verdict.accepted, kept):
+                        kept.append(verdict.accepted)
+                    else:
+                        out.rejections[(name, "duplicate of a kept negative")] += 1
+                else:
+                    out.rejections[(name, verdict.reason)] += 1
+        finally:  # stop every plugin's generator now (its clean-up runs on its own budget)
+            stream.close()  # type: ignore[attr-defined]
+            for _, it in kind_streams:
+                it.close()  # type: ignore[attr-defined]
     return out
 
 
 def _duplicate(new: Accepted, kept: list[Accepted]) -> bool:
+    """True if ``new`` is an image negative with the program of a kept one, or a caption
+    negative whose text states the claims of a kept one (up to each kind's symmetries)."""
     from geoforge.verify import claim_key
 
     c = new.candidate
@@ -132,8 +166,11 @@ def _duplicate(new: Accepted, kept: list[Accepted]) -> bool:
             isinstance(k.candidate, ImageCandidate) and k.candidate.program.canonical_hash() == h
             for k in kept
         )
-    keys = {claim_key(x) for x in c.claims}
-    return any({claim_key(x) for x in k.candidate.claims} == keys for k in kept)  # type: ignore[union-attr]
+    def stated(a: Accepted) -> set[tuple[str, ...]]:
+        return {claim_key(x) for x in read_caption(a.text).claims}
+
+    keys = stated(new)
+    return any(stated(k) == keys for k in kept)
 
 
 _HOSTS: dict[PluginSpec, PluginHost] = {}
@@ -181,7 +218,9 @@ def add_negatives(
     scene = realise(program, seed=int(meta["realise_seed"]))  # type: ignore[arg-type]
     cap = meta["caption"]
     claims = _claims(cap["claims"])  # type: ignore[index]
-    caption = Caption(str(cap["text"]), str(cap["style"]), list(claims))  # type: ignore[index]
+    caption = Caption(
+        str(cap["text"]), str(cap["style"]), list(claims), str(cap.get("question", ""))  # type: ignore[union-attr]
+    )
     positive = Positive(sample.key, program, scene, caption, claims, pool)
     host = host_for(plugins)
     before = Counter(host.failures)
@@ -198,6 +237,8 @@ def add_negatives(
                 "breaks": [c.to_json() for c in a.candidate.breaks],
                 "violated": _claim_rows(a.violated),
                 "pixel_diff": round(a.pixel_diff, 5),
+                "how": a.how,
+                "restored": a.restored,
             }
             for i, a in enumerate(found.image)
         ],
@@ -207,8 +248,9 @@ def add_negatives(
                     "plugin": a.plugin,
                     "change": a.candidate.change,
                     "text": a.text,
-                    "claims": [c.to_json() for c in a.candidate.claims],
+                    "claims": [c.to_json() for c in read_caption(a.text).claims],
                     "violated": _claim_rows(a.violated),
+                    "how": a.how,
                 }
                 for a in accepted
             ]

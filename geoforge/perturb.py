@@ -8,13 +8,17 @@ on the positive figure. Every candidate names what it claims to break. The engin
 every candidate (:mod:`geoforge.verify`); plugins cannot bypass that.
 
 ``propose`` must be a pure function of ``(positive, rng)`` so that worker processes that load
-the same plugins produce the same candidates.
+the same plugins produce the same candidates. It receives a read-only copy of the positive
+(:func:`read_only`), never the one the verifier compares against.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -41,7 +45,7 @@ class Positive:
     ``program`` and ``scene`` are the figure; ``caption`` is the positive caption (its
     ``claims`` are what a negative must contradict); ``claims`` are all the claims the
     sampler recorded (a superset); ``pool`` holds the other samples of the run, for
-    retrieval.
+    retrieval. Plugins get it through :func:`read_only`.
     """
 
     key: str
@@ -79,6 +83,47 @@ class CaptionCandidate:
 Candidate = ImageCandidate | CaptionCandidate
 
 
+def read_only(positive: Positive) -> Positive:
+    """A copy of ``positive`` for one plugin to read: the host keeps the original for the
+    verifier, so nothing a plugin does to its copy changes what negatives are judged against.
+
+    What can change in place is copied *and* frozen: every numpy array (``scene.points``'
+    coordinates, circle centres, the cached ``scene.coords``) is a fresh copy with
+    ``flags.writeable = False``, and ``scene.points`` and ``scene.meta`` are
+    :class:`types.MappingProxyType` views of fresh dicts. So an in-place change such as
+    ``positive.scene.points["A"] += shift`` raises ``ValueError: output array is read-only``
+    and ``positive.scene.points["A"] = xy`` raises ``TypeError: 'mappingproxy' object does not
+    support item assignment``; ``Positive`` and ``Scene`` are frozen dataclasses, so assigning
+    a field raises :class:`dataclasses.FrozenInstanceError`. ``caption`` (a mutable
+    :class:`~geoforge.caption.Caption`) is a copy with its own ``claims`` list: changing it
+    raises nothing but changes only this plugin's copy. The program, the claims and the pool
+    are immutable (frozen dataclasses of tuples) and are shared, not copied.
+
+    Why freeze *and* copy: freezing turns an accidental in-place edit into a clear error at the
+    line that makes it, instead of silently wrong negatives; the copy per plugin means that
+    even a deliberate bypass (``arr.flags.writeable = True``, ``object.__setattr__``) reaches
+    only that plugin's copy, never the host's positive nor another plugin's. The cost is a few
+    small arrays per plugin and positive (tens of microseconds; see docs/plugins.md).
+    """
+    scene = positive.scene
+    view = dataclasses.replace(
+        scene,
+        points=MappingProxyType({n: _frozen(p) for n, p in scene.points.items()}),  # type: ignore[arg-type]
+        circles=tuple(dataclasses.replace(c, center=_frozen(c.center)) for c in scene.circles),
+        meta=MappingProxyType(copy.deepcopy(dict(scene.meta))),  # type: ignore[arg-type]
+    )
+    view.coords.flags.writeable = False  # computed on the copy now, so it is frozen too
+    caption = dataclasses.replace(positive.caption, claims=list(positive.caption.claims))
+    return dataclasses.replace(positive, scene=view, caption=caption)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """A non-writeable copy of ``array``."""
+    out = np.array(array, copy=True)
+    out.flags.writeable = False
+    return out
+
+
 @runtime_checkable
 class Perturbation(Protocol):
     """The interface a perturbation plugin registers (see :mod:`geoforge.hookspecs`)."""
@@ -95,7 +140,10 @@ class Perturbation(Protocol):
 class Accepted:
     """A verified negative: the candidate, the ``plugin`` that made it, the claims found
     false with their violation in margin units (≥ 1 means clearly false), and, for an image
-    negative, its PNG bytes and the fraction of pixels that differ from the positive."""
+    negative, its PNG bytes and the fraction of pixels that differ from the positive. ``text``
+    is a caption negative's words; ``how`` says how it is false (``geometry``, ``value``,
+    ``undrawn circle``, ``absent point``; see :data:`geoforge.verify.HOW`); ``restored``
+    counts the positive's statements and strokes the engine put back on an image negative."""
 
     plugin: str
     candidate: Candidate
@@ -103,3 +151,5 @@ class Accepted:
     png: bytes | None = None
     pixel_diff: float = 0.0
     text: str = ""
+    how: str = "geometry"
+    restored: int = 0

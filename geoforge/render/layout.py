@@ -35,6 +35,9 @@ STROKE = 0.085
 POINT = 0.17
 #: Smallest image size, in pixels, that leaves room for labels.
 MIN_SIZE = 64
+#: Share of the room inside the label margin that a fitted figure fills: the rest lets a hard
+#: negative that moves a point outwards keep its positive's framing (:func:`layout`'s ``view``).
+FILL = 0.9
 #: Layout attempts; each one after the first widens the margin by one font size.
 ATTEMPTS = 3
 
@@ -62,7 +65,8 @@ class Layout:
     each drawn line; ``circles`` (C, 3) holds ``cx, cy, r``; ``marks`` the glyphs; ``labels``
     one per point in name order, then one per ``given``. ``font_px``, ``stroke_px`` and
     ``point_px`` are the font size, line width and point radius; ``scale`` is pixels per
-    diagram unit.
+    diagram unit and ``centre`` (2,) the diagram point at the image centre: together they are
+    the *view*, which a hard negative reuses to keep its positive's framing.
     """
 
     size: int
@@ -75,6 +79,12 @@ class Layout:
     circles: np.ndarray
     marks: tuple[Mark, ...]
     labels: tuple[Label, ...]
+    centre: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(2))
+
+    @property
+    def view(self) -> tuple[float, np.ndarray]:
+        """``(scale, centre)``: pixels per diagram unit and the diagram point at the centre."""
+        return self.scale, self.centre
 
     @property
     def boxes(self) -> np.ndarray:
@@ -115,7 +125,7 @@ def _fit(scene: Scene, size: int, margin: float) -> tuple[float, np.ndarray]:
         lo = np.minimum(lo, c.center - c.radius)
         hi = np.maximum(hi, c.center + c.radius)
     span = float((hi - lo).max())
-    room = max(size - 2 * margin, size / 4)
+    room = max(size - 2 * margin, size / 4) * FILL
     return (room / span if span > 0 else 1.0), (lo + hi) / 2
 
 
@@ -126,8 +136,9 @@ def _attempt(
     margin: float,
     givens: list[tuple[str, tuple[str, ...], str]],
     auto_marks: bool,
+    view: tuple[float, np.ndarray] | None = None,
 ) -> Layout:
-    scale, mid = _fit(scene, size, margin)
+    scale, mid = view if view is not None else _fit(scene, size, margin)
 
     def to_px(xy: np.ndarray) -> np.ndarray:
         return size / 2 + (xy - mid) * np.array([scale, -scale])
@@ -141,7 +152,9 @@ def _attempt(
     ).reshape(-1, 3)
     glyphs = marks(scene, px, font, auto_marks)
     point_px = POINT * font
-    layout = Layout(size, scale, font, STROKE * font, point_px, px, segments, circles, glyphs, ())
+    layout = Layout(
+        size, scale, font, STROKE * font, point_px, px, segments, circles, glyphs, (), np.asarray(mid)
+    )
     obstacles = Obstacles(np.vstack([segments, layout.mark_segments]), circles, xy, point_px)
     centre = xy.mean(axis=0)
     requests: list[Request] = [point_request(n, i, px[n], centre, font) for i, n in enumerate(names)]
@@ -165,7 +178,18 @@ def _attempt(
     return dataclasses.replace(layout, labels=labels)
 
 
-def layout(scene: Scene, size: int = 448, *, auto_marks: bool = True) -> Layout:
+def _inside(plan: Layout, margin: float) -> bool:
+    """True if every point keeps ``margin`` px from the frame and every circle stays inside."""
+    xy = np.array(list(plan.points.values())).reshape(-1, 2)
+    if xy.size and (xy.min() < margin or xy.max() > plan.size - margin):
+        return False
+    c, edge = plan.circles, plan.stroke_px
+    return bool(np.all(c[:, :2] - c[:, 2:] >= edge) and np.all(c[:, :2] + c[:, 2:] <= plan.size - edge))
+
+
+def layout(
+    scene: Scene, size: int = 448, *, auto_marks: bool = True, view: tuple[float, np.ndarray] | None = None
+) -> Layout:
     """Lay out ``scene`` on a ``size`` × ``size`` pixel image; deterministic.
 
     Lines are drawn from extreme to extreme point of each group in ``scene.lines``; marks come
@@ -173,6 +197,11 @@ def layout(scene: Scene, size: int = 448, *, auto_marks: bool = True) -> Layout:
     ``perp`` facts of its constructions. Label font size is ``size`` / 28 px. Labels avoid each
     other, segments, circle strokes, points and marks by a clearance, and stay inside the frame;
     a label for which that was impossible has ``clash=True``.
+
+    ``view`` (another layout's :attr:`Layout.view`) keeps that framing when every point keeps
+    one font size from the frame, every circle stays inside and every label finds a place
+    inside the frame free of collisions; otherwise the view is fitted as usual (compare the
+    result's ``view`` to tell).
     Raises ValueError if ``size`` < 64 or a coordinate is not finite.
     """
     if size < MIN_SIZE:
@@ -184,6 +213,10 @@ def layout(scene: Scene, size: int = 448, *, auto_marks: bool = True) -> Layout:
     extents = [text_extent(n, font) for n in scene.names]
     widest = max(max(e.x1 - e.x0, e.y1 - e.y0) for e in extents)
     margin = (EDGE + RADII[0]) * font + widest + 2 * PAD
+    if view is not None:
+        kept = _attempt(scene, size, font, margin, givens, auto_marks, view)
+        if kept.clashes == 0 and _inside(kept, font):
+            return kept
     best = _attempt(scene, size, font, margin, givens, auto_marks)
     for k in range(1, ATTEMPTS):
         if best.clashes == 0:

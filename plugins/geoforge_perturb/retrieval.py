@@ -2,8 +2,13 @@
 
 Similarity is BM25 over caption words (``rank_bm25``'s ``BM25Okapi``), the offline lexical
 option the MMGeoLM set-up allows for retrieval negatives. The pool is the other samples of the
-same shard, so retrieval stays deterministic under ``--resume`` and any ``--workers``. The
-verifier then drops any retrieved caption whose claims all hold on the positive figure.
+same shard, so retrieval stays deterministic under ``--resume`` and any ``--workers``.
+
+A retrieved caption's claims are written in the positive's style, with its question, so that a
+negative differs from the positive in what it states and not in its form. Captions that name
+only points the positive figure has come first (they are false by geometry, not because they
+name an absent point); the others follow, most similar first. The verifier then drops any
+retrieved caption whose claims all hold on the positive figure.
 """
 
 from __future__ import annotations
@@ -38,10 +43,20 @@ class Retrieval:
             return
         bm25 = BM25Okapi([tokens(p.text) or ["∅"] for p in pool])
         scores = bm25.get_scores(tokens(positive.caption.text))
-        for k in np.argsort(-scores, kind="stable"):
-            other = pool[int(k)]
+        names = set(positive.scene.points)
+
+        def rank(k: int) -> tuple[bool, bool]:
+            claims = pool[k].claims
+            if any(p not in names for c in claims for f in c.facts() for p in f.points):
+                return True, True
+            relation = [c for c in claims if c.kind not in ("length", "angle")]
+            return False, all(c.holds(positive.scene) for c in relation)
+
+        ranked = [int(k) for k in np.argsort(-scores, kind="stable")]
+        for k in sorted(ranked, key=rank):
+            other = pool[k]
             yield CaptionCandidate(
-                other.claims, f"retrieved from {other.key} (BM25 {scores[k]:.2f})", other.claims, other.text
+                other.claims, f"retrieved from {other.key} (BM25 {scores[k]:.2f})", other.claims
             )
 
 

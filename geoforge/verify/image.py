@@ -1,0 +1,258 @@
+"""Image negatives: judged on the figure a model is shown.
+
+An image negative is kept only if (DESIGN.md, "Verification rules"):
+
+1. its program realises near the positive, with legible labels and every mark true;
+2. it is complete: every label, mark, given and stroke of the positive that still holds on it
+   is drawn (the engine restores the ones a plugin dropped, :func:`restore`), and it keeps the
+   positive's framing (a candidate that needs more room is rejected: a re-framed figure moves
+   every stroke and differs from its positive everywhere);
+3. a claim that the positive caption's *text* states is clearly false on it
+   (:func:`geoforge.verify.measure.violation`); a length value counts only where the figure
+   prints a length;
+4. it is not the positive up to similarity (:func:`similarity_gap`) unless a printed value
+   differs, which makes it a ``value`` negative;
+5. its render differs visibly from the positive's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from geoforge.caption import CaptionReadError, Claim, read_caption
+from geoforge.errors import GeoforgeError
+from geoforge.facts import Fact, residual
+from geoforge.geometry import angle_at, norm
+from geoforge.perturb import Accepted, ImageCandidate, Positive
+from geoforge.program import Program, Statement
+from geoforge.scene import Scene, drawing
+from geoforge.verify.measure import DEFAULT_MARGINS, Margins, how_false_of, violation
+
+#: A restored mark or given must hold to this (radians, or relative for lengths).
+HOLD_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement on one candidate: ``ok``, the rejection ``reason`` (``""`` if ok) and the
+    :class:`Accepted` negative when ok."""
+
+    ok: bool
+    reason: str = ""
+    accepted: Accepted | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What every image negative of one positive is compared with, computed once: the claims
+    its caption text states (``None`` if the text is not in the caption language), its grey
+    render (H, W) int16 and its layout view ``(pixels per unit, (2,) centre)``."""
+
+    stated: tuple[Claim, ...] | None
+    grey: np.ndarray
+    view: tuple[float, np.ndarray]
+
+
+_LAST: list[tuple[tuple[int, int, int], Reference]] = []
+
+
+def reference(positive: Positive, positive_png: bytes, size: int) -> Reference:
+    """The :class:`Reference` of ``positive`` (cached for the last positive seen, since its
+    negatives are verified one after another)."""
+    from geoforge.render import layout
+
+    key = (id(positive), hash(positive_png), size)
+    if _LAST and _LAST[0][0] == key:
+        return _LAST[0][1]
+    try:
+        stated: tuple[Claim, ...] | None = read_caption(positive.caption.text).claims
+    except CaptionReadError:
+        stated = None
+    ref = Reference(stated, _grey(positive_png), layout(positive.scene, size).view)
+    _LAST[:] = [(key, ref)]
+    return ref
+
+
+def _grey(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.int16)
+
+
+def pixel_difference(a: bytes | np.ndarray, b: bytes | np.ndarray) -> float:
+    """Fraction of pixels whose grey level differs by more than 64 (of 255) between two PNGs
+    (or grey arrays) of the same size; 1.0 if the sizes differ."""
+    x = _grey(a) if isinstance(a, bytes) else a
+    y = _grey(b) if isinstance(b, bytes) else b
+    if x.shape != y.shape:
+        return 1.0
+    return float((np.abs(x - y) > 64).mean())
+
+
+def similarity_gap(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    """How far figure ``b`` is from figure ``a`` up to similarity: the largest distance between
+    corresponding points after the best similarity map of ``b`` onto ``a`` (rotation, uniform
+    scale, translation, reflections included; least squares, Umeyama 1991 without the
+    determinant correction), as a share of ``a``'s size. Over the points both have; ``inf``
+    when fewer than three or ``b``'s points coincide."""
+    names = sorted(set(a) & set(b))
+    if len(names) < 3:
+        return math.inf
+    x = np.array([a[n] for n in names], dtype=np.float64)
+    y = np.array([b[n] for n in names], dtype=np.float64)
+    xc, yc = x - x.mean(axis=0), y - y.mean(axis=0)
+    spread = float((yc**2).sum())
+    size = float(np.hypot(*(x.max(axis=0) - x.min(axis=0))))
+    if spread < 1e-18 or size < 1e-12:
+        return math.inf
+    u, s, vt = np.linalg.svd(yc.T @ xc)
+    aligned = s.sum() / spread * yc @ (u @ vt)
+    return float(np.linalg.norm(aligned - xc, axis=1).max()) / size
+
+
+def _mark_holds(st: Statement, p: dict[str, np.ndarray], tol: float = HOLD_TOL) -> bool:
+    a = st.points
+    if st.name == "right":
+        return abs(angle_at(p[a[0]], p[a[1]], p[a[2]]) - math.pi / 2) <= tol
+    if st.name == "equal":
+        lengths = [norm(p[a[i]] - p[a[i + 1]]) for i in range(0, len(a) - 1, 2)]
+        return all(abs(x - lengths[0]) <= tol * max(x, lengths[0]) for x in lengths)
+    if st.name == "equalangle":
+        angles = [angle_at(p[a[i]], p[a[i + 1]], p[a[i + 2]]) for i in range(0, len(a) - 2, 3)]
+        return all(abs(x - angles[0]) <= tol for x in angles)
+    return True
+
+
+def holds_on(st: Statement, scene: Scene) -> bool:
+    """True if a ``mark`` or ``given`` statement is true of ``scene`` (a given in the scene's
+    units) and names only points it has; ``draw`` statements always hold."""
+    if any(n not in scene.points for n in st.points):
+        return False
+    if st.kind == "given":
+        return residual(Fact(st.name, st.args), scene) <= HOLD_TOL
+    return st.kind != "mark" or _mark_holds(st, scene.points)
+
+
+def false_marks(scene: Scene) -> list[str]:
+    """The ``mark right``/``mark equal``/``mark equalangle`` statements of ``scene``'s program
+    that do not hold on it. A render shows marks as facts, so a negative must not carry a
+    false one."""
+    p = scene.points
+    marks = [st for st in scene.program.statements if st.kind == "mark" and all(n in p for n in st.points)]
+    return [st.text() for st in marks if not _mark_holds(st, p)]
+
+
+def _missing_strokes(positive: Scene, program: Program, points: dict[str, np.ndarray]) -> list[Statement]:
+    """``draw`` statements for the positive's lines and circles that ``program`` no longer
+    draws though their ends (a line's extreme points, a circle's centre and a point on it) are
+    still in the figure: a line keeps its two ends; a circle about a named centre goes through
+    the point on it whose distance from the centre changed least."""
+    lines, circles = drawing(program, points)
+    out = []
+    for g in positive.lines:
+        a, b = g[0], g[-1]
+        if a in points and b in points and not any(a in h and b in h for h in lines):
+            out.append(Statement("draw", "segment", (a, b)))
+    for c in positive.circles:
+        on = [n for n in c.on if n in points and n != c.center_name]
+        if c.center_name is not None and c.center_name in points and on:
+            o = c.center_name
+            if any(d.center_name == o for d in circles):
+                continue
+            best = min(on, key=lambda n: abs(norm(points[n] - points[o]) - c.radius))
+            out.append(Statement("draw", "circle", (o, best)))
+        elif c.center_name is None and len(on) >= 3 and not any(set(on[:3]) <= set(d.on) for d in circles):
+            out.append(Statement("draw", "circumcircle", tuple(on[:3])))
+    return out
+
+
+def restore(positive: Scene, scene: Scene) -> tuple[Scene, int]:
+    """``scene`` (a realised negative) with every ``mark``, ``given`` and ``draw`` statement of
+    the positive that still holds on it, and every stroke of the positive whose ends it still
+    has (see :func:`_missing_strokes`); returns the new scene (lines and circles redrawn) and
+    how many statements were added. A negative that drops a true mark is a shortcut, not a
+    hard negative (DESIGN.md, rule 5)."""
+    have = {st.text() for st in scene.program.statements}
+    added = [st for st in positive.program.statements if st.text() not in have and holds_on(st, scene)]
+    program = scene.program
+    if added:
+        program = dataclasses.replace(program, statements=program.statements + tuple(added))
+    strokes = [s for s in _missing_strokes(positive, program, scene.points) if s.text() not in have]
+    if strokes:
+        program = dataclasses.replace(program, statements=program.statements + tuple(strokes))
+    if program is scene.program:
+        return scene, 0
+    program = program.replace()
+    lines, circles = drawing(program, scene.points)
+    redrawn = dataclasses.replace(scene, program=program, lines=lines, circles=circles)
+    return redrawn, len(added) + len(strokes)
+
+
+def _printed(scene: Scene) -> set[str]:
+    return {st.text() for st in scene.program.statements if st.kind == "given"}
+
+
+def _realise_near(candidate: ImageCandidate, positive: Positive) -> Scene:
+    from geoforge.realise import realise
+
+    return realise(candidate.program, seed=positive.scene.seed, max_tries=3, reference=positive.scene.points)
+
+
+def verify_image(
+    positive: Positive,
+    candidate: ImageCandidate,
+    positive_png: bytes,
+    plugin: str,
+    margins: Margins = DEFAULT_MARGINS,
+    size: int = 448,
+) -> Verdict:
+    """Apply the image-negative rules (module docstring) to ``candidate``, cheapest checks
+    first; never raises for a bad candidate. The accepted negative carries the restored
+    program and how it is false."""
+    from geoforge.render import layout
+    from geoforge.render.draw import paint
+
+    if not isinstance(candidate, ImageCandidate) or not isinstance(candidate.program, Program):
+        return Verdict(False, "malformed candidate")
+    if candidate.program.canonical_hash() == positive.program.canonical_hash():
+        return Verdict(False, "same program as the positive")
+    ref = reference(positive, positive_png, size)
+    if ref.stated is None:
+        return Verdict(False, "positive caption not readable")
+    try:
+        scene = dataclasses.replace(_realise_near(candidate, positive), fixed_unit=positive.scene.unit)
+        scene, restored = restore(positive.scene, scene)
+    except GeoforgeError:
+        return Verdict(False, "does not realise")
+    if false_marks(scene):
+        return Verdict(False, "a mark does not hold")
+    visible = any(st.kind == "given" and st.name == "length" for st in scene.program.statements)
+    violated = [(c, v) for c in ref.stated if (v := violation(c, scene, margins, visible)) >= 1.0]
+    if not violated:
+        return Verdict(False, "positive caption not false by the margin")
+    # A false angle or length value is a drawn change here; ``value`` is kept for a figure
+    # that differs from its positive only in a printed number.
+    how = how_false_of(violated, scene).replace("value", "geometry")
+    if set(scene.points) == set(positive.scene.points) and (
+        similarity_gap(positive.scene.points, scene.points) < margins.similarity
+    ):
+        if _printed(scene) == _printed(positive.scene):
+            return Verdict(False, "the positive up to similarity")
+        how = "value"
+    plan = layout(scene, size, view=ref.view)
+    if plan.clashes:
+        return Verdict(False, "labels not legible")
+    if plan.scale != ref.view[0] or not np.array_equal(plan.centre, ref.view[1]):
+        return Verdict(False, "needs a new framing")
+    png = paint(plan, "png")
+    diff = pixel_difference(_grey(png), ref.grey)
+    if diff < margins.pixel_diff:
+        return Verdict(False, "not visibly different")
+    final = dataclasses.replace(candidate, program=scene.program)
+    accepted = Accepted(plugin, final, violated, png, diff, how=how, restored=restored)
+    return Verdict(True, accepted=accepted)
