@@ -172,7 +172,7 @@ def test_question_caption_asks_for_exact_altitude(equilateral: Scene) -> None:
         equilateral, claims, "question", np.random.default_rng(0), [Target("length", ("A", "D"))]
     )
     assert dropped == []
-    assert caption.text == "As shown in the figure, AD ⊥ BC at D, AB = 4. Find the length of AD."
+    assert caption.text == "As shown in the figure, AD ⊥ BC at D; AB = 4. Find the length of AD."
     assert caption.answer == Claim("length", ("A", "D", "2*sqrt(3)"))
 
 

@@ -142,11 +142,13 @@ def read_caption(text: str) -> ReadCaption:
     """Read a caption text back into its claims (see the module docstring).
 
     The style is told by the opening: "In the figure, " (descriptive), "As shown in the
-    figure, " (question), anything else (facts). Raises CaptionReadError naming the statement
-    that is not in the caption language.
+    figure, " (question), anything else (facts). Whitespace runs count as one space
+    (:func:`normalise`). Raises CaptionReadError naming the statement that is not in the
+    caption language.
     """
     if not isinstance(text, str):
         raise CaptionReadError(f"a caption is text, got {type(text).__name__}")
+    text = normalise(text)
     if text.startswith(DESCRIPTIVE_OPENING):
         if not text.endswith("."):
             raise CaptionReadError("a descriptive caption ends with `.`")

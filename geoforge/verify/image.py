@@ -9,7 +9,7 @@ An image negative is kept only if (DESIGN.md, "Verification rules"):
    every stroke and differs from its positive everywhere);
 3. a claim that the positive caption's *text* states is clearly false on it
    (:func:`geoforge.verify.measure.violation`); a length value counts only where the figure
-   prints a length;
+   prints a length, in the units its own printed lengths set;
 4. it is not the positive up to similarity (:func:`similarity_gap`) unless a printed value
    differs, which makes it a ``value`` negative;
 5. its render differs visibly from the positive's.
@@ -225,8 +225,11 @@ def verify_image(
     if ref.stated is None:
         return Verdict(False, "positive caption not readable")
     try:
-        scene = dataclasses.replace(_realise_near(candidate, positive), fixed_unit=positive.scene.unit)
-        scene, restored = restore(positive.scene, scene)
+        # Restore in the positive's units (the negative is realised next to it), then judge in
+        # the units the negative itself prints: the model reads scale from the printed lengths.
+        near = dataclasses.replace(_realise_near(candidate, positive), fixed_unit=positive.scene.unit)
+        scene, restored = restore(positive.scene, near)
+        scene = dataclasses.replace(scene, fixed_unit=None)
     except GeoforgeError:
         return Verdict(False, "does not realise")
     if false_marks(scene):

@@ -1,0 +1,195 @@
+"""Verification judges what a model sees: plain angles, similarity, incidence margins, text
+that does not change, and marks a negative must keep. Each test failed before the verifier
+read caption text and drawn points (issue 8)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from plugin_helpers import MARKED, claim, make_positive, png_of, scene_with
+
+from geoforge.caption import Claim
+from geoforge.edit import drop_marks, pin, replace_clause
+from geoforge.facts import Fact, holds
+from geoforge.perturb import CaptionCandidate, ImageCandidate
+from geoforge.verify import DEFAULT_MARGINS, similarity_gap, verify_caption, verify_image, violation
+
+A, B, C = np.array([0.0, 0.0]), np.array([4.0, 0.0]), np.array([1.0, 3.0])
+
+
+def _line_meet(p: np.ndarray, d: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Where the line p + t·d meets line qr."""
+    m = np.column_stack([d, q - r])
+    t, _ = np.linalg.solve(m, q - p)
+    return p + t * d
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def test_an_external_bisector_is_not_accepted_as_a_bisector() -> None:
+    inner = _line_meet(A, _unit(B - A) + _unit(C - A), B, C)
+    outer = _line_meet(A, _unit(B - A) - _unit(C - A), B, C)
+    for name, d, is_bisector in (("inner", inner, True), ("outer", outer, False)):
+        scene = scene_with({"A": tuple(A), "B": tuple(B), "C": tuple(C), "D": tuple(d)})
+        bisector = Claim("bisector", ("A", "D", "B", "C"))
+        # AlphaGeometry's directed eqangle holds for both lines: the old check's blind spot.
+        assert holds(Fact("eqangle", ("A", "B", "A", "D", "A", "D", "A", "C")), scene), name
+        assert bisector.holds(scene) is is_bisector, name
+        assert (violation(bisector, scene) >= 1.0) is not is_bisector, name
+
+
+def test_an_excentre_is_not_accepted_as_an_incentre() -> None:
+    a, b, c = np.linalg.norm(B - C), np.linalg.norm(C - A), np.linalg.norm(A - B)
+    incentre = (a * A + b * B + c * C) / (a + b + c)
+    excentre = (-a * A + b * B + c * C) / (-a + b + c)
+    for point, ok in ((incentre, True), (excentre, False)):
+        scene = scene_with({"I": tuple(point), "A": tuple(A), "B": tuple(B), "C": tuple(C)})
+        claim_ = Claim("incentre", ("I", "A", "B", "C"))
+        assert claim_.holds(scene) is ok
+        assert (violation(claim_, scene) >= 1.0) is not ok
+
+
+#: A right triangle ABC with AB = 3 stated in the caption but no length printed on the figure.
+UNPRINTED = "A = free A; B = lconst B A 3; C = s_angle B A C 90, lconst C A 4; D = foot D A B C"
+
+
+def _similar_copy(positive, angle_deg: float, factor: float, mirror: bool):
+    """The positive's free points A, B, C pinned as a rotated, scaled (and mirrored) copy."""
+    t = math.radians(angle_deg)
+    rot = factor * np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+    if mirror:
+        rot = rot @ np.diag([1.0, -1.0])
+    centre = np.mean([positive.scene.points[n] for n in "ABC"], axis=0)
+    moved = {n: tuple(centre + rot @ (positive.scene.points[n] - centre)) for n in "ABC"}
+    program = positive.program
+    for index, name in enumerate("ABC"):
+        program = pin(program, index, {name: moved[name]})
+    return program
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_a_similar_copy_of_the_positive_is_rejected_as_an_image_negative(mirror: bool) -> None:
+    positive = make_positive(UNPRINTED, ["right A B C", "length A B 3", "altitude A D B C"])
+    program = _similar_copy(positive, 7.0, 0.85, mirror)
+    candidate = ImageCandidate(program, None, "similar copy", ())
+    # AB is 15% shorter in diagram units, which the old verifier took for a broken "AB = 3";
+    # no length is printed, so the figure shows the same triangle.
+    verdict = verify_image(positive, candidate, png_of(positive), "test")
+    assert not verdict.ok
+    assert verdict.reason == "positive caption not false by the margin"
+
+
+def test_similarity_gap_is_zero_for_similar_copies_and_counts_a_moved_point() -> None:
+    pts = {"A": A, "B": B, "C": C, "D": np.array([2.0, 1.0])}
+    t = 0.3
+    rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]]) @ np.diag([1.0, -1.0])
+    copy = {n: 1.7 * rot @ p + np.array([5.0, -2.0]) for n, p in pts.items()}
+    assert similarity_gap(pts, copy) < 1e-12
+    size = float(np.hypot(4.0, 3.0))
+    copy["D"] = copy["D"] + 1.7 * rot @ np.array([0.0, 0.1 * size])
+    assert similarity_gap(pts, copy) > DEFAULT_MARGINS.similarity
+
+
+def test_a_move_along_the_points_own_line_below_the_margin_is_rejected() -> None:
+    positive = make_positive(UNPRINTED, ["right A B C", "on_segment D B C"])
+    scene = positive.scene
+    p = scene.points
+    normal = _unit(np.array([-(p["C"] - p["B"])[1], (p["C"] - p["B"])[0]]))
+    for share, ok in ((0.02, False), (0.05, True)):
+        moved = p["D"] + 0.3 * (p["C"] - p["B"]) + share * scene.scale * normal
+        program = drop_marks(pin(positive.program, 3, {"D": tuple(moved)}), {"D"})
+        candidate = ImageCandidate(program, 4, f"D off BC by {share}", ())
+        verdict = verify_image(positive, candidate, png_of(positive), "t")
+        assert verdict.ok is ok, (share, verdict.reason)
+
+
+def test_a_relabel_that_leaves_the_text_unchanged_is_rejected() -> None:
+    # The radius point of "C lies on circle O" is not in the text; a caption that changes only
+    # that point states the same thing.
+    positive = make_positive(
+        "O = free O; A = free A; C = on_circle C O A; D = on_circle D O A; draw circle O A",
+        ["on_circle C O", "on_circle D O"],
+    )
+    same = CaptionCandidate(positive.caption.claims, "relabel nothing", (), positive.caption.text)
+    verdict = verify_caption(positive, same, "test", np.random.default_rng(0))
+    assert (verdict.ok, verdict.reason) == (False, "same text as the positive")
+    with_space = CaptionCandidate((), "whitespace", (), " " + positive.caption.text.replace(" ", "  ") + " ")
+    assert verify_caption(positive, with_space, "test", np.random.default_rng(0)).reason == (
+        "same text as the positive"
+    )
+
+
+def test_a_polygon_order_relabel_that_keeps_every_relation_true_is_rejected() -> None:
+    positive = make_positive(
+        "O = free O; A = free A; B = on_circle B O A; C = on_circle C O A; D = on_circle D O A; "
+        "draw circle O A",
+        ["on_circle A O"],
+    )
+    p = positive.scene.points
+    order = "".join(sorted("ABCD", key=lambda n: math.atan2(*(p[n] - p["O"]))))
+    crossed = order[0] + order[2] + order[1] + order[3]
+    candidate = CaptionCandidate((claim(f"cyclic_quadrilateral {' '.join(crossed)}"),), "reorder", ())
+    verdict = verify_caption(positive, candidate, "test", np.random.default_rng(0))
+    assert (verdict.ok, verdict.reason) == (False, "no stated claim false by the margin")
+
+
+def test_a_dropped_true_mark_is_restored_and_counted() -> None:
+    positive = make_positive(MARKED, ["right A B C", "altitude A D B C"])
+    # D moves off BC; the plugin drops every mark, including the right angle at A, which holds.
+    moved = positive.scene.points["D"] + 0.08 * positive.scene.scale * np.array([0.6, 0.8])
+    program = drop_marks(pin(positive.program, 3, {"D": tuple(moved)}), {"A", "D"})
+    assert "mark right B A C" not in program.text()
+    verdict = verify_image(positive, ImageCandidate(program, 4, "move D", ()), png_of(positive), "test")
+    assert verdict.ok, verdict.reason
+    kept = verdict.accepted.candidate.program.text()
+    assert "mark right B A C" in kept and "mark right A D B" not in kept
+    assert verdict.accepted.restored >= 1
+
+
+def test_a_moved_point_keeps_the_strokes_its_construction_drew() -> None:
+    positive = make_positive(
+        "A = free A; B = lconst B A 3; C = s_angle B A C 70, lconst C A 4; D = foot D A B C",
+        ["altitude A D B C"],
+    )
+    moved = positive.scene.points["D"] + 0.1 * positive.scene.scale * np.array([0.0, 1.0])
+    program = pin(positive.program, 3, {"D": tuple(moved)})
+    verdict = verify_image(positive, ImageCandidate(program, 4, "move D", ()), png_of(positive), "test")
+    assert verdict.ok, verdict.reason
+    from geoforge.realise import realise
+
+    scene = realise(verdict.accepted.candidate.program, seed=0, reference=positive.scene.points)
+    drawn = {frozenset((g[0], g[-1])) for g in scene.lines}
+    assert {frozenset("AD"), frozenset("BC")} <= drawn
+
+
+def test_rule_negatives_of_a_question_keep_the_question() -> None:
+    from geoforge.plugins import PluginHost, PluginSpec
+    from geoforge.testing import make_positive as make
+    from geoforge.testing import run_perturbation
+
+    positive = make(UNPRINTED + "; given length A B 3", ["right A B C", "altitude A D B C"], style="question")
+    assert positive.caption.question == ""  # make_positive asks nothing; add a question:
+    import dataclasses
+
+    from geoforge.caption import Caption, caption_text
+
+    question = "Find the length of BC."
+    text = caption_text(positive.caption.claims, "question", question=question)
+    caption = Caption(text, "question", positive.caption.claims, question)
+    positive = dataclasses.replace(positive, caption=caption)
+    report = run_perturbation(PluginHost(PluginSpec(env=False)).perturbations["caption_rules"], positive)
+    assert report.accepted
+    assert all(a.text.endswith(" " + question) for a in report.accepted)
+
+
+def test_replace_clause_negative_with_a_printed_length_is_judged_in_its_own_units() -> None:
+    positive = make_positive(UNPRINTED + "; given length A B 3", ["length A C 4", "right A B C"])
+    # Scale the whole figure: B and C further from A in the same ratio, the print follows.
+    program = replace_clause(positive.program, 1, "B = lconst B A 3.3")
+    program = replace_clause(program, 2, "C = s_angle B A C 90, lconst C A 4.4")
+    verdict = verify_image(positive, ImageCandidate(program, None, "scaled", ()), png_of(positive), "test")
+    assert not verdict.ok  # "AB = 3" is printed, so AC reads as 4 on the scaled copy too
