@@ -323,8 +323,16 @@ def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]
     for key, n in stats["failures"].items():
         table.add_row(f"[red]{key}[/red]", "", f"failed {n} times")
     share = ", ".join(f"{k} {v:.0%}" for k, v in stats["at_least_8"].items())
+    how = "; ".join(
+        f"{kind} " + ", ".join(f"{h} {v:.0%}" for h, v in shares.items())
+        for kind, shares in stats["how_false"].items()
+        if shares
+    )
+    kept = "" if stats["question_kept"] is None else f"; questions kept {stats['question_kept']:.0%}"
     table.caption = (
-        f"samples with ≥ 8 negatives: {share}; mean pixel difference {stats['mean_pixel_diff']:.4f}"
+        f"samples with ≥ 8 negatives: {share}; mean pixel difference {stats['mean_pixel_diff']:.4f}\n"
+        f"false by: {how}\nimage negatives with restored true marks or strokes "
+        f"{stats['restored_share']:.0%}{kept}"
     )
     return table
 

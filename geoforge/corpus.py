@@ -186,7 +186,8 @@ def summarise(records: Iterable[Record]) -> dict[str, object]:
         styles[str(meta["style"])] += 1
         rejections.update(d for d in meta["draws"] if d != "accepted")  # type: ignore[attr-defined]
         if "negatives" in meta:
-            negatives.add(json.loads(str(meta["negatives"])))
+            question = str(meta["caption"].get("question", ""))  # type: ignore[attr-defined]
+            negatives.add(json.loads(str(meta["negatives"])), question)
     out: dict[str, object] = {
         "samples": n,
         "families": dict(sorted(families.items())),
@@ -202,7 +203,10 @@ def summarise(records: Iterable[Record]) -> dict[str, object]:
 @dataclass
 class NegativeStats:
     """Totals over the samples' ``negatives`` records: accepted negatives by kind and plugin,
-    per-sample counts, mean pixel difference of image negatives, rejections by plugin and
+    per-sample counts, mean pixel difference of image negatives, how each kind is false
+    (``geometry``, ``value``, ``undrawn circle``, ``absent point``), the image negatives on which
+    the engine restored a true mark, given or stroke that the plugin dropped, the caption
+    negatives of question-style positives that keep the question, rejections by plugin and
     reason, and plugin failures."""
 
     samples: int = 0
@@ -213,13 +217,20 @@ class NegativeStats:
     pixel_diffs: list[float] = field(default_factory=list)
     rejections: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
+    how: Counter[tuple[str, str]] = field(default_factory=Counter)
+    restored: int = 0
+    questions: Counter[bool] = field(default_factory=Counter)
 
-    def add(self, record: dict[str, Any]) -> None:
-        """Count one sample's negatives record."""
+    def add(self, record: dict[str, Any], question: str = "") -> None:
+        """Count one sample's negatives record; ``question`` is its positive's question."""
         self.samples += 1
         for kind in self.per_sample:
             self.per_sample[kind].append(len(record[kind]))
             self.accepted.update(f"{kind}: {x['plugin']}" for x in record[kind])
+            self.how.update((kind, x.get("how", "geometry")) for x in record[kind])
+        self.restored += sum(x.get("restored", 0) > 0 for x in record["image"])
+        if question:
+            self.questions.update(x["text"].endswith(" " + question) for x in record["caption"])
         self.pixel_diffs.extend(x["pixel_diff"] for x in record["image"])
         self.rejections.update(record["rejections"])
         self.failures.update(record["failures"])
@@ -236,6 +247,14 @@ class NegativeStats:
             "mean_pixel_diff": round(sum(self.pixel_diffs) / len(self.pixel_diffs), 5)
             if self.pixel_diffs
             else 0.0,
+            "how_false": {
+                kind: {h: round(n / max(sum(c), 1), 4) for (k, h), n in sorted(self.how.items()) if k == kind}
+                for kind, c in self.per_sample.items()
+            },
+            "restored_share": round(self.restored / max(sum(self.per_sample["image"]), 1), 4),
+            "question_kept": round(self.questions[True] / sum(self.questions.values()), 4)
+            if self.questions
+            else None,
             "rejections": dict(sorted(self.rejections.items())),
             "failures": dict(sorted(self.failures.items())),
         }
