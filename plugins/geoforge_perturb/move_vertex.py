@@ -2,9 +2,11 @@
 
 For each point the positive caption mentions, the clause that builds it is replaced by the
 point pinned at a displaced position (everything built on it follows, everything else stays).
-Displacements are tried from small to large, a fraction of the diagram size in a random
-direction, so the first ones the verifier accepts are the least visible that still break a
-claim (a right angle, a midpoint, an equal length). Givens on the moved point and on points
+Displacements are tried from small to large, a fraction of the diagram size, so the first ones
+the verifier accepts are the least visible that still break a claim (a right angle, a midpoint,
+an equal length). A point that lies on a drawn line moves across it (within 30° of the
+normal, either side): a move along its own line would leave every incidence true and change
+little that a picture shows. Other points move in a random direction. Givens on the moved point and on points
 built from it are dropped, since their values no longer hold, and so are the marks (right-angle
 squares, ticks, arcs) on the moved point.
 """
@@ -19,9 +21,22 @@ import geoforge
 from geoforge.edit import clause_index, drop_givens, drop_marks, pin
 from geoforge.errors import ProgramError
 from geoforge.perturb import ImageCandidate, Positive
+from geoforge.scene import Scene
 
 #: Displacements tried, as fractions of the diagram size.
 STEPS = (0.06, 0.1, 0.16, 0.24)
+
+
+def _direction(scene: Scene, point: str, rng: np.random.Generator) -> np.ndarray:
+    """A unit vector (2,): across a drawn line through ``point`` if there is one, else random."""
+    lines = [g for g in scene.lines if point in g and len(g) >= 3]
+    angle = rng.uniform(0, 2 * np.pi)
+    if lines:
+        g = lines[int(rng.integers(len(lines)))]
+        d = scene.points[g[-1]] - scene.points[g[0]]
+        angle = float(np.arctan2(d[1], d[0])) + np.pi / 2 + rng.uniform(-np.pi / 6, np.pi / 6)
+        angle += np.pi * int(rng.integers(2))
+    return np.array([np.cos(angle), np.sin(angle)])
 
 
 class MoveVertex:
@@ -38,8 +53,7 @@ class MoveVertex:
         for step in STEPS:
             for point in mentioned:
                 index = clause_index(program, point)
-                angle = rng.uniform(0, 2 * np.pi)
-                shift = step * scene.scale * np.array([np.cos(angle), np.sin(angle)])
+                shift = step * scene.scale * _direction(scene, point, rng)
                 coords = {p: tuple(scene.points[p]) for p in program.clauses[index].points}
                 coords[point] = tuple(scene.points[point] + shift)
                 try:

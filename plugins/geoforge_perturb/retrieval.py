@@ -20,6 +20,7 @@ import numpy as np
 
 import geoforge
 from geoforge.perturb import CaptionCandidate, Positive
+from geoforge.verify import violation
 
 _WORD = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
 
@@ -50,7 +51,7 @@ class Retrieval:
             if any(p not in names for c in claims for f in c.facts() for p in f.points):
                 return True, True
             relation = [c for c in claims if c.kind not in ("length", "angle")]
-            return False, all(c.holds(positive.scene) for c in relation)
+            return False, all(violation(c, positive.scene) < 1.0 for c in relation)
 
         ranked = [int(k) for k in np.argsort(-scores, kind="stable")]
         for k in sorted(ranked, key=rank):
