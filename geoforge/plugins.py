@@ -8,16 +8,32 @@ stem). A plugin that fails to import, has a misspelt hook (pluggy's ``check_pend
 while registering is reported with its name and the exception, skipped and counted; the run
 goes on. Like tox's plugin manager, :class:`PluginHost` wraps each hook in a typed method so
 the rest of geoforge never calls ``pm.hook`` directly.
+
+Running a perturbation (:meth:`PluginHost.candidates`) is isolated three ways (DESIGN.md,
+"Verification rules"): the plugin reads its own read-only copy of the positive
+(:func:`geoforge.perturb.read_only`), so it cannot change what the verifier compares against;
+candidates are pulled one at a time, so the caller's check cap stops even an endless
+generator; and each plugin has a wall-clock budget per positive, enforced with ``SIGALRM``
+(:func:`signal.setitimer`) in the main thread of a process and only between candidates
+elsewhere. A plugin that raises, tries to mutate the positive or runs out of time is reported,
+counted and skipped for that positive; the run goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib
 import importlib.util
+import itertools
 import os
+import signal
 import sys
+import threading
+import time
+import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -28,10 +44,15 @@ import numpy as np
 import pluggy
 
 from geoforge import hookspecs
-from geoforge.perturb import Candidate, CaptionCandidate, ImageCandidate, Perturbation, Positive
+from geoforge.perturb import Candidate, CaptionCandidate, ImageCandidate, Perturbation, Positive, read_only
 
 ENTRY_POINT_GROUP = "geoforge"
 ENV_VAR = "GEOFORGE_PLUGINS"
+#: Default wall-clock budget, in seconds, of one perturbation for one positive.
+DEFAULT_TIME_BUDGET = 10.0
+#: After a plugin's budget runs out, SIGALRM repeats every this many seconds until the plugin
+#: lets the timeout through (a plugin that catches it and carries on is interrupted again).
+_ALARM_REPEAT = 0.05
 
 
 @dataclass(frozen=True)
@@ -103,12 +124,10 @@ class PluginHost:
 
     # --- loading ---------------------------------------------------------------------------
 
-    def _fail(self, info: PluginInfo, stage: str, exc: BaseException) -> None:
-        message = f"plugin {info.name} ({info.origin}) failed {stage}: {type(exc).__name__}: {exc}"
+    def _fail(self, info: PluginInfo, stage: str, exc: BaseException, hint: str = "") -> None:
+        message = f"plugin {info.name} ({info.origin}) failed {stage}: {type(exc).__name__}: {exc}{hint}"
         info.error = info.error or message
-        self.failures[f"{info.name}: {stage}"] += 1
-        if message not in self.messages:
-            self.messages.append(message)
+        self._note(f"{info.name}: {stage}", message)
 
     def _sources(self) -> list[tuple[str, str, str, Callable[[], ModuleType], str | None]]:
         found: list[tuple[str, str, str, Callable[[], ModuleType], str | None]] = []
@@ -233,30 +252,190 @@ class PluginHost:
         names += sorted(n for n in self.perturbations if n not in names)
         return [self.perturbations[n] for n in names if self.perturbations[n].kind == kind]
 
-    def propose(
-        self, perturbation: Perturbation, positive: Positive, rng: np.random.Generator
-    ) -> list[Candidate]:
-        """Run ``perturbation.propose``; on an exception, count and report it once and return
-        what was produced before it. Items that are not candidates of the right kind are
-        dropped and counted as ``garbage``."""
-        out: list[Candidate] = []
+    def candidates(
+        self,
+        perturbation: Perturbation,
+        positive: Positive,
+        rng: np.random.Generator,
+        budget: float | None = DEFAULT_TIME_BUDGET,
+    ) -> Iterator[Candidate]:
+        """Run ``perturbation.propose`` lazily, yielding its well-formed candidates one at a time.
+
+        Nothing runs until the first ``next()``, and the plugin's generator is advanced once per
+        candidate the caller asks for, never drained, so a check cap applied by the caller also
+        stops an endless generator. The plugin receives its own :func:`read_only` copy of
+        ``positive``; ``positive`` itself is never handed out.
+
+        ``budget`` is the wall-clock time in seconds that the plugin's own code (the
+        ``propose`` call and each ``next()``) may take in total for this positive; time spent by
+        the caller between candidates (verification) does not count. ``None`` means no budget.
+        In the main thread of a process where ``signal.setitimer`` exists (Unix; ``generate``'s
+        worker processes run there), an ``ITIMER_REAL`` alarm interrupts the plugin even inside
+        a single ``next()`` that never returns (``while True: pass``, ``time.sleep(1e9)``);
+        the alarm is always cleared and the previous ``SIGALRM`` handler and timer restored.
+        Elsewhere (another thread, Windows, a C-installed ``SIGALRM`` handler) the budget is
+        checked only when ``next()`` returns, so a plugin that blocks forever inside one call
+        cannot be stopped there.
+
+        Never raises for the plugin's faults: an exception from its code (including the
+        ``ValueError``/``TypeError``/``FrozenInstanceError`` of an attempt to mutate the
+        read-only positive, and ``SystemExit``) is reported once and counted as
+        ``"<plugin>: in propose"``; running out of budget as ``"<plugin>: time budget"``; an
+        item that is not a candidate of the perturbation's kind is dropped and counted as
+        ``"<plugin>: garbage"``. The stream then ends (for a garbage item, it goes on).
+        ``KeyboardInterrupt`` propagates.
+        """
         owner = self.owner.get(perturbation.name, perturbation.name)
         info = next((p for p in self.plugins if p.name == owner), PluginInfo(owner, "?", "?", "?"))
+        clock = _Budget(budget)
+        it: Iterator[object] | None = None
         try:
-            for item in perturbation.propose(positive, rng):
-                problem = _candidate_problem(item, perturbation.kind)
-                if problem is None:
-                    out.append(item)
-                    continue
-                self.failures[f"{owner}: garbage"] += 1
+            try:
+                with clock.running():
+                    it = iter(perturbation.propose(read_only(positive), rng))
+                while True:
+                    with clock.running():
+                        item = next(it, _END)
+                    if item is _END:
+                        return
+                    problem = _candidate_problem(item, perturbation.kind)
+                    if problem is None:
+                        yield item  # type: ignore[misc]
+                        continue
+                    what = f"plugin {owner} ({info.origin}) proposed garbage from {perturbation.name}"
+                    self._note(f"{owner}: garbage", f"{what}: {problem}")
+            except PluginTimeout:
+                it = None  # the generator was interrupted; closing it could block again
                 message = (
-                    f"plugin {owner} ({info.origin}) proposed garbage from {perturbation.name}: {problem}"
+                    f"plugin {owner} ({info.origin}) exceeded its time budget of {budget:g} s in "
+                    f"propose of {perturbation.name}; skipped for this positive"
                 )
-                if message not in self.messages:
-                    self.messages.append(message)
-        except Exception as e:
-            self._fail(info, "in propose", e)
-        return out
+                self._note(f"{owner}: time budget", message)
+                info.error = info.error or message
+            except (Exception, SystemExit) as e:  # a broken plugin must not stop the run
+                it = None
+                self._fail(info, "in propose", e, _mutation_hint(e))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:  # run the plugin's own clean-up (finally blocks), on its budget
+                with contextlib.suppress(Exception, SystemExit, PluginTimeout), clock.running():
+                    close()
+
+    def propose(
+        self,
+        perturbation: Perturbation,
+        positive: Positive,
+        rng: np.random.Generator,
+        limit: int | None = None,
+        budget: float | None = DEFAULT_TIME_BUDGET,
+    ) -> list[Candidate]:
+        """The first ``limit`` (all if ``None``) candidates of :meth:`candidates` as a list: what
+        was produced before an exception or the end of the ``budget`` (seconds) is kept. With
+        ``limit=None`` an endless generator is stopped only by the budget."""
+        stream = self.candidates(perturbation, positive, rng, budget)
+        try:
+            return list(itertools.islice(stream, limit))
+        finally:
+            stream.close()  # type: ignore[attr-defined]
+
+    def _note(self, key: str, message: str) -> None:
+        """Count a failure under ``key`` and keep ``message`` once."""
+        self.failures[key] += 1
+        if message not in self.messages:
+            self.messages.append(message)
+
+
+class PluginTimeout(BaseException):
+    """Raised inside a plugin's code when its time budget for one positive runs out.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that a plugin's ``except Exception``
+    does not swallow it; a plugin that catches it anyway is interrupted again every
+    :data:`_ALARM_REPEAT` seconds."""
+
+
+_END = object()
+#: True only while a plugin's code runs under an armed alarm; the SIGALRM handler does
+#: nothing otherwise (an alarm that lands just after ``next()`` returned is ignored).
+_inside_plugin = False
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    if _inside_plugin:
+        raise PluginTimeout
+
+
+def _can_alarm() -> bool:
+    """True where SIGALRM can interrupt a plugin: the main thread, ``setitimer`` available and
+    a Python-level (restorable) SIGALRM handler installed."""
+    return (
+        hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) is not None
+    )
+
+
+class _Budget:
+    """What is left of one plugin's wall-clock ``budget`` (seconds; ``None``: unlimited) for one
+    positive, spent only inside :meth:`running`."""
+
+    def __init__(self, budget: float | None) -> None:
+        self.budget = budget
+        self.left = budget if budget is not None else float("inf")
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Run plugin code; raise :class:`PluginTimeout` when it exceeds what is left (from a
+        SIGALRM inside it where :func:`_can_alarm`, else once it returns)."""
+        global _inside_plugin
+        if self.left <= 0:
+            raise PluginTimeout
+        if self.budget is None or not _can_alarm() or _inside_plugin:
+            start = time.monotonic()
+            try:
+                yield
+            finally:
+                self.left -= time.monotonic() - start
+            if self.left <= 0:
+                raise PluginTimeout
+            return
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
+        start = time.monotonic()
+        old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, self.left, _ALARM_REPEAT)
+        try:
+            _inside_plugin = True
+            yield
+        finally:
+            _inside_plugin = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            spent = time.monotonic() - start
+            if old_delay > 0:  # someone else's timer: re-arm it with what is left of it
+                signal.setitimer(signal.ITIMER_REAL, max(old_delay - spent, 1e-6), old_interval)
+            self.left -= spent
+        if self.left <= 0:
+            raise PluginTimeout
+
+
+def _mutation_hint(e: BaseException) -> str:
+    """A hint for an exception that looks like an attempt to change the read-only positive."""
+    text = str(e)
+    if (
+        isinstance(e, dataclasses.FrozenInstanceError)
+        or (isinstance(e, ValueError) and "read-only" in text)
+        or (isinstance(e, TypeError) and "mappingproxy" in text)
+    ):
+        return (
+            " (plugins get a read-only copy of the positive: build new values, e.g. "
+            "`positive.scene.points[p] + shift`, instead of changing it in place)"
+        )
+    return ""
+
+
+def plugin_rng(root: int, name: str) -> np.random.Generator:
+    """The generator for perturbation ``name`` under the per-positive ``root`` seed: the same
+    for the same pair in every process, and independent of which other plugins are loaded, how
+    much randomness they use and in what order their candidates are pulled."""
+    return np.random.default_rng(np.random.SeedSequence([root, zlib.crc32(name.encode())]))
 
 
 def _candidate_problem(item: object, kind: str) -> str | None:

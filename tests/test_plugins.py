@@ -272,12 +272,14 @@ def test_garbage_candidates_are_dropped_counted_and_reported(tmp_path, geoforge_
 
 def test_make_negatives_survives_broken_plugins_and_keeps_built_in_negatives(tmp_path, geoforge_positive):
     host = host_with(write_plugin(tmp_path, "raiser", RAISER), write_plugin(tmp_path, "garbage", GARBAGE))
-    config = NegativeConfig(image=2, caption=3)
+    # Candidates are pulled lazily: ask for enough caption negatives that the raiser is pulled
+    # a second time (and raises) before the quota is met.
+    config = NegativeConfig(image=2, caption=5)
     negatives = make_negatives(
         geoforge_positive, png_of(geoforge_positive), host, config, np.random.default_rng(0)
     )
     assert len(negatives.image) == 2 and {a.plugin for a in negatives.image} <= set(IMAGE_BUILT_INS)
-    assert len(negatives.caption) == 3
+    assert len(negatives.caption) == 5
     assert host.failures["raiser: in propose"] == 1
     assert host.failures["garbage: garbage"] == 5
     for accepted in negatives.image + negatives.caption:
