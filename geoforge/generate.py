@@ -8,6 +8,7 @@ the same bytes for the same index (DESIGN.md, "Corpus on disk").
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +25,7 @@ from geoforge.plugins import PluginSpec
 from geoforge.realise import realise
 from geoforge.render.layout import Layout
 from geoforge.sampler import Recipe, sample_spec
+from geoforge.tokens import corpus_captions, long_captions
 
 #: Realisation attempts per figure; a figure that fails is replaced by a new one. Failures
 #: here are almost always structural (a foot that lands on a vertex), so more tries rarely help.
@@ -205,6 +207,10 @@ def generate_corpus(
     With ``negatives``, each shard's positives then get their hard negatives
     (:func:`geoforge.negatives.add_negatives`), from the plugins ``plugins`` selects (each
     worker loads the same list); retrieval draws on the other samples of the same shard.
+
+    The manifest's ``long_captions`` counts captions longer than an open_clip text tower's
+    context (:func:`geoforge.tokens.long_captions`); if there are any, a one-line warning goes
+    to stderr.
     """
     from geoforge.corpus import (
         dataset_card,
@@ -260,6 +266,7 @@ def generate_corpus(
         if stale.name not in sizes:
             stale.unlink()
     counts = summarise(r for name in sizes for r in read_shard(out / name))
+    long = long_captions(corpus_captions(r for name in sizes for r in read_shard(out / name)))
     examples = [r.files["txt"].decode() for r, _ in zip(read_shard(out / shard_name(0)), range(3))]
     write_json(out / "sizes.json", sizes)
     (out / "README.md").write_text(dataset_card(recipe.to_json(), counts, examples), encoding="utf-8")
@@ -277,6 +284,7 @@ def generate_corpus(
         "samples": n,
         "shards": len(sizes),
         "counts": counts,
+        "long_captions": long.to_json(),
         "run": {
             "workers": workers,
             "resumed_shards": sorted(
@@ -288,6 +296,8 @@ def generate_corpus(
         },
     }
     write_json(out / "manifest.json", manifest)
+    if long.warning():
+        sys.stderr.write(f"warning: {long.warning()}\n")
     return manifest
 
 

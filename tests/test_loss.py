@@ -2,7 +2,8 @@
 
 Every value here is checked against independent code written in this file: open_clip's
 ``ClipLoss`` for the no-negatives case, and per-sample loops with an explicit log-softmax (or
-log-sigmoid) over each row's candidate set for the hard-negative, group and sigmoid forms. The
+log-sigmoid) over each row's candidate set for the hard-negative, group and sigmoid forms
+(leaving out the in-batch candidates of other samples with the row's caption). The
 distributed test runs two gloo ranks and compares them with one process on the global batch.
 """
 
@@ -132,17 +133,26 @@ def _directions(image: Tensor, text: Tensor, neg: Negatives) -> list[tuple]:
     ]
 
 
+def in_batch_columns(caption_ids: Tensor | None, i: int, b: int) -> list[int]:
+    """The in-batch candidates of row i, in order: every sample but the others whose caption id
+    is row i's (those are not negatives: their caption describes image i too)."""
+    if caption_ids is None:
+        return list(range(b))
+    return [j for j in range(b) if j == i or int(caption_ids[j]) != int(caption_ids[i])]
+
+
 def reference_mmclip(image: Tensor, text: Tensor, scale: Tensor, neg: Negatives) -> Tensor:
-    """½ mean over rows of −log softmax over [all B in-batch candidates + the row's usable
+    """½ mean over rows of −log softmax over [the row's in-batch candidates + the row's usable
     negatives], for image→text and text→image."""
     b = len(image)
     total = image.new_zeros(())
     for anchor, cands, feats, mask, ids, pos_ids in _directions(image, text, neg):
         k = 0 if feats is None else feats.shape[1]
         for i in range(b):
-            row = [scale * (anchor[i] * cands[j]).sum() for j in range(b)]
+            columns = in_batch_columns(neg.pos_text_ids, i, b)
+            row = [scale * (anchor[i] * cands[j]).sum() for j in columns]
             row += [scale * (anchor[i] * feats[i, j]).sum() for j in kept_negatives(mask, ids, pos_ids, i, k)]
-            total = total - log_softmax_at(row, i)
+            total = total - log_softmax_at(row, columns.index(i))
     return total / (2 * b)
 
 
@@ -205,6 +215,7 @@ def test_without_negatives_equals_open_clip_clip_loss(
     image, text, _ = random_batch(seed, b, d, 0, 0, dtype=dtype)
     _assert_equals_clip_loss(image, text, scale, None)
     _assert_equals_clip_loss(image, text, scale, Negatives())
+    _assert_equals_clip_loss(image, text, scale, Negatives(pos_text_ids=torch.randperm(b) * 7))
     empty = Negatives(text=text.new_zeros(b, 0, d), image=image.new_zeros(b, 0, d))
     _assert_equals_clip_loss(image, text, scale, empty)
 
@@ -252,11 +263,25 @@ def test_all_negatives_masked_equals_open_clip_clip_loss(
     masks=st.booleans(),
     ids=st.booleans(),
     pos_ids=st.booleans(),
+    shared=st.booleans(),
 )
 def test_mmclip_matches_per_sample_reference_in_value_and_gradients(
-    b: int, d: int, k: int, l: int, scale: float, seed: int, masks: bool, ids: bool, pos_ids: bool
+    b: int,
+    d: int,
+    k: int,
+    l: int,
+    scale: float,
+    seed: int,
+    masks: bool,
+    ids: bool,
+    pos_ids: bool,
+    shared: bool,
 ) -> None:
     image, text, neg = random_batch(seed, b, d, k, l, masks=masks, ids=ids, pos_ids=pos_ids)
+    if shared and pos_ids:  # captions shared between samples: ids drawn from fewer values than B
+        neg.pos_text_ids = torch.randint(
+            0, max(1, b // 2), (b,), generator=torch.Generator().manual_seed(seed)
+        )
     leaves, neg_g = with_grad(image, text, scale, neg)
     ours = HardNegativeClipLoss()(leaves[0], leaves[1], leaves[2], neg_g)
     ref_leaves, ref_neg = with_grad(image, text, scale, neg)
@@ -286,6 +311,50 @@ def test_duplicate_ids_are_excluded_once_each() -> None:
     assert_close(
         HardNegativeClipLoss()(image, text, scale, neg), HardNegativeClipLoss()(image, text, scale, explicit)
     )
+
+
+def test_two_samples_with_one_caption_are_not_negatives_of_each_other() -> None:
+    """B=4, samples 1 and 3 share a caption: the loss is the reference's, which leaves out
+    the pairs (1, 3) and (3, 1) in both halves, and differs from ClipLoss, which keeps them."""
+    image, text, neg = random_batch(5, 4, 6, 2, 2)
+    neg.pos_text_ids = torch.tensor([20, 21, 22, 21])
+    assert in_batch_columns(neg.pos_text_ids, 1, 4) == [0, 1, 2]
+    assert in_batch_columns(neg.pos_text_ids, 3, 4) == [0, 2, 3]
+    scale = torch.tensor(10.0, dtype=torch.float64)
+    loss_fn = HardNegativeClipLoss()
+    assert_close(loss_fn(image, text, scale, neg), reference_mmclip(image, text, scale, neg))
+    assert loss_fn.duplicate_share.item() == 0.5
+    in_batch = Negatives(pos_text_ids=neg.pos_text_ids)
+    ours = loss_fn(image, text, scale, in_batch)
+    assert_close(ours, reference_mmclip(image, text, scale, in_batch))
+    assert abs(ours - open_clip.ClipLoss()(image, text, scale)).item() > 1e-3
+
+
+@pytest.mark.parametrize("kind", LOSSES)
+def test_the_loss_gradient_through_a_duplicate_pairs_logits_is_zero(kind: str) -> None:
+    """Two extra feature coordinates put a leaf into exactly one logit product each: ``x`` into
+    I₁·T₃ (image→text row 1, column 3; text→image row 3, column 1) and ``y`` into I₃·T₁.
+    ∂L/∂x = s·(∂L/∂z_i2t[1,3] + ∂L/∂z_t2i[3,1]), both terms ≥ 0 (softmax probabilities), so
+    ∂L/∂x = 0 means both logits get no gradient. With other captions the same pairs are
+    negatives and get some."""
+    g = torch.Generator().manual_seed(6)
+    b, d = 4, 5
+    image, text = _unit(g, b, d), _unit(g, b, d)
+    onehot = torch.eye(b, dtype=torch.float64)
+    results = {}
+    for name, ids in (("shared", [30, 31, 32, 31]), ("distinct", [30, 31, 32, 33])):
+        x = torch.zeros((), dtype=torch.float64, requires_grad=True)
+        y = torch.zeros((), dtype=torch.float64, requires_grad=True)
+        img = torch.cat([image, (x * onehot[1])[:, None], (y * onehot[3])[:, None]], dim=1)
+        txt = torch.cat([text, onehot[3][:, None], onehot[1][:, None]], dim=1)
+        k = 0 if kind == "mmclip" else 1  # the group forms need a negative to run
+        extra = torch.cat([_unit(g, b, k, d), image.new_zeros(b, k, 2)], dim=2)  # no x or y in these
+        neg = Negatives(text=extra, pos_text_ids=torch.tensor(ids))
+        loss = HardNegativeClipLoss(kind)(img, txt, torch.tensor(10.0, dtype=torch.float64), neg)
+        results[name] = torch.autograd.grad(loss, [x, y], allow_unused=True, materialize_grads=True)
+    assert all(grad.item() == 0.0 for grad in results["shared"])
+    if kind == "mmclip":
+        assert all(grad.item() > 1e-6 for grad in results["distinct"])
 
 
 # --------------------------------------------------------------------------- 3. group losses
@@ -494,10 +563,11 @@ WORLD = 2
 
 
 def _global_batch() -> tuple[Tensor, Tensor, Negatives]:
-    """B=6 (3 per rank), K=3, L=2; a rank-1 sample's negatives repeat rank 0's positive ids, so
-    the masks depend on gathering the ids."""
+    """B=6 (3 per rank), K=3, L=2; a rank-1 sample's negatives repeat rank 0's positive ids, and
+    sample 5 (rank 1) has the caption of sample 0 (rank 0), so the masks depend on gathering
+    the ids."""
     image, text, neg = random_batch(11, 6, 5, 3, 2, ids=False, pos_ids=False)
-    neg.pos_text_ids = torch.arange(100, 106)
+    neg.pos_text_ids = torch.tensor([100, 101, 102, 103, 104, 100])
     neg.pos_image_ids = torch.arange(200, 206)
     neg.text_ids = torch.arange(300, 318).reshape(6, 3)
     neg.image_ids = torch.arange(400, 412).reshape(6, 2)
@@ -509,17 +579,18 @@ def _global_batch() -> tuple[Tensor, Tensor, Negatives]:
 
 def _run(
     kind: str, image: Tensor, text: Tensor, neg: Negatives, rank: int, world: int
-) -> tuple[float, dict[str, Tensor]]:
+) -> tuple[float, dict[str, Tensor], float]:
+    """The loss, the gradients by leaf name and the loss's ``duplicate_share``."""
     leaves, n_g = with_grad(image, text, 10.0, neg)
     bias = torch.tensor(-1.0, dtype=torch.float64, requires_grad=True)
-    loss = HardNegativeClipLoss(kind, rank=rank, world_size=world)(
-        leaves[0], leaves[1], leaves[2], n_g, bias=bias
-    )
+    loss_fn = HardNegativeClipLoss(kind, rank=rank, world_size=world)
+    loss = loss_fn(leaves[0], leaves[1], leaves[2], n_g, bias=bias)
     loss.backward()
     names = ["image", "text", "scale", "text_neg", "image_neg", "bias"]
-    return loss.item(), {
+    grads = {
         n: (x.grad if x.grad is not None else torch.zeros_like(x)) for n, x in zip(names, [*leaves, bias])
     }
+    return loss.item(), grads, loss_fn.duplicate_share.item()
 
 
 def _shard(neg: Negatives, rows: slice) -> Negatives:
@@ -548,14 +619,21 @@ def test_two_gloo_ranks_match_one_process_on_the_global_batch(tmp_path: Path) ->
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     image, text, neg = _global_batch()
     for kind in LOSSES:
-        loss, grad = _run(kind, image, text, neg, 0, 1)
+        loss, grad, share = _run(kind, image, text, neg, 0, 1)
+        assert share == pytest.approx(2 / 6)
+        assert [r[kind][2] for r in ranks] == pytest.approx([1 / 3, 1 / 3])  # samples 0 and 5
         assert sum(r[kind][0] for r in ranks) / WORLD == pytest.approx(loss, abs=TOL)
         for name in ("image", "text", "text_neg", "image_neg"):
             for r in range(WORLD):
                 assert_close(ranks[r][kind][1][name], WORLD * grad[name][r * 3 : (r + 1) * 3])
         for name in ("scale", "bias"):
             assert_close(sum(r[kind][1][name] for r in ranks), WORLD * grad[name])
-    # The cross-rank duplicate ids are really masked: unmasking them changes the mmclip loss.
+    # The cross-rank duplicate ids are really masked: unmasking them changes the mmclip loss,
+    # and the masked loss is the reference's.
+    masked = _run("mmclip", image, text, neg, 0, 1)[0]
+    assert masked == pytest.approx(reference_mmclip(image, text, torch.tensor(10.0), neg).item(), abs=TOL)
     assert _run("mmclip", image, text, replace(neg, text_ids=None, image_ids=None), 0, 1)[0] != pytest.approx(
-        _run("mmclip", image, text, neg, 0, 1)[0], abs=1e-9
+        masked, abs=1e-9
     )
+    distinct = replace(neg, pos_text_ids=torch.arange(100, 106))
+    assert _run("mmclip", image, text, distinct, 0, 1)[0] != pytest.approx(masked, abs=1e-9)

@@ -89,6 +89,8 @@ def test_torchrun_two_ranks_log_the_same_losses_and_weights_as_one_process(
     loss_diff = max(abs(a["loss"] - b["loss"]) for a, b in zip(one, two))
     assert loss_diff <= LOSS_TOL, [(a["loss"], b["loss"]) for a, b in zip(one, two)]
     assert [r["lr"] for r in two] == [r["lr"] for r in one]
+    for key in ("caption_duplicates", "same_token_negatives"):  # rank 0 logs the global batch's
+        assert [r[key] for r in two] == [r[key] for r in one]
     final = _weights(single_run / "checkpoints" / "final.pt")
     weight_diff = _max_diff(final, _weights(torchrun_run / "checkpoints" / "final.pt"))
     torch.manual_seed(0)  # the initial weights, as train() makes them

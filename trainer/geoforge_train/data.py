@@ -121,9 +121,18 @@ def _read(span: tuple[Path, int, int]) -> bytes:
     return data
 
 
+def normalise_caption(text: str) -> str:
+    """The form in which two captions count as the same caption: runs of whitespace collapsed
+    to one space, case-folded, and trailing periods and spaces stripped, so "Find AB." and
+    "find  AB" are one caption. open_clip's tokenizer lowercases and collapses whitespace
+    itself, so a text tower cannot tell such captions apart anyway."""
+    return " ".join(text.split()).casefold().rstrip(". ")
+
+
 def text_id(text: str) -> int:
-    """A stable 63-bit id of a caption (equal captions, equal ids)."""
-    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") >> 1
+    """A stable 63-bit id of a caption: the first 8 bytes of the SHA-1 of
+    :func:`normalise_caption`, so captions equal after normalisation have equal ids."""
+    return int.from_bytes(hashlib.sha1(normalise_caption(text).encode()).digest()[:8], "big") >> 1
 
 
 @dataclass(frozen=True)
@@ -187,10 +196,13 @@ class NegativeUse:
 class HardNegativeDataset(Dataset):
     """Samples of a corpus as dicts of tensors and ids.
 
-    Item ``i``: ``image`` (3, S, S) float32; ``text`` (C,) int64 tokens; ``text_id`` int;
-    ``neg_text`` (k_text, C) int64 with ``neg_text_mask`` (k_text,) bool and ``neg_text_id``
-    (k_text,) int64; ``neg_image`` (k_image, 3, S, S) with ``neg_image_mask`` and
-    ``neg_image_id``; ``kinds``: the plugin of each caption negative (for evaluation).
+    Item ``i``: ``image`` (3, S, S) float32; ``text`` (C,) int64 tokens; ``text_id`` int
+    (:func:`text_id`); ``neg_text`` (k_text, C) int64 with ``neg_text_mask`` (k_text,) bool
+    and ``neg_text_id`` (k_text,) int64; ``neg_image`` (k_image, 3, S, S) with
+    ``neg_image_mask`` and ``neg_image_id``; ``neg_text_kind``/``neg_image_kind``: the plugin
+    of each negative read (for evaluation). A caption negative whose token ids equal the
+    positive's (the two differ only past the tokenizer's context of C tokens, which truncates
+    them) is masked like padding; ``neg_text_same_tokens`` (int) counts them.
     ``epoch`` seeds the training augmentation (``set_epoch``). Raises DataError if negatives
     are asked for and the corpus records none, or, with ``require_each`` (training), if no
     sample has a negative of some asked kind (the samples are scanned until each is found).
@@ -270,8 +282,11 @@ class HardNegativeDataset(Dataset):
         neg_text = torch.zeros((k, ctx), dtype=torch.long)
         if texts:
             neg_text[: len(texts)] = self.tokenizer([t for t, _ in texts])
+        same = torch.zeros(k, dtype=torch.bool)
+        same[: len(texts)] = (neg_text[: len(texts)] == item["text"]).all(dim=1)
         item["neg_text"] = neg_text
-        item["neg_text_mask"] = torch.arange(k) < len(texts)
+        item["neg_text_mask"] = (torch.arange(k) < len(texts)) & ~same
+        item["neg_text_same_tokens"] = int(same.sum())
         item["neg_text_id"] = torch.tensor(
             [text_id(t) for t, _ in texts] + [-1] * (k - len(texts)), dtype=torch.long
         )

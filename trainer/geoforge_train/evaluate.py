@@ -10,6 +10,9 @@ similarity ``s``:
 * caption→image, per image-negative kind: the same with ``s(T⁺, I)`` against ``s(T⁺, I⁻)``;
 * in-batch R@1 over the held-out set, image→text and text→image.
 
+Caption negatives that truncation to the text tower's context makes token-identical to their
+positive are left out, as in training: no model can tell them apart.
+
 ``overall`` averages the per-kind accuracies (macro). Several models go side by side:
 checkpoint paths (a file or run directory), ``untrained:MODEL`` (random init, seed 0) or
 ``pretrained:MODEL:TAG`` (open_clip weights, needs them available locally).
@@ -103,11 +106,13 @@ def evaluate(
             t_mask = batch["neg_text_mask"][b]
             if t_mask.any():
                 negs = _encode_texts(loaded.model, batch["neg_text"][b][t_mask], device) @ img[b]
-                _by_kind(i2t, batch["neg_text_kind"][b], pos, negs.tolist())
+                kinds = [k for k, keep in zip(batch["neg_text_kind"][b], t_mask) if keep]
+                _by_kind(i2t, kinds, pos, negs.tolist())
             i_mask = batch["neg_image_mask"][b]
             if i_mask.any():
                 negs = _encode_images(loaded.model, batch["neg_image"][b][i_mask], device) @ txt[b]
-                _by_kind(t2i, batch["neg_image_kind"][b], float(txt[b] @ img[b]), negs.tolist())
+                kinds = [k for k, keep in zip(batch["neg_image_kind"][b], i_mask) if keep]
+                _by_kind(t2i, kinds, float(txt[b] @ img[b]), negs.tolist())
     all_i, all_t = torch.cat(images), torch.cat(texts)
     sims = all_i @ all_t.T
     target = torch.arange(len(sims))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,17 @@ class RunLog:
     """Logs of one training run, written on rank 0 only (``enabled``).
 
     ``out/log.jsonl`` gets one JSON object per step (step, epoch, loss, lr, logit_scale,
-    samples_per_s), ``lr`` being the rate that step used; rows of an earlier run past
-    ``start`` (the step a resumed run starts from, 0 for a fresh run) are dropped first, so
-    the file holds each step once. ``out/tensorboard/`` gets the same scalars when the
-    ``tensorboard`` package is installed; ``close`` writes ``out/loss.png``.
+    samples_per_s, caption_duplicates, same_token_negatives), ``lr`` being the rate that step
+    used, ``caption_duplicates`` the share of the step's global batch whose caption another
+    sample of the batch shares (the loss does not treat such pairs as negatives) and
+    ``same_token_negatives`` the caption negatives masked because the tokenizer made them
+    equal to their positive. The last step of each epoch (or of the run) also gets
+    ``epoch_caption_duplicates`` (the mean of ``caption_duplicates`` over the epoch's steps)
+    and ``epoch_same_token_negatives`` (their sum), and the same figures go to stderr as one
+    plain line. Rows of an earlier run past ``start`` (the step a resumed run starts from, 0
+    for a fresh run) are dropped first, so the file holds each step once, and the kept rows
+    count towards their epoch's figures. ``out/tensorboard/`` gets the per-step scalars when
+    the ``tensorboard`` package is installed; ``close`` writes ``out/loss.png``.
     """
 
     def __init__(self, out: Path, enabled: bool, total: int, start: int = 0) -> None:
@@ -22,6 +30,8 @@ class RunLog:
         self.file = None
         self.tb: Any = None
         self.progress: Any = None
+        #: epoch → [sum of caption_duplicates, steps, sum of same_token_negatives]
+        self.epochs: dict[int, list[float]] = defaultdict(lambda: [0.0, 0, 0])
         if not enabled:
             return
         path = out / "log.jsonl"
@@ -29,8 +39,10 @@ class RunLog:
         if path.is_file():  # a resumed run replays the steps after its checkpoint
             for line in path.read_text(encoding="utf-8").splitlines():
                 try:
-                    if int(json.loads(line)["step"]) <= start:
+                    row = json.loads(line)
+                    if int(row["step"]) <= start:
                         kept.append(line + "\n")
+                        self._count(int(row["epoch"]), row["caption_duplicates"], row["same_token_negatives"])
                 except (ValueError, KeyError, TypeError):
                     continue
         path.write_text("".join(kept), encoding="utf-8")
@@ -57,22 +69,61 @@ class RunLog:
         self.progress.start()
         self.task = self.progress.add_task("train", total=total, completed=start, info="")
 
-    def step(self, step: int, epoch: int, loss: float, lr: float, scale: float, rate: float) -> None:
-        """Record one optimiser step."""
+    def _count(self, epoch: int, duplicates: float, same_tokens: int) -> None:
+        totals = self.epochs[epoch]
+        totals[0] += duplicates
+        totals[1] += 1
+        totals[2] += same_tokens
+
+    def step(
+        self,
+        step: int,
+        epoch: int,
+        loss: float,
+        lr: float,
+        scale: float,
+        rate: float,
+        duplicates: float,
+        same_tokens: int,
+        epoch_end: bool,
+    ) -> None:
+        """Record one optimiser step; ``epoch_end`` when it is the last of its epoch or run."""
         if not self.enabled:
             return
-        row = {
+        row: dict[str, float] = {
             "step": step + 1,
             "epoch": epoch,
             "loss": loss,
             "lr": lr,
             "logit_scale": scale,
             "samples_per_s": round(rate, 2),
+            "caption_duplicates": duplicates,
+            "same_token_negatives": same_tokens,
         }
+        self._count(epoch, duplicates, same_tokens)
+        if epoch_end:
+            total, steps, same = self.epochs.pop(epoch)
+            row["epoch_caption_duplicates"] = total / steps
+            row["epoch_same_token_negatives"] = int(same)
+            self.progress.console.print(
+                f"epoch {epoch}: {total / steps:.1%} of samples per batch shared their caption with "
+                f"another sample (not negatives of each other); {int(same)} caption negatives "
+                "token-identical to their positive after truncation (masked)",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
         self.file.write(json.dumps(row) + "\n")  # type: ignore[union-attr]
         self.file.flush()  # type: ignore[union-attr]
         if self.tb is not None:
-            for key in ("loss", "lr", "logit_scale", "samples_per_s"):
+            for key in (
+                "loss",
+                "lr",
+                "logit_scale",
+                "samples_per_s",
+                "caption_duplicates",
+                "same_token_negatives",
+            ):
                 self.tb.add_scalar(f"train/{key}", row[key], step + 1)
         self.progress.update(self.task, advance=1, info=f"loss {loss:.4f}  {rate:.1f} samples/s")
 

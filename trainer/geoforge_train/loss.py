@@ -15,10 +15,13 @@ with each sample's own negatives appended as extra candidates, as NegCLIP does f
     loss = ½ (CE(logits_i2t, rank·B + b) + CE(logits_t2i, rank·B + b))
 
 Padded negatives, and negatives that duplicate an in-batch candidate or another negative of
-the same sample (same ``id``), are masked to −∞. With K = L = 0 this is exactly
-``open_clip.ClipLoss`` (with ``local_loss=True, gather_with_grad=True`` across ranks; any
-settings on one rank). Each rank averages over its own rows and gathers with gradient, so the
-DDP-averaged gradient equals that of the global batch.
+the same sample (same ``id``), are masked to −∞. So are in-batch false negatives: the
+off-diagonal pairs (b, j) whose captions have the same id (``pos_text_ids``, gathered across
+ranks), in both halves, since caption j then describes image b as well as caption b does.
+With K = L = 0 and distinct caption ids (or none) this is exactly ``open_clip.ClipLoss``
+(with ``local_loss=True, gather_with_grad=True`` across ranks; any settings on one rank).
+Each rank averages over its own rows and gathers with gradient, so the DDP-averaged gradient
+equals that of the global batch.
 
 ``paper-group``: the group-only softmax of MMGeoLM's Eq. 2, no in-batch terms: each image is
 classified among its positive caption and its K caption negatives, each caption among its
@@ -46,8 +49,10 @@ class Negatives:
     ``text``: (B, K, D) caption negatives; ``text_mask``: (B, K) bool, True where valid;
     ``text_ids``: (B, K) int64 caption ids (equal ids are the same caption), or None.
     ``image``/``image_mask``/``image_ids`` likewise with L image negatives. ``pos_text_ids``
-    and ``pos_image_ids``: (B,) ids of the positives, used to mask negatives that duplicate a
-    positive of the (global) batch. Any part may be None (no negatives of that kind).
+    and ``pos_image_ids``: (B,) int64 ids of the positives, used to mask negatives that
+    duplicate a positive of the (global) batch; equal ``pos_text_ids`` also mark in-batch pairs
+    of different samples with the same caption, masked in ``mmclip``. Any part may be None (no
+    negatives of that kind, no masking by id).
     """
 
     text: Tensor | None = None
@@ -94,6 +99,17 @@ def _check_shapes(image: Tensor, text: Tensor, neg: Negatives) -> None:
     for name, x in (("pos_text_ids", neg.pos_text_ids), ("pos_image_ids", neg.pos_image_ids)):
         if x is not None and tuple(x.shape) != (b,):
             raise ValueError(f"negatives.{name} must be (B,) = ({b},); got {tuple(x.shape)}")
+
+
+def caption_duplicates(ids: Tensor, ids_all: Tensor, offset: int) -> Tensor:
+    """(B, N) bool: True at (b, j) where in-batch candidate j of the gathered batch has the same
+    caption id as row b and is another sample (j ≠ ``offset`` + b, row b's own column).
+
+    ``ids``: (B,) int64 caption ids of this rank's rows; ``ids_all``: (N,) int64 ids of the
+    gathered batch (N = W·B), in which this rank's rows start at ``offset`` = rank·B."""
+    own = torch.arange(len(ids), device=ids.device) + offset
+    other = torch.arange(len(ids_all), device=ids.device)[None, :] != own[:, None]
+    return (ids[:, None] == ids_all[None, :]) & other
 
 
 def _zero_masked(extra: Tensor | None, keep: Tensor | None) -> Tensor | None:
@@ -144,6 +160,10 @@ class HardNegativeClipLoss(nn.Module):
     tensor), optional :class:`Negatives` and, for ``siglip-group``, the logit bias; it returns
     the scalar loss of this rank's rows. Raises ValueError for an unknown ``kind``, mismatched
     shapes, or a group loss without any negatives.
+
+    After each call, ``duplicate_share`` (0-d float32, no gradient) is the share of this rank's
+    rows whose caption id recurs elsewhere in the gathered batch (:func:`caption_duplicates`;
+    0 without ``pos_text_ids``), whatever ``kind``; only ``mmclip`` has in-batch pairs to mask.
     """
 
     def __init__(self, kind: str = "mmclip", rank: int = 0, world_size: int = 1) -> None:
@@ -152,6 +172,7 @@ class HardNegativeClipLoss(nn.Module):
             raise ValueError(f"unknown loss {kind!r}: expected one of {', '.join(LOSSES)}")
         self.kind, self.rank, self.world_size = kind, rank, world_size
         self._labels: dict[tuple[torch.device, int], Tensor] = {}
+        self.duplicate_share = torch.zeros(())
 
     def labels(self, device: torch.device, n: int) -> Tensor:
         """Targets rank·B + arange(B), cached per device and size (as open_clip does)."""
@@ -183,11 +204,20 @@ class HardNegativeClipLoss(nn.Module):
             if neg.image is not None
             else None
         )
+        dup = None
+        if neg.pos_text_ids is not None and pos_t is not None:
+            dup = caption_duplicates(neg.pos_text_ids, pos_t, self.rank * b)
+        self.duplicate_share = (
+            torch.zeros((), device=image.device) if dup is None else dup.any(dim=1).float().mean()
+        )
         neg = replace(neg, text=_zero_masked(neg.text, keep_t), image=_zero_masked(neg.image, keep_i))
         if self.kind == "mmclip":
             all_image, all_text = gather(image, self.world_size), gather(text, self.world_size)
-            i2t = _append(scale * image @ all_text.T, image, neg.text, keep_t, scale)
-            t2i = _append(scale * text @ all_image.T, text, neg.image, keep_i, scale)
+            i2t, t2i = scale * image @ all_text.T, scale * text @ all_image.T
+            if dup is not None:  # row b, column j: caption j is caption b, in both halves
+                i2t, t2i = i2t.masked_fill(dup, float("-inf")), t2i.masked_fill(dup, float("-inf"))
+            i2t = _append(i2t, image, neg.text, keep_t, scale)
+            t2i = _append(t2i, text, neg.image, keep_i, scale)
             labels = self.labels(image.device, b)
             return (F.cross_entropy(i2t, labels) + F.cross_entropy(t2i, labels)) / 2
         return self._group(image, text, scale, neg, keep_t, keep_i, bias)

@@ -319,7 +319,8 @@ def train(config: TrainConfig) -> dict[str, object]:
             lr = scheduler.get_last_lr()[0]  # the rate this step uses (logged with it)
             loss = _step(net, micro_batches, loss_fn, optimizer, device, autocast, config.accum)
             scheduler.step()
-            value = _global_mean(loss, ddp)
+            same = sum(int(b["neg_text_same_tokens"].sum()) for b in micro_batches)
+            value, duplicates, same = _global_stats(loss, loss_fn.duplicate_share, same, ddp)
             history.append(value)
             log.step(
                 step,
@@ -328,6 +329,9 @@ def train(config: TrainConfig) -> dict[str, object]:
                 lr,
                 float(model.logit_scale.detach().exp()),
                 (step + 1 - start) * micro * config.accum * ddp.world_size / (time.perf_counter() - t0),
+                duplicates=duplicates,
+                same_tokens=same,
+                epoch_end=(step + 1) % spe == 0 or step + 1 == total,
             )
             if config.save_every and (step + 1) % config.save_every == 0 and ddp.main:
                 save_checkpoint(out, step + 1, model, optimizer, scheduler, config, history, _get_rng())
@@ -400,12 +404,16 @@ def _step(
     return loss.detach()
 
 
-def _global_mean(loss: Tensor, ddp: Dist) -> float:
-    if ddp.world_size > 1:
-        loss = loss.clone()
-        dist.all_reduce(loss)
-        loss /= ddp.world_size
-    return float(loss)
+def _global_stats(loss: Tensor, duplicates: Tensor, same_tokens: int, ddp: Dist) -> tuple[float, float, int]:
+    """One all-reduce for a step's figures: the loss and the caption-duplicate share (0-d
+    float tensors of this rank's rows) averaged over ranks, which is their value over the
+    global batch since every rank has as many rows, and the same-token caption negatives
+    (this rank's count) summed."""
+    if ddp.world_size == 1:
+        return float(loss), float(duplicates), same_tokens
+    stats = torch.stack([loss.detach().double(), duplicates.double(), loss.new_tensor(same_tokens).double()])
+    dist.all_reduce(stats)
+    return float(stats[0]) / ddp.world_size, float(stats[1]) / ddp.world_size, round(float(stats[2]))
 
 
 def _get_rng() -> dict[str, object]:
