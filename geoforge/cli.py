@@ -300,6 +300,11 @@ def generate(
     out_console.print(table)
     if "negatives" in counts:
         out_console.print(_negatives_table(counts["negatives"]))
+    from geoforge.tokens import LongCaptions
+
+    long = LongCaptions(**manifest["long_captions"]).warning()
+    if long:
+        sys.stderr.write(f"warning: {long}\n")
 
 
 def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]

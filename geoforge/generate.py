@@ -8,7 +8,6 @@ the same bytes for the same index (DESIGN.md, "Corpus on disk").
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -209,8 +208,7 @@ def generate_corpus(
     worker loads the same list); retrieval draws on the other samples of the same shard.
 
     The manifest's ``long_captions`` counts captions longer than an open_clip text tower's
-    context (:func:`geoforge.tokens.long_captions`); if there are any, a one-line warning goes
-    to stderr.
+    context (:func:`geoforge.tokens.long_captions`); the CLI warns about them.
     """
     from geoforge.corpus import (
         dataset_card,
@@ -296,8 +294,6 @@ def generate_corpus(
         },
     }
     write_json(out / "manifest.json", manifest)
-    if long.warning():
-        sys.stderr.write(f"warning: {long.warning()}\n")
     return manifest
 
 

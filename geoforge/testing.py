@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from geoforge.caption import Caption, Claim, caption_text
-from geoforge.perturb import Accepted, CaptionCandidate, ImageCandidate, Perturbation, Positive
+from geoforge.perturb import Accepted, CaptionCandidate, ImageCandidate, Perturbation, Positive, read_only
 from geoforge.program import parse_program
 from geoforge.realise import realise
 from geoforge.verify import DEFAULT_MARGINS, Margins, verify_caption, verify_image
@@ -58,14 +58,15 @@ def run_perturbation(
     margins: Margins = DEFAULT_MARGINS,
 ) -> Report:
     """Propose up to ``limit`` candidates from ``perturbation`` for ``positive`` and verify each
-    exactly as ``geoforge generate`` does. Exceptions from the plugin propagate (a test should
-    see them)."""
+    exactly as ``geoforge generate`` does. The plugin gets a read-only copy of ``positive``, as
+    in a run (:func:`geoforge.perturb.read_only`), so a plugin that mutates it fails here too.
+    Exceptions from the plugin propagate (a test should see them)."""
     from geoforge.render import render
 
     rng = np.random.default_rng(seed)
     report = Report()
     png = render(positive.scene)
-    for k, candidate in enumerate(perturbation.propose(positive, rng)):
+    for k, candidate in enumerate(perturbation.propose(read_only(positive), rng)):
         if k >= limit:
             break
         if isinstance(candidate, ImageCandidate):
