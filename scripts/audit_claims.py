@@ -1,497 +1,454 @@
-"""The audit's own judge of geoforge claims: a falsity test per claim kind with the
-verifier's margins, and a canonical form of claims, written independently of
-geoforge.verify, geoforge.facts and geoforge.caption (see scripts/audit_negatives.py)."""
+"""The audit's own judge of caption statements (see scripts/audit_negatives.py).
+
+Written independently of geoforge.caption, geoforge.verify and geoforge.facts, on plain numpy
+points, so that a bug in geoforge's writer, reader or verifier cannot hide itself. The text is
+read by the audit's own reader, scripts/audit/reader.py (re-exported here: :func:`read_caption`,
+:func:`read_statement`, :class:`Statement`).
+
+:func:`judge` measures one statement on a :class:`Figure` (the drawn points, the drawn circles
+and the printed scale) and says whether it is *clearly false* by the audit's margins, how
+(:data:`HOW`), and whether it *holds* to a tight tolerance (the self-check on positives).
+:func:`judge_all` adds the ratios of stated lengths on a figure that prints no length.
+
+Margins (DESIGN.md, "Verification rules"; issue 8): an angle off by :data:`ANGLE_MARGIN`
+degrees, a length or ratio off by :data:`REL_MARGIN` of the larger, a point off its line or
+circle by :data:`INCIDENCE_MARGIN` of the figure size (the diagonal of the points' bounding
+box). Angles written ∠ABC are plain angles in [0°, 180°]. "Circle O" / "⊙O" is a circle the
+figure draws about O; none drawn makes the statement false ("undrawn circle"). A statement
+naming a point the figure lacks is false ("absent point").
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
 
 import numpy as np
+from audit.reader import (
+    DESCRIPTIVE_OPENING,
+    FORMS,
+    QUESTION_OPENING,
+    ReadError,
+    Reading,
+    Statement,
+    normalise,
+    read_caption,
+    read_statement,
+    value_of,
+)
 
-#: An angle that differs from the claimed one by at least this many degrees is false.
+__all__ = [
+    "DESCRIPTIVE_OPENING",
+    "QUESTION_OPENING",
+    "ReadError",
+    "Reading",
+    "Statement",
+    "normalise",
+    "read_caption",
+    "read_statement",
+    "value_of",
+]
+
 ANGLE_MARGIN = 8.0
-#: Two lengths (or a length and a claimed value) that differ by at least this fraction of the
-#: larger are unequal.
 REL_MARGIN = 0.12
-#: A pixel differs when its grey level changes by more than this.
-PIXEL_LEVEL = 64
-#: An image negative must differ in at least this fraction of the pixels.
-PIXEL_SHARE = 0.001
-#: The re-realised positive must reproduce the stored coordinates to this (diagram units).
-POINT_TOL = 1e-9
-#: Vectors shorter than this fraction of the figure's size have no direction.
-_EPS = 1e-9
+INCIDENCE_MARGIN = 0.03
+#: Tolerances for "holds" (the self-check of positive captions).
+HOLD_DEG = 1e-4
+HOLD_REL = 1e-6
+HOLD_INC = 1e-6
 
-KINDS = ("image", "caption", "retrieval")
+#: How a false statement is false, from the most to the least telling.
+HOW = ("geometry", "value", "undrawn circle", "absent point")
 
-
-# --------------------------------------------------------------------------- figure geometry
+# --------------------------------------------------------------------------- the figure
 
 
 @dataclass
 class Figure:
-    """Named float64 points of one realised figure, and the factor from diagram units to the
-    units of the givens."""
+    """What a figure shows: named float64 points, the circles it draws as ``(centre (2,),
+    radius)`` pairs, and ``unit``, the factor from diagram units to printed lengths (``None``
+    when the figure prints no length)."""
 
     points: dict[str, np.ndarray]
-    unit: float = 1.0
+    circles: list[tuple[np.ndarray, float]] = field(default_factory=list)
+    unit: float | None = None
 
-    @property
-    def scale(self) -> float:
-        if len(self.points) < 2:
-            return 1.0
-        xy = np.array(list(self.points.values()))
-        return max(float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0)))), 1e-12)
+    def __post_init__(self) -> None:
+        xy = np.array(list(self.points.values()), dtype=np.float64).reshape(-1, 2)
+        self.size = max(float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0)))), 1e-12) if len(xy) > 1 else 1.0
 
-    def missing(self, names: tuple[str, ...]) -> list[str]:
-        return [n for n in names if n not in self.points]
+    def p(self, name: str) -> np.ndarray:
+        return self.points[name]
+
+    def dist(self, a: str, b: str) -> float:
+        return float(np.hypot(*(self.points[a] - self.points[b])))
 
 
-def _dist(f: Figure, a: str, b: str) -> float:
-    return float(np.hypot(*(f.points[a] - f.points[b])))
+@dataclass(frozen=True)
+class Part:
+    """One measured condition of a statement: ``false`` by the margins, ``holds`` to the tight
+    tolerance, ``how`` it is false, and the measurement in words."""
+
+    false: bool
+    holds: bool
+    how: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A statement on a figure: clearly ``false``, ``holds`` exactly, ``how`` false (one of
+    :data:`HOW`, ``""`` if not false), ``why`` in words; ``judged`` is False when the figure
+    cannot tell (a length value on a figure that prints no length)."""
+
+    false: bool
+    holds: bool
+    how: str
+    why: str
+    judged: bool = True
+
+
+def _cross(u: np.ndarray, v: np.ndarray) -> float:
+    return float(u[0] * v[1] - u[1] * v[0])
+
+
+def _angle(u: np.ndarray, v: np.ndarray) -> float:
+    """Undirected angle between two vectors, degrees in [0, 180]; NaN if one vanishes."""
+    if float(np.hypot(*u)) < 1e-12 or float(np.hypot(*v)) < 1e-12:
+        return math.nan
+    return math.degrees(abs(math.atan2(_cross(u, v), float(np.dot(u, v)))))
 
 
 def _rel(x: float, y: float) -> float:
-    """Relative difference of two non-negative magnitudes, 0 … 1 (0 when both vanish)."""
     top = max(abs(x), abs(y))
     return abs(x - y) / top if top > 0 else 0.0
 
 
-def _spread(values: list[float]) -> float:
-    """Relative difference between the largest and the smallest of ``values``."""
-    return _rel(max(values), min(values))
+def vertex_angle(f: Figure, a: str, b: str, c: str) -> float:
+    """Plain angle abc at b, degrees in [0, 180]."""
+    return _angle(f.p(a) - f.p(b), f.p(c) - f.p(b))
 
 
-def _direction(f: Figure, a: str, b: str) -> np.ndarray | None:
-    v = f.points[b] - f.points[a]
-    return v if float(np.hypot(*v)) > _EPS * f.scale else None
-
-
-def _vec_angle(u: np.ndarray, v: np.ndarray) -> float:
-    """Undirected angle between two vectors, degrees in [0, 180]."""
-    cross = float(u[0] * v[1] - u[1] * v[0])
-    return math.degrees(abs(math.atan2(cross, float(np.dot(u, v)))))
-
-
-def _line_angle(f: Figure, a: str, b: str, c: str, d: str) -> float:
-    """Angle between lines ab and cd, degrees in [0, 90]; NaN if either is undefined."""
-    u, v = _direction(f, a, b), _direction(f, c, d)
-    if u is None or v is None:
-        return math.nan
-    t = _vec_angle(u, v)
+def line_angle(f: Figure, a: str, b: str, c: str, d: str) -> float:
+    """Angle between lines ab and cd, degrees in [0, 90]."""
+    t = _angle(f.p(b) - f.p(a), f.p(d) - f.p(c))
     return min(t, 180.0 - t)
 
 
-def _vertex_angle(f: Figure, a: str, b: str, c: str) -> float:
-    """Undirected angle abc at b, degrees in [0, 180]; NaN if undefined."""
-    u, v = _direction(f, b, a), _direction(f, b, c)
-    if u is None or v is None:
-        return math.nan
-    return _vec_angle(u, v)
+def off_line(f: Figure, p: str, a: str, b: str) -> float:
+    """Distance of p from line ab as a share of the figure size (0 if a = b)."""
+    u = f.p(b) - f.p(a)
+    n = float(np.hypot(*u))
+    if n < 1e-12 * f.size:
+        return 0.0
+    return abs(_cross(u, f.p(p) - f.p(a))) / n / f.size
 
 
-def _off_line(f: Figure, p: str, a: str, b: str) -> float:
-    """How far ``p`` is off line ab, as the largest angle between line ab and the line from
-    a (or b) to p, degrees in [0, 90]; a view from an endpoint that p coincides with is
-    skipped (0 when p coincides with both)."""
-    views = [_line_angle(f, a, b, a, p), _line_angle(f, b, a, b, p)]
-    views = [v for v in views if not math.isnan(v)]
-    return max(views, default=0.0)
+def _part_deg(measured: float, wanted: float, what: str) -> Part:
+    if math.isnan(measured):
+        return Part(False, True, "geometry", f"{what} undefined (coincident points)")
+    off = abs(measured - wanted)
+    return Part(
+        off >= ANGLE_MARGIN, off <= HOLD_DEG, "geometry", f"{what} = {measured:.2f}° (want {wanted:g}°)"
+    )
+
+
+def _part_angles_equal(x: float, y: float, what: str) -> Part:
+    if math.isnan(x) or math.isnan(y):
+        return Part(False, False, "geometry", f"{what} undefined (coincident points)")
+    off = abs(x - y)
+    return Part(off >= ANGLE_MARGIN, off <= HOLD_DEG, "geometry", f"{what}: {x:.2f}° vs {y:.2f}°")
+
+
+def _part_equal(x: float, y: float, what: str, how: str = "geometry") -> Part:
+    r = _rel(x, y)
+    return Part(r >= REL_MARGIN, r <= HOLD_REL, how, f"{what}: {x:.4g} vs {y:.4g} ({100 * r:.1f}% apart)")
+
+
+def _part_off(share: float, what: str) -> Part:
+    return Part(
+        share >= INCIDENCE_MARGIN,
+        share <= HOLD_INC,
+        "geometry",
+        f"{what} by {100 * share:.2f}% of the figure",
+    )
+
+
+def _on_line(f: Figure, p: str, a: str, b: str) -> Part:
+    return _part_off(off_line(f, p, a, b), f"{p} off line {a}{b}")
+
+
+def _para(f: Figure, a: str, b: str, c: str, d: str) -> Part:
+    return _part_deg(line_angle(f, a, b, c, d), 0.0, f"∠({a}{b}, {c}{d})")
+
+
+def _perp(f: Figure, a: str, b: str, c: str, d: str) -> Part:
+    return _part_deg(line_angle(f, a, b, c, d), 90.0, f"∠({a}{b}, {c}{d})")
+
+
+def _cong(f: Figure, a: str, b: str, c: str, d: str) -> Part:
+    return _part_equal(f.dist(a, b), f.dist(c, d), f"|{a}{b}| vs |{c}{d}|")
+
+
+def _all_equal(values: list[float], what: str) -> Part:
+    return _part_equal(max(values), min(values), what)
+
+
+def _nondegenerate(f: Figure, a: str, b: str, c: str) -> Part:
+    """A proper triangle: false if two vertices coincide (0.5% of the figure) or the largest
+    angle is within 1° of flat."""
+    if min(f.dist(a, b), f.dist(b, c), f.dist(c, a)) < 0.005 * f.size:
+        return Part(True, False, "geometry", f"{a}{b}{c} has coincident vertices")
+    top = max(vertex_angle(f, c, a, b), vertex_angle(f, a, b, c), vertex_angle(f, b, c, a))
+    return Part(top >= 179.0, top < 180.0 - HOLD_DEG, "geometry", f"{a}{b}{c}: largest angle {top:.2f}°")
 
 
 def _turns(f: Figure, names: tuple[str, ...]) -> list[float]:
-    """Signed turning angle (degrees, −180 … 180) at each vertex of the closed polygon."""
     out = []
-    n = len(names)
-    for i in range(n):
-        a, b, c = f.points[names[i - 1]], f.points[names[i]], f.points[names[(i + 1) % n]]
-        u, v = b - a, c - b
-        out.append(math.degrees(math.atan2(float(u[0] * v[1] - u[1] * v[0]), float(np.dot(u, v)))))
+    for i in range(len(names)):
+        u = f.p(names[i]) - f.p(names[i - 1])
+        v = f.p(names[(i + 1) % len(names)]) - f.p(names[i])
+        out.append(math.degrees(math.atan2(_cross(u, v), float(np.dot(u, v)))))
     return out
 
 
-# --------------------------------------------------------------------------- falsity tests
-
-#: A verdict: (false by the margins?, why, in words with the measured numbers).
-Verdict = tuple[bool, str]
-
-
-def _angle_off(name: str, measured: float, wanted: float) -> Verdict:
-    off = abs(measured - wanted)
-    return (not math.isnan(off) and off >= ANGLE_MARGIN), f"{name} = {measured:.2f}° (want {wanted:g}°)"
-
-
-def _unequal(name: str, x: float, y: float) -> Verdict:
-    r = _rel(x, y)
-    return r >= REL_MARGIN, f"{name}: {x:.4g} vs {y:.4g} ({100 * r:.1f}% apart)"
-
-
-def _any(*verdicts: Verdict) -> Verdict:
-    """False if any part is false; the reason lists the parts that are (or all of them)."""
-    bad = [why for ok, why in verdicts if ok]
-    if bad:
-        return True, "; ".join(bad)
-    return False, "; ".join(why for _, why in verdicts)
-
-
-def _coll(f: Figure, p: str, a: str, b: str) -> Verdict:
-    off = _off_line(f, p, a, b)
-    return off >= ANGLE_MARGIN, f"{p} off line {a}{b} by {off:.2f}°"
-
-
-def _para(f: Figure, a: str, b: str, c: str, d: str) -> Verdict:
-    t = _line_angle(f, a, b, c, d)
-    return _angle_off(f"∠({a}{b},{c}{d})", t, 0.0)
-
-
-def _perp(f: Figure, a: str, b: str, c: str, d: str) -> Verdict:
-    t = _line_angle(f, a, b, c, d)
-    return _angle_off(f"∠({a}{b},{c}{d})", t, 90.0)
-
-
-def _cong(f: Figure, a: str, b: str, c: str, d: str) -> Verdict:
-    return _unequal(f"|{a}{b}| vs |{c}{d}|", _dist(f, a, b), _dist(f, c, d))
-
-
-def _midp(f: Figure, m: str, a: str, b: str) -> Verdict:
-    return _any(
-        _coll(f, m, a, b),
-        _cong(f, a, m, m, b),
-        _unequal(f"|{a}{m}| vs |{a}{b}|/2", _dist(f, a, m), _dist(f, a, b) / 2),
-    )
-
-
-def _degenerate(f: Figure, a: str, b: str, c: str) -> Verdict:
-    angles = [_vertex_angle(f, c, a, b), _vertex_angle(f, a, b, c), _vertex_angle(f, b, c, a)]
-    if any(math.isnan(t) for t in angles):
-        return True, f"{a}{b}{c} has coincident vertices"
-    top = max(angles)
-    return top >= 180.0 - ANGLE_MARGIN, f"{a}{b}{c}: largest angle {top:.2f}°"
-
-
-def _convex(f: Figure, names: tuple[str, ...]) -> Verdict:
-    """Not convex by a margin: self-intersecting (turns cancel) or a turn of at least the angle
-    margin against the polygon's orientation, or a vertex coinciding with the next."""
-    if any(_direction(f, names[i - 1], names[i]) is None for i in range(len(names))):
-        return True, f"{''.join(names)} has coincident vertices"
+def _convex(f: Figure, names: tuple[str, ...]) -> Part:
+    """A convex polygon in this vertex order: false if self-intersecting, a vertex turns the
+    wrong way by the angle margin, or two consecutive vertices coincide."""
+    label = "".join(names)
+    if any(f.dist(names[i - 1], names[i]) < 0.005 * f.size for i in range(len(names))):
+        return Part(True, False, "geometry", f"{label} has coincident vertices")
     turns = _turns(f, names)
     total = sum(turns)
     if abs(total) < 180.0:
-        return True, f"{''.join(names)} is self-intersecting (turns sum to {total:.1f}°)"
+        return Part(True, False, "geometry", f"{label} is self-intersecting (turns sum to {total:.0f}°)")
     sign = 1.0 if total > 0 else -1.0
     worst = max(-sign * t for t in turns)
-    return worst >= ANGLE_MARGIN, f"{''.join(names)}: reflex turn {max(worst, 0):.2f}°"
+    return Part(
+        worst >= ANGLE_MARGIN,
+        worst < -HOLD_DEG,
+        "geometry",
+        f"{label}: worst turn {worst:.2f}° against its orientation",
+    )
 
 
-def _interior(f: Figure, names: tuple[str, ...]) -> list[tuple[str, float]]:
-    n = len(names)
-    return [
-        (
-            f"∠{names[i - 1]}{names[i]}{names[(i + 1) % n]}",
-            _vertex_angle(f, names[i - 1], names[i], names[(i + 1) % n]),
-        )
-        for i in range(n)
-    ]
+def _interior(f: Figure, q: tuple[str, ...]) -> list[float]:
+    n = len(q)
+    return [vertex_angle(f, q[i - 1], q[i], q[(i + 1) % n]) for i in range(n)]
 
 
-def _sides(f: Figure, names: tuple[str, ...]) -> list[float]:
-    n = len(names)
-    return [_dist(f, names[i], names[(i + 1) % n]) for i in range(n)]
+def _sides(f: Figure, q: tuple[str, ...]) -> list[float]:
+    return [f.dist(q[i], q[(i + 1) % len(q)]) for i in range(len(q))]
 
 
-def _all_equal(label: str, values: list[float]) -> Verdict:
-    r = _spread(values)
-    return r >= REL_MARGIN, f"{label} {', '.join(f'{v:.4g}' for v in values)} ({100 * r:.1f}% apart)"
-
-
-def _parallelogram_parts(f: Figure, a: str, b: str, c: str, d: str) -> list[Verdict]:
-    return [
-        _para(f, a, b, c, d),
-        _para(f, b, c, d, a),
-        _cong(f, a, b, c, d),
-        _cong(f, b, c, d, a),
-    ]
-
-
-def _shape(kind: str, f: Figure, args: tuple[str, ...]) -> Verdict:
-    q = tuple(args)
-    a, b, c, d = q
-    convex = _convex(f, q)
-    right = [_angle_off(n, t, 90.0) for n, t in _interior(f, q)]
-    if kind == "square":
-        return _any(convex, _all_equal("sides", _sides(f, q)), *right)
-    if kind == "rectangle":
-        return _any(convex, *_parallelogram_parts(f, *q), *right)
-    if kind == "rhombus":
-        return _any(convex, _all_equal("sides", _sides(f, q)), *_parallelogram_parts(f, *q))
-    if kind == "parallelogram":
-        return _any(convex, *_parallelogram_parts(f, *q))
-    if kind == "trapezoid":
-        return _any(convex, _para(f, a, b, c, d))
-    if kind == "isosceles_trapezoid":
-        return _any(
-            convex,
-            _para(f, a, b, c, d),
-            _cong(f, b, c, d, a),
-            _angle_off(f"∠{d}{a}{b} vs ∠{a}{b}{c}", _vertex_angle(f, d, a, b), _vertex_angle(f, a, b, c)),
-            _angle_off(f"∠{b}{c}{d} vs ∠{c}{d}{a}", _vertex_angle(f, b, c, d), _vertex_angle(f, c, d, a)),
-        )
-    if kind == "kite":
-        return _any(convex, _cong(f, a, b, a, d), _cong(f, c, b, c, d))
-    if kind == "cyclic_quadrilateral":
-        angles = [t for _, t in _interior(f, q)]
-        return _any(
-            convex,
-            _angle_off(f"∠{a} + ∠{c}", angles[0] + angles[2], 180.0),
-            _angle_off(f"∠{b} + ∠{d}", angles[1] + angles[3], 180.0),
-            *[_off_circle(f, q[k], *(q[(k + j) % 4] for j in (1, 2, 3))) for k in range(4)],
-        )
-    raise KeyError(kind)
-
-
-SHAPES = (
-    "square",
-    "rectangle",
-    "rhombus",
-    "parallelogram",
-    "trapezoid",
-    "isosceles_trapezoid",
-    "kite",
-    "cyclic_quadrilateral",
-)
-
-
-def _shape_claim(kind: str, f: Figure, *args: str) -> Verdict:
-    return _shape(kind, f, args)
-
-
-def _off_circle(f: Figure, x: str, a: str, b: str, c: str) -> Verdict:
-    """``x`` is on the circle through a, b, c: false when its distance from that circle's
-    centre and the radius differ by the length margin (never false if abc is flat)."""
-    pa, pb, pc = f.points[a], f.points[b], f.points[c]
+def _circumcircle(f: Figure, a: str, b: str, c: str) -> tuple[np.ndarray, float] | None:
+    pa, pb, pc = f.p(a), f.p(b), f.p(c)
     u, w = pb - pa, pc - pa
-    den = 2.0 * float(u[0] * w[1] - u[1] * w[0])
-    if abs(den) < 1e-12 * f.scale**2:
-        return False, f"{a}{b}{c} collinear: no circle"
+    den = 2.0 * _cross(u, w)
+    if abs(den) < 1e-12 * f.size**2:
+        return None
     uu, ww = float(np.dot(u, u)), float(np.dot(w, w))
     centre = pa + np.array([(w[1] * uu - u[1] * ww) / den, (u[0] * ww - w[0] * uu) / den])
-    radius = float(np.hypot(*(pa - centre)))
-    return _unequal(
-        f"{x} vs circle {a}{b}{c}: distance to centre vs radius",
-        float(np.hypot(*(f.points[x] - centre))),
-        radius,
-    )
+    return centre, float(np.hypot(*(pa - centre)))
 
 
-def _triangle(kind: str, f: Figure, a: str, b: str, c: str) -> Verdict:
-    flat = _degenerate(f, a, b, c)
-    if kind == "triangle":
-        return flat
-    if kind == "isosceles":
-        return _any(
-            flat,
-            _cong(f, a, b, a, c),
-            _angle_off(f"∠{a}{b}{c} vs ∠{a}{c}{b}", _vertex_angle(f, a, b, c), _vertex_angle(f, a, c, b)),
+def _off_circle(f: Figure, centre: np.ndarray, radius: float, p: str) -> float:
+    return abs(float(np.hypot(*(f.p(p) - centre))) - radius) / f.size
+
+
+def _quad(kind: str, f: Figure, s: Statement) -> list[Part]:
+    q = (s["A"], s["B"], s["C"], s["D"])
+    a, b, c, d = q
+    parts = [_convex(f, q)]
+    if kind in ("square", "rectangle", "rhombus", "parallelogram"):
+        parts += [_para(f, a, b, c, d), _para(f, b, c, d, a), _cong(f, a, b, c, d), _cong(f, b, c, d, a)]
+    if kind in ("square", "rhombus"):
+        parts.append(_all_equal(_sides(f, q), f"sides of {a}{b}{c}{d}"))
+    if kind in ("square", "rectangle"):
+        parts += [_part_deg(t, 90.0, f"angle {i + 1} of {a}{b}{c}{d}") for i, t in enumerate(_interior(f, q))]
+    if kind in ("trapezoid", "isosceles_trapezoid"):
+        parts.append(_para(f, a, b, c, d))
+        legs = line_angle(f, b, c, d, a)  # a trapezoid's legs are not parallel (holds only)
+        parts.append(Part(False, legs > HOLD_DEG, "geometry", f"legs {b}{c}, {d}{a} at {legs:.2f}°"))
+    if kind == "isosceles_trapezoid":
+        parts.append(_cong(f, b, c, d, a))
+        t = _interior(f, q)
+        parts.append(_part_angles_equal(t[0], t[1], f"∠{d}{a}{b} vs ∠{a}{b}{c}"))
+    if kind == "kite":
+        parts += [_cong(f, a, b, a, d), _cong(f, c, b, c, d)]
+    if kind == "cyclic_quadrilateral":
+        t = _interior(f, q)
+        parts.append(_part_deg(t[0] + t[2], 180.0, f"∠{a} + ∠{c}"))
+        for i in range(4):
+            circle = _circumcircle(f, *(q[(i + j) % 4] for j in (1, 2, 3)))
+            if circle is not None:
+                parts.append(_part_off(_off_circle(f, *circle, q[i]), f"{q[i]} off circle of the others"))
+    return parts
+
+
+def _drawn_about(f: Figure, o: str, margin: float) -> list[tuple[np.ndarray, float]]:
+    return [(c, r) for c, r in f.circles if float(np.hypot(*(c - f.p(o)))) <= margin * f.size]
+
+
+def _on_drawn_circle(f: Figure, o: str, on: tuple[str, ...]) -> list[Part]:
+    """The points ``on`` lie on one circle drawn about ``o``. False ("undrawn circle") when the
+    figure draws no circle within the incidence margin of o; otherwise false when every such
+    circle misses a point by the margin, or its centre is off o by the margin."""
+    near = _drawn_about(f, o, INCIDENCE_MARGIN)
+    if not near:
+        return [Part(True, False, "undrawn circle", f"no circle is drawn about {o}")]
+    options = []
+    for centre, radius in near:
+        parts = [
+            _part_off(float(np.hypot(*(centre - f.p(o)))) / f.size, f"centre of the circle about {o} off {o}")
+        ]
+        parts += [_part_off(_off_circle(f, centre, radius, p), f"{p} off circle {o}") for p in on]
+        options.append(parts)
+    return min(options, key=lambda parts: (not all(x.holds for x in parts), any(x.false for x in parts)))
+
+
+def _equal_split(f: Figure, v: str, x: str, d: str, y: str) -> Part:
+    return _part_angles_equal(vertex_angle(f, x, v, d), vertex_angle(f, d, v, y), f"∠{x}{v}{d} vs ∠{d}{v}{y}")
+
+
+def _centroid(f: Figure, s: Statement) -> list[Part]:
+    g, a, b, c = s["G"], s["A"], s["B"], s["C"]
+    true = (f.p(a) + f.p(b) + f.p(c)) / 3
+    return [_part_off(float(np.hypot(*(f.p(g) - true))) / f.size, f"{g} off the centroid of {a}{b}{c}")]
+
+
+def _value(f: Figure, s: Statement) -> list[Part]:
+    wanted = value_of(s.value)
+    if s.kind == "angle":
+        a, b, c = s["A"], s["B"], s["C"]
+        part = _part_deg(vertex_angle(f, a, b, c), wanted, f"∠{a}{b}{c}")
+        return [Part(part.false, part.holds, "value", part.why)]
+    a, b = s["A"], s["B"]
+    assert f.unit is not None
+    return [_part_equal(f.dist(a, b) * f.unit, wanted, f"|{a}{b}| (printed units) vs {s.value}", "value")]
+
+
+_Judge = Callable[[Figure, Statement], list[Part]]
+_JUDGES: dict[str, _Judge] = {
+    "triangle": lambda f, s: [_nondegenerate(f, s["A"], s["B"], s["C"])],
+    "isosceles": lambda f, s: [
+        _nondegenerate(f, s["A"], s["B"], s["C"]),
+        _cong(f, s["A"], s["B"], s["A"], s["C"]),
+    ],
+    "equilateral": lambda f, s: [
+        _nondegenerate(f, s["A"], s["B"], s["C"]),
+        _all_equal(_sides(f, (s["A"], s["B"], s["C"])), "sides"),
+    ],
+    "right": lambda f, s: [
+        _nondegenerate(f, s["A"], s["B"], s["C"]),
+        _part_deg(vertex_angle(f, s["B"], s["A"], s["C"]), 90.0, f"∠{s['B']}{s['A']}{s['C']}"),
+    ],
+    **{
+        k: (lambda kind: lambda f, s: _quad(kind, f, s))(k)
+        for k in (
+            "square",
+            "rectangle",
+            "rhombus",
+            "parallelogram",
+            "trapezoid",
+            "isosceles_trapezoid",
+            "kite",
+            "cyclic_quadrilateral",
         )
-    if kind == "equilateral":
-        return _any(
-            flat,
-            _all_equal("sides", _sides(f, (a, b, c))),
-            *[_angle_off(n, t, 60.0) for n, t in _interior(f, (a, b, c))],
+    },
+    "altitude": lambda f, s: [_perp(f, s["V"], s["F"], s["B"], s["C"]), _on_line(f, s["F"], s["B"], s["C"])],
+    "median": lambda f, s: [_on_line(f, s["M"], s["B"], s["C"]), _cong(f, s["B"], s["M"], s["M"], s["C"])],
+    "midpoint": lambda f, s: [_on_line(f, s["M"], s["A"], s["B"]), _cong(f, s["A"], s["M"], s["M"], s["B"])],
+    "bisector": lambda f, s: [
+        _equal_split(f, s["V"], s["X"], s["D"], s["Y"]),
+        _on_line(f, s["D"], s["X"], s["Y"]),
+    ],
+    "parallel": lambda f, s: [_para(f, s["A"], s["B"], s["C"], s["D"])],
+    "perpendicular": lambda f, s: [_perp(f, s["A"], s["B"], s["C"], s["D"])],
+    "equal": lambda f, s: [_cong(f, s["A"], s["B"], s["C"], s["D"])],
+    "on_line": lambda f, s: [_on_line(f, s["P"], s["A"], s["B"])],
+    "intersection": lambda f, s: [_on_line(f, s["P"], s["A"], s["B"]), _on_line(f, s["P"], s["C"], s["D"])],
+    "circumcentre": lambda f, s: [
+        _all_equal(
+            [f.dist(s["O"], s[r]) for r in "ABC"],
+            f"|{s['O']}{s['A']}|, |{s['O']}{s['B']}|, |{s['O']}{s['C']}|",
         )
-    if kind == "right":
-        return _any(flat, _angle_off(f"∠{b}{a}{c}", _vertex_angle(f, b, a, c), 90.0))
-    raise KeyError(kind)
-
-
-def _foot(f: Figure, v: str, d: str, p: str, q: str) -> Verdict:
-    """d is on line pq and vd ⊥ pq (altitude foot, incircle touch point)."""
-    return _any(_perp(f, v, d, p, q), _coll(f, d, p, q))
-
-
-def _split(f: Figure, v: str, x: str, i: str, y: str) -> Verdict:
-    """Ray vi bisects ∠xvy: false when twice the angle between ray vi and the true (internal)
-    bisector reaches the margin. Inside the angle that is exactly |∠xvi − ∠ivy|; outside it,
-    it also counts how far the ray has left the angle."""
-    ux, ui, uy = _direction(f, v, x), _direction(f, v, i), _direction(f, v, y)
-    if ux is None or ui is None or uy is None:
-        return False, f"∠{x}{v}{i}/∠{i}{v}{y} undefined (coincident points)"
-    ux, ui, uy = (w / float(np.hypot(*w)) for w in (ux, ui, uy))
-    mid = ux + uy
-    if float(np.hypot(*mid)) < 1e-9:  # a straight angle: either perpendicular, the nearer one
-        mid = np.array([-ux[1], ux[0]])
-        mid = mid if float(np.dot(mid, ui)) >= 0 else -mid
-    dev = _vec_angle(mid, ui)
-    left, right = _vertex_angle(f, x, v, i), _vertex_angle(f, i, v, y)
-    return 2 * dev >= ANGLE_MARGIN, (
-        f"{v}{i} is {dev:.2f}° off the bisector of ∠{x}{v}{y} (∠{x}{v}{i} = {left:.2f}°, "
-        f"∠{i}{v}{y} = {right:.2f}°)"
-    )
-
-
-def _bisector(f: Figure, v: str, d: str, p: str, q: str) -> Verdict:
-    return _any(_split(f, v, p, d, q), _coll(f, d, p, q))
-
-
-def _centroid(f: Figure, g: str, a: str, b: str, c: str) -> Verdict:
-    parts = []
-    for v, x, y in ((a, b, c), (b, c, a), (c, a, b)):
-        m = (f.points[x] + f.points[y]) / 2
-        tmp = Figure({**f.points, "__m": m}, f.unit)
-        parts.append(_coll(tmp, g, v, "__m"))
-        parts.append(_unequal(f"|{v}{g}| vs 2/3 median", _dist(tmp, v, g), 2 / 3 * _dist(tmp, v, "__m")))
-    return _any(*parts)
-
-
-def _orthocentre(f: Figure, h: str, a: str, b: str, c: str) -> Verdict:
-    return _any(*[_perp(f, v, h, x, y) for v, x, y in ((a, b, c), (b, c, a), (c, a, b))])
-
-
-def _value(text: str) -> float:
-    """The float value of a claim's sympy value string (``6``, ``2*sqrt(3)``, ``135/2``)."""
-    import sympy
-
-    return float(sympy.sympify(text))
-
-
-def _length(f: Figure, a: str, b: str, value: str) -> Verdict:
-    return _unequal(f"|{a}{b}| (given units) vs {value}", _dist(f, a, b) * f.unit, _value(value))
-
-
-def _angle(f: Figure, a: str, b: str, c: str, value: str) -> Verdict:
-    return _angle_off(f"∠{a}{b}{c}", _vertex_angle(f, a, b, c), _value(value))
-
-
-#: kind → (number of point arguments, test on a figure with all of them present).
-JUDGES: dict[str, tuple[int, Callable[..., Verdict]]] = {
-    "triangle": (3, lambda f, *a: _triangle("triangle", f, *a)),
-    "isosceles": (3, lambda f, *a: _triangle("isosceles", f, *a)),
-    "equilateral": (3, lambda f, *a: _triangle("equilateral", f, *a)),
-    "right": (3, lambda f, *a: _triangle("right", f, *a)),
-    **{k: (4, partial(_shape_claim, k)) for k in SHAPES},
-    "altitude": (4, _foot),
-    "touch": (4, _foot),
-    "median": (4, lambda f, v, m, p, q: _midp(f, m, p, q)),
-    "bisector": (4, _bisector),
-    "midpoint": (3, _midp),
-    "parallel": (4, _para),
-    "perpendicular": (4, _perp),
-    "equal": (4, _cong),
-    "on_segment": (3, _coll),
-    "intersection": (5, lambda f, m, a, c, b, d: _any(_coll(f, m, a, c), _coll(f, m, b, d))),
-    "circumcentre": (
-        4,
-        lambda f, o, a, b, c: _all_equal(f"|{o}{a}|,|{o}{b}|,|{o}{c}|", [_dist(f, o, x) for x in (a, b, c)]),
-    ),
-    "incentre": (
-        4,
-        lambda f, i, a, b, c: _any(*[_split(f, v, x, i, y) for v, x, y in ((a, b, c), (b, c, a), (c, a, b))]),
-    ),
-    "centroid": (4, _centroid),
-    "orthocentre": (4, _orthocentre),
-    "on_circle": (3, lambda f, x, o, a: _cong(f, o, x, o, a)),
-    "chord": (3, lambda f, p, q, o: _cong(f, o, p, o, q)),
-    "diameter": (3, lambda f, a, b, o: _midp(f, o, a, b)),
-    "tangent": (3, lambda f, p, x, o: _perp(f, x, p, x, o)),
-    "secant": (4, lambda f, p, b, c, o: _any(_coll(f, p, b, c), _cong(f, o, b, o, c))),
-    "length": (2, _length),
-    "angle": (3, _angle),
+    ],
+    "incentre": lambda f, s: [
+        _equal_split(f, s[v], s[x], s["I"], s[y])
+        for v, x, y in (("A", "B", "C"), ("B", "C", "A"), ("C", "A", "B"))
+    ],
+    "touch": lambda f, s: [
+        _perp(f, s["O"], s["T"], s["B"], s["C"]),
+        _on_line(f, s["T"], s["B"], s["C"]),
+        *_on_drawn_circle(f, s["O"], (s["T"],)),
+    ],
+    "centroid": _centroid,
+    "orthocentre": lambda f, s: [
+        _perp(f, s[v], s["H"], s[x], s[y]) for v, x, y in (("A", "B", "C"), ("B", "C", "A"), ("C", "A", "B"))
+    ],
+    "on_circle": lambda f, s: _on_drawn_circle(f, s["O"], (s["P"],)),
+    "chord": lambda f, s: _on_drawn_circle(f, s["O"], (s["A"], s["B"])),
+    "diameter": lambda f, s: [
+        _on_line(f, s["O"], s["A"], s["B"]),
+        _cong(f, s["A"], s["O"], s["O"], s["B"]),
+        *_on_drawn_circle(f, s["O"], (s["A"], s["B"])),
+    ],
+    "tangent": lambda f, s: [
+        _perp(f, s["P"], s["T"], s["T"], s["O"]),
+        *_on_drawn_circle(f, s["O"], (s["T"],)),
+    ],
+    "secant": lambda f, s: [
+        _on_line(f, s["C"], s["P"], s["B"]),
+        *_on_drawn_circle(f, s["O"], (s["B"], s["C"])),
+    ],
+    "length": _value,
+    "angle": _value,
 }
+assert set(_JUDGES) == set(FORMS)
 
 
-class UnknownClaim(ValueError):
-    """A claim kind (or arity) this audit does not know."""
-
-
-def judge(claim: list[str] | tuple[str, ...], fig: Figure) -> Verdict:
-    """Is ``claim`` (``[kind, *args]``) false on ``fig`` by the margins? Returns the verdict and
-    why. A claim naming a point the figure lacks is false. Raises UnknownClaim."""
-    kind, *args = claim
-    if kind not in JUDGES:
-        raise UnknownClaim(f"unknown claim kind {kind!r}")
-    npoints, test = JUDGES[kind]
-    want = npoints + (1 if kind in ("length", "angle") else 0)
-    if len(args) != want:
-        raise UnknownClaim(f"claim {kind} takes {want} arguments, got {len(args)}")
-    gone = fig.missing(tuple(args[:npoints]))
+def judge(s: Statement, f: Figure) -> Judgement:
+    """Judge statement ``s`` on figure ``f`` (see the module docstring)."""
+    gone = [p for p in s.points if p not in f.points]
     if gone:
-        return True, f"point {', '.join(gone)} missing"
-    return test(fig, *args)
+        return Judgement(True, False, "absent point", f"the figure has no point {', '.join(gone)}")
+    if s.kind == "length" and f.unit is None:
+        return Judgement(False, False, "", f"{s.text}: the figure prints no length", judged=False)
+    parts = _JUDGES[s.kind](f, s)
+    bad = [p for p in parts if p.false]
+    if bad:
+        how = min((p.how for p in bad), key=HOW.index)
+        return Judgement(True, False, how, "; ".join(p.why for p in bad))
+    holds = all(p.holds for p in parts)
+    return Judgement(False, holds, "", "; ".join(p.why for p in parts if holds or not p.holds))
 
 
-# --------------------------------------------------------------------------- paraphrases
-
-_DIHEDRAL4 = [(1, 2, 3, 0), (3, 2, 1, 0)]
-_SEG_PAIRS = [(1, 0, 2, 3), (2, 3, 0, 1)]
-_TRI_CENTRE = [(0, 2, 1, 3), (0, 1, 3, 2)]
-#: kind → generators of the argument permutations that leave the claim's meaning unchanged
-#: (over the point arguments; a length's or angle's value stays last).
-SYMMETRIES: dict[str, list[tuple[int, ...]]] = {
-    "triangle": [(1, 0, 2), (0, 2, 1)],
-    "equilateral": [(1, 0, 2), (0, 2, 1)],
-    "isosceles": [(0, 2, 1)],
-    "right": [(0, 2, 1)],
-    "square": _DIHEDRAL4,
-    "rectangle": _DIHEDRAL4,
-    "rhombus": _DIHEDRAL4,
-    "parallelogram": _DIHEDRAL4,
-    "cyclic_quadrilateral": _DIHEDRAL4,
-    "trapezoid": [(1, 0, 3, 2), (2, 3, 0, 1)],
-    "isosceles_trapezoid": [(1, 0, 3, 2), (2, 3, 0, 1)],
-    "kite": [(0, 3, 2, 1), (2, 1, 0, 3)],
-    "altitude": [(0, 1, 3, 2)],
-    "touch": [(0, 1, 3, 2)],
-    "median": [(0, 1, 3, 2)],
-    "bisector": [(0, 1, 3, 2)],
-    "midpoint": [(0, 2, 1)],
-    "parallel": _SEG_PAIRS,
-    "perpendicular": _SEG_PAIRS,
-    "equal": _SEG_PAIRS,
-    "on_segment": [(0, 2, 1)],
-    "intersection": [(0, 2, 1, 3, 4), (0, 1, 2, 4, 3), (0, 3, 4, 1, 2)],
-    "circumcentre": _TRI_CENTRE,
-    "incentre": _TRI_CENTRE,
-    "centroid": _TRI_CENTRE,
-    "orthocentre": _TRI_CENTRE,
-    "on_circle": [(2, 1, 0)],
-    "chord": [(1, 0, 2)],
-    "diameter": [(1, 0, 2)],
-    "tangent": [],
-    "secant": [],
-    "length": [(1, 0)],
-    "angle": [(2, 1, 0)],
-}
+def judge_all(statements: list[Statement], f: Figure) -> list[tuple[str, Judgement]]:
+    """Each statement judged on ``f`` and, when ``f`` prints no length, each pair of length
+    statements judged by their ratio (the one thing a figure without a printed scale shows of
+    them), labelled by the text judged."""
+    out = [(s.text, judge(s, f)) for s in statements]
+    if f.unit is not None:
+        return out
+    lengths = [s for s in statements if s.kind == "length" and all(p in f.points for p in s.points)]
+    for i, s in enumerate(lengths):
+        for t in lengths[i + 1 :]:
+            d = f.dist(t["A"], t["B"])
+            stated = value_of(s.value) / value_of(t.value)
+            part = _part_equal(f.dist(s["A"], s["B"]) / d if d > 0 else 0.0, stated, "ratio", "value")
+            why = f"{s['A']}{s['B']} : {t['A']}{t['B']} {part.why.removeprefix('ratio')}"
+            out.append(
+                (
+                    f"{s.text} and {t.text}",
+                    Judgement(part.false, part.holds, part.how if part.false else "", why),
+                )
+            )
+    return out
 
 
-def _orbit(args: tuple[str, ...], gens: list[tuple[int, ...]]) -> set[tuple[str, ...]]:
-    seen = {args}
-    todo = [args]
-    while todo:
-        cur = todo.pop()
-        for g in gens:
-            nxt = tuple(cur[i] for i in g)
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
-
-
-def canonical(claim: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """A claim's canonical form: the least argument order among those meaning the same, with
-    a length's or angle's value as a rounded number."""
-    kind, *args = claim
-    tail: tuple[str, ...] = ()
-    if kind in ("length", "angle") and args:
-        try:
-            tail = (f"{_value(args[-1]):.9g}",)
-        except Exception:
-            tail = (args[-1],)
-        args = args[:-1]
-    return (kind, *min(_orbit(tuple(args), SYMMETRIES.get(kind, []))), *tail)
-
-
-def claim_set(claims: list[list[str]]) -> frozenset[tuple[str, ...]]:
-    return frozenset(canonical(c) for c in claims)
+def how_false(judgements: list[Judgement]) -> str:
+    """How a text is false, from its false statements: the first of :data:`HOW` met."""
+    found = {j.how for j in judgements if j.false}
+    return next((h for h in HOW if h in found), "")
