@@ -193,3 +193,35 @@ def test_replace_clause_negative_with_a_printed_length_is_judged_in_its_own_unit
     program = replace_clause(program, 2, "C = s_angle B A C 90, lconst C A 4.4")
     verdict = verify_image(positive, ImageCandidate(program, None, "scaled", ()), png_of(positive), "test")
     assert not verdict.ok  # "AB = 3" is printed, so AC reads as 4 on the scaled copy too
+
+
+def test_a_caption_negative_false_only_by_a_length_on_an_unprinted_figure_is_rejected() -> None:
+    # The figure prints no length, so "AB = 4" is as true of it as "AB = 3" (found by the audit:
+    # retrieval negatives false only by a length value).
+    positive = make_positive(UNPRINTED, ["right A B C", "length A B 3"])
+    candidate = CaptionCandidate((claim("right A B C"), claim("length A B 4")), "value", ())
+    verdict = verify_caption(positive, candidate, "test", np.random.default_rng(0))
+    assert (verdict.ok, verdict.reason) == (False, "no stated claim false by the margin")
+    printed = make_positive(UNPRINTED + "; given length A C 4", ["right A B C", "length A B 3"])
+    assert verify_caption(printed, candidate, "test", np.random.default_rng(0)).ok
+
+
+def test_deleting_the_end_of_a_line_keeps_the_rest_of_it() -> None:
+    import dataclasses
+
+    from geoforge.edit import delete_points
+    from geoforge.realise import realise
+    from geoforge.verify import restore
+
+    positive = make_positive(
+        "O = free O; A = free A; P = free P; B = on_circle B O A; C = intersection_lc C P O B; "
+        "draw circle O A; draw segment P C",
+        ["secant P B C O"],
+    )
+    assert positive.scene.lines == (("P", "C", "B"),)
+    program = delete_points(positive.program, {"C"})  # drops `draw segment P C` with C
+    near = realise(program, seed=0, reference=positive.scene.points)
+    assert near.lines == ()
+    restored, added = restore(positive.scene, dataclasses.replace(near, fixed_unit=positive.scene.unit))
+    assert added == 1 and "draw segment P B" in restored.program.text()
+    assert restored.lines == (("P", "B"),)

@@ -4,7 +4,9 @@ A caption negative is kept only if (DESIGN.md, "Verification rules") its text re
 caption language (:func:`geoforge.caption.read_caption`), differs from the positive's text and
 is not a paraphrase of it (the same claims up to the symmetries of each kind), keeps the
 positive's question, and states at least one claim that is clearly false on the positive
-figure. Its structured claims count for nothing beyond the words they are written as.
+figure. A length value counts only where the positive figure prints a length: with none
+printed, the figure shows no scale, and "OA = 7" is as true of it as "OA = 5". Its structured
+claims count for nothing beyond the words they are written as.
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ def verify_caption(
         return Verdict(False, "drops the question")
     if {claim_key(c) for c in read.claims} == {claim_key(c) for c in said.claims}:
         return Verdict(False, "paraphrase of the positive")
-    violated = [(c, v) for c in read.claims if (v := violation(c, positive.scene, margins)) >= 1.0]
+    scene = positive.scene
+    visible = any(st.kind == "given" and st.name == "length" for st in scene.program.statements)
+    violated = [(c, v) for c in read.claims if (v := violation(c, scene, margins, visible)) >= 1.0]
     if not violated:
         return Verdict(False, "no stated claim false by the margin")
     how = how_false_of(violated, positive.scene)

@@ -149,14 +149,17 @@ def false_marks(scene: Scene) -> list[str]:
 
 def _missing_strokes(positive: Scene, program: Program, points: dict[str, np.ndarray]) -> list[Statement]:
     """``draw`` statements for the positive's lines and circles that ``program`` no longer
-    draws though their ends (a line's extreme points, a circle's centre and a point on it) are
-    still in the figure: a line keeps its two ends; a circle about a named centre goes through
-    the point on it whose distance from the centre changed least."""
+    draws though their ends are still in the figure: a line is drawn between the outermost of
+    its points that remain (a deleted end shortens it to the next point); a circle about a
+    named centre goes through the point on it whose distance from the centre changed least."""
     lines, circles = drawing(program, points)
     out = []
     for g in positive.lines:
-        a, b = g[0], g[-1]
-        if a in points and b in points and not any(a in h and b in h for h in lines):
+        kept = [n for n in g if n in points]
+        if len(kept) < 2:
+            continue
+        a, b = kept[0], kept[-1]
+        if not any(a in h and b in h for h in lines):
             out.append(Statement("draw", "segment", (a, b)))
     for c in positive.circles:
         on = [n for n in c.on if n in points and n != c.center_name]
