@@ -1,0 +1,5 @@
+"""``python -m geoforge.cli``."""
+
+from geoforge.cli import main
+
+main()

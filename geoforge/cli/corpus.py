@@ -1,0 +1,210 @@
+"""Commands on corpora and plugins: ``generate``, ``show`` and ``plugins``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from geoforge.cli.app import app, err, out
+
+
+@app.command(rich_help_panel="Corpora and plugins")
+def generate(
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML, e.g. corpora/smoke.toml.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Corpus directory to write.")],
+    n: Annotated[int | None, typer.Option("--n", min=1, help="Samples (default: the recipe's).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Corpus seed (default: the recipe's).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing corpus.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    image_negatives: Annotated[
+        int, typer.Option("--image-negatives", min=0, help="Verified image negatives per sample (paper: 10).")
+    ] = 0,
+    caption_negatives: Annotated[
+        int,
+        typer.Option(
+            "--caption-negatives", min=0, help="Verified rule caption negatives per sample (paper: 10)."
+        ),
+    ] = 0,
+    retrieval_negatives: Annotated[
+        int,
+        typer.Option(
+            "--retrieval-negatives", min=0, help="Retrieved caption negatives per sample (paper: ≤ 30)."
+        ),
+    ] = 0,
+    plugin: PluginOption = None,
+    no_plugin: NoPluginOption = None,
+) -> None:
+    """Generate a WebDataset corpus of diagrams, exact captions and verified hard negatives."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+
+    from geoforge.generate import generate_corpus
+    from geoforge.negatives import NegativeConfig, host_for
+    from geoforge.plugins import PluginSpec
+    from geoforge.sampler import load_recipe
+
+    spec = load_recipe(recipe)
+    negatives = NegativeConfig(image_negatives, caption_negatives, retrieval_negatives)
+    plugin_spec = PluginSpec.from_cli(plugin or [], no_plugin or [])
+    if negatives.any:
+        for message in host_for(plugin_spec).messages:
+            sys.stderr.write(f"warning: {message}\n")
+    total = n or spec.samples
+    with Progress(
+        TextColumn("generating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[progress.data.speed]{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("generate", total=total, rate="")
+
+        def tick() -> None:
+            bar.advance(task)
+            speed = bar.tasks[0].speed
+            bar.update(task, rate=f"{speed:6.1f} samples/s" if speed else "")
+
+        manifest = generate_corpus(
+            spec,
+            out,
+            n=total,
+            seed=spec.seed if seed is None else seed,
+            workers=workers,
+            resume=resume,
+            overwrite=overwrite,
+            on_sample=tick,
+            negatives=negatives,
+            plugins=plugin_spec,
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        return
+    counts = manifest["counts"]
+    run = manifest["run"]
+    table = Table(title=f"{out}: {counts['samples']} samples in {manifest['shards']} shards")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for family, k in counts["families"].items():
+        table.add_row(f"family {family}", str(k))
+    for reason, k in counts["rejections"].items():
+        table.add_row(f"rejected: {reason}", str(k))
+    table.add_row("seconds", f"{run['seconds']:.1f}")
+    table.add_row("samples/s", f"{run['samples_per_second']}")
+    out_console = Console(highlight=False, width=110)
+    out_console.print(table)
+    if "negatives" in counts:
+        out_console.print(_negatives_table(counts["negatives"]))
+    from geoforge.tokens import LongCaptions
+
+    long = LongCaptions(**manifest["long_captions"]).warning()
+    if long:
+        sys.stderr.write(f"warning: {long}\n")
+
+
+def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]
+    """Yield and rejection reasons per plugin, from the manifest's negatives totals."""
+    from collections import defaultdict
+
+    from rich.table import Table
+
+    table = Table(title="hard negatives: accepted and rejected per plugin")
+    for col in ("plugin", "accepted", "rejected: reason (count)"):
+        table.add_column(col)
+    accepted: dict[str, int] = defaultdict(int)
+    for key, n in stats["accepted"].items():
+        accepted[key.split(": ", 1)[1]] += n
+    reasons: dict[str, list[str]] = defaultdict(list)
+    for key, n in stats["rejections"].items():
+        name, reason = key.split(": ", 1)
+        reasons[name].append(f"{reason} ({n})")
+    for name in sorted(set(accepted) | set(reasons)):
+        table.add_row(name, str(accepted.get(name, 0)), "; ".join(reasons.get(name, [])))
+    for key, n in stats["failures"].items():
+        table.add_row(f"[red]{key}[/red]", "", f"failed {n} times")
+    share = ", ".join(f"{k} {v:.0%}" for k, v in stats["at_least_8"].items())
+    how = "; ".join(
+        f"{kind} " + ", ".join(f"{h} {v:.0%}" for h, v in shares.items())
+        for kind, shares in stats["how_false"].items()
+        if shares
+    )
+    kept = "" if stats["question_kept"] is None else f"; questions kept {stats['question_kept']:.0%}"
+    table.caption = (
+        f"samples with ≥ 8 negatives: {share}; mean pixel difference {stats['mean_pixel_diff']:.4f}\n"
+        f"false by: {how}\nimage negatives with restored true marks or strokes "
+        f"{stats['restored_share']:.0%}{kept}"
+    )
+    return table
+
+
+@app.command(rich_help_panel="Corpora and plugins")
+def show(
+    target: Annotated[str, typer.Argument(help="Corpus directory, shard, or DIR/KEY.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG contact sheet to write.")] = Path(
+        "sheet.png"
+    ),
+    n: Annotated[int, typer.Option("--n", min=1, help="Samples to show.")] = 12,
+    columns: Annotated[int, typer.Option("--columns", min=1, help="Samples per row.")] = 4,
+    negatives: Annotated[
+        int, typer.Option("--negatives", min=0, help="Image negatives shown beside each positive.")
+    ] = 4,
+) -> None:
+    """Write a contact sheet of corpus samples with their captions, each positive beside its
+    hard negatives when the corpus has them."""
+    from geoforge.sheet import contact_sheet, select
+
+    records = select(target, n)
+    output.write_bytes(contact_sheet(records, columns, negatives=negatives))
+    out.print(f"wrote {output} ({len(records)} samples)")
+
+
+PluginOption = Annotated[
+    list[str] | None,
+    typer.Option("--plugin", help="Plugin file (PATH.py) or module to load; repeatable."),
+]
+NoPluginOption = Annotated[
+    list[str] | None,
+    typer.Option("--no-plugin", help="Plugin or perturbation name to skip, built-ins included; repeatable."),
+]
+
+
+@app.command(rich_help_panel="Corpora and plugins")
+def plugins(
+    plugin: PluginOption = None,
+    no_plugin: NoPluginOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the plugins geoforge loads, their versions, sources and what they register."""
+    from rich.table import Table
+
+    from geoforge.plugins import PluginHost, PluginSpec
+
+    host = PluginHost(PluginSpec.from_cli(plugin or [], no_plugin or []))
+    if as_json:
+        sys.stdout.write(json.dumps([p.to_json() for p in host.plugins], indent=1) + "\n")
+        return
+    table = Table(title=f"{len(host.plugins)} plugins")
+    for col in ("name", "version", "source", "registers", "status"):
+        table.add_column(col)
+    for p in host.plugins:
+        registers = "; ".join(f"{k}: {', '.join(v)}" for k, v in p.registers.items())
+        table.add_row(p.name, p.version, p.source, registers, "[red]failed[/red]" if p.error else "ok")
+    Console(highlight=False, width=120).print(table)
+    for message in host.messages:
+        sys.stderr.write(message + "\n")

@@ -1,0 +1,149 @@
+"""Commands that need the ``[train]`` extra: ``train mmclip`` and ``eval mmclip``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from geoforge.cli.app import app
+
+train_app = typer.Typer(
+    help="Train models on geoforge corpora (needs the [train] extra).", no_args_is_help=True
+)
+eval_app = typer.Typer(help="Evaluate trained models (needs the [train] extra).", no_args_is_help=True)
+app.add_typer(train_app, name="train", rich_help_panel="Training")
+app.add_typer(eval_app, name="eval", rich_help_panel="Training")
+
+
+def _need_train_extra() -> None:
+    """Raise UsageError naming the install step if torch/open_clip are missing."""
+    from geoforge.errors import UsageError
+
+    try:
+        import geoforge_train  # noqa: F401
+    except ImportError as e:
+        raise UsageError(f"training needs the [train] extra (pip install -e '.[train]'): {e}") from None
+
+
+@train_app.command("mmclip")
+def train_mmclip(
+    data: Annotated[Path, typer.Option("--data", help="Training corpus directory (geoforge generate).")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints, log.jsonl, loss.png.")],
+    model: Annotated[str, typer.Option("--model", help="open_clip model name.")] = "geoforge-tiny",
+    pretrained: Annotated[
+        str | None, typer.Option("--pretrained", help="open_clip tag or local file.")
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", min=1, help="Stop after this many steps.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Per rank and micro-batch.")] = 32,
+    accum: Annotated[int, typer.Option("--accum", min=1, help="Micro-batches per optimiser step.")] = 1,
+    lr: Annotated[float, typer.Option("--lr")] = 5e-4,
+    weight_decay: Annotated[float, typer.Option("--weight-decay")] = 0.1,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warmup steps.")] = 10,
+    loss: Annotated[str, typer.Option("--loss", help="mmclip, paper-group or siglip-group.")] = "mmclip",
+    text_negatives: Annotated[
+        list[str] | None, typer.Option("--text-negatives", help="caption and/or retrieval; repeatable.")
+    ] = None,
+    k_text: Annotated[int, typer.Option("--k-text", min=0, help="Caption negatives per sample.")] = 0,
+    k_image: Annotated[int, typer.Option("--k-image", min=0, help="Image negatives per sample.")] = 0,
+    precision: Annotated[str, typer.Option("--precision", help="fp32 or bf16 (autocast).")] = "fp32",
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    data_workers: Annotated[
+        int, typer.Option("--data-workers", min=0, help="DataLoader worker processes.")
+    ] = 0,
+    save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint every N steps.")] = 0,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from OUT/checkpoints/latest.pt.")
+    ] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on a missing or corrupt shard.")] = False,
+    rotate: Annotated[
+        float, typer.Option("--rotate", min=0, help="Max rotation (degrees) at train time.")
+    ] = 0.0,
+    downscale: Annotated[
+        float, typer.Option("--downscale", min=0.1, max=1.0, help="Min downscale factor.")
+    ] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Train an MMCLIP vision encoder (any open_clip model) with verified hard negatives.
+
+    Many processes: torchrun --nproc_per_node N $(which geoforge) train mmclip ...
+    """
+    _need_train_extra()
+    from geoforge_train.train import TrainConfig, train
+
+    config = TrainConfig(
+        data=str(data),
+        out=str(out),
+        model=model,
+        pretrained=pretrained,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        accum=accum,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup=warmup,
+        loss=loss,
+        text_negatives=tuple(text_negatives or ()),
+        k_text=k_text,
+        k_image=k_image,
+        precision=precision,
+        device=device,
+        seed=seed,
+        workers=data_workers,
+        save_every=save_every,
+        resume=resume,
+        strict=strict,
+        rotate=rotate,
+        downscale=downscale,
+    )
+    summary = train(config)
+    if int(os.environ.get("RANK", "0")) == 0:
+        if as_json:
+            sys.stdout.write(json.dumps(summary) + "\n")
+        else:
+            out_console = Console(highlight=False, width=120)
+            loss_text = f"{summary['final_loss']:.4f}"
+            out_console.print(
+                f"trained {summary['steps']} steps in {summary['seconds']} s; final loss {loss_text}"
+            )
+            out_console.print(
+                f"checkpoint {summary['checkpoint']}; log {out / 'log.jsonl'}; curve {out / 'loss.png'}"
+            )
+            for skipped in summary["skipped_shards"]:
+                sys.stderr.write(f"warning: skipped shard {skipped}\n")
+
+
+@eval_app.command("mmclip")
+def eval_mmclip(
+    checkpoint: Annotated[
+        list[str],
+        typer.Option(
+            "--checkpoint", help="Run dir, .pt file, untrained:MODEL or pretrained:MODEL:TAG; repeatable."
+        ),
+    ],
+    data: Annotated[Path, typer.Option("--data", help="Held-out corpus with negatives.")],
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate the first N samples.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Hard-negative accuracy (per kind, both directions) and in-batch R@1 of models, side by side."""
+    _need_train_extra()
+    from geoforge_train.evaluate import evaluate, load, table
+    from geoforge_train.train import resolve_device
+
+    dev = resolve_device(device)
+    results = [evaluate(load(spec, dev), str(data), dev, limit=limit) for spec in checkpoint]
+    if as_json:
+        sys.stdout.write(json.dumps(results, indent=1) + "\n")
+        return
+    Console(highlight=False, width=160).print(table(results))
