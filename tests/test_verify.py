@@ -120,13 +120,16 @@ def test_image_negatives_carry_no_mark_that_is_false_on_them(name):
 
 def test_verifier_rejects_an_image_negative_with_a_false_mark():
     positive = make_positive(MARKED, ["right A B C", "altitude A D B C"])
-    program = replace_clause(positive.program, 2, "C = s_angle B A C 80, lconst C A 4")
-    verdict = verify_image(positive, ImageCandidate(program, 3, "80°", ()), png_of(positive), "test")
+    p = positive.scene.points
+    normal = np.array([-(p["C"] - p["B"])[1], (p["C"] - p["B"])[0]])
+    moved = p["D"] + 0.06 * positive.scene.scale * normal / np.linalg.norm(normal)
+    program = pin(positive.program, 3, {"D": tuple(moved)})  # keeps `mark right A D B`
+    verdict = verify_image(positive, ImageCandidate(program, 4, "D off BC", ()), png_of(positive), "test")
     assert (verdict.ok, verdict.reason) == (False, "a mark does not hold")
-    fixed = drop_marks(program, {"C"})
-    verdict = verify_image(positive, ImageCandidate(fixed, 3, "80°", ()), png_of(positive), "test")
+    fixed = drop_marks(program, {"D"})
+    verdict = verify_image(positive, ImageCandidate(fixed, 4, "D off BC", ()), png_of(positive), "test")
     assert verdict.ok, verdict.reason
-    assert dict((c.kind, v) for c, v in verdict.accepted.violated)["right"] == pytest.approx(10 / 8)
+    assert dict((c.kind, v) for c, v in verdict.accepted.violated)["altitude"] == pytest.approx(2.0, rel=0.01)
 
 
 # --- verify ------------------------------------------------------------------------------------

@@ -225,3 +225,27 @@ def test_deleting_the_end_of_a_line_keeps_the_rest_of_it() -> None:
     restored, added = restore(positive.scene, dataclasses.replace(near, fixed_unit=positive.scene.unit))
     assert added == 1 and "draw segment P B" in restored.program.text()
     assert restored.lines == (("P", "B"),)
+
+
+def test_a_negative_that_moves_most_of_the_figure_is_rejected() -> None:
+    from geoforge.verify import ink_kept
+
+    positive = make_positive(MARKED, ["right A B C", "altitude A D B C"])
+    # Turning AC from 90° to 80° swings AC, BC, D and AD: under half the ink stays in place.
+    program = drop_marks(replace_clause(positive.program, 2, "C = s_angle B A C 80, lconst C A 4"), {"C"})
+    verdict = verify_image(positive, ImageCandidate(program, 3, "80°", ()), png_of(positive), "test")
+    assert (verdict.ok, verdict.reason) == (False, "moves most of the figure")
+    grey = np.full((8, 8), 255, dtype=np.int16)
+    grey[2, :] = 0
+    shifted = np.roll(grey, 1, axis=0)
+    assert ink_kept(grey, grey) == 1.0 and ink_kept(grey, shifted) == 0.0
+
+
+def test_move_vertex_moves_a_point_across_its_line_not_along_it() -> None:
+    from geoforge_perturb.move_vertex import _directions
+
+    positive = make_positive(UNPRINTED, ["right A B C", "on_segment D B C"])
+    p = positive.scene.points
+    along = (p["C"] - p["B"]) / np.linalg.norm(p["C"] - p["B"])
+    for u in _directions(positive, "D", np.random.default_rng(3)):
+        assert abs(float(u @ along)) < math.cos(math.radians(60))

@@ -12,7 +12,8 @@ An image negative is kept only if (DESIGN.md, "Verification rules"):
    prints a length, in the units its own printed lengths set;
 4. it is not the positive up to similarity (:func:`similarity_gap`) unless a printed value
    differs, which makes it a ``value`` negative;
-5. its render differs visibly from the positive's.
+5. its render differs visibly from the positive's, yet keeps at least half of the positive's
+   ink in place (:func:`ink_kept`): a change that swings most of the figure is not one detail.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from geoforge.verify.measure import DEFAULT_MARGINS, Margins, how_false_of, viol
 
 #: A restored mark or given must hold to this (radians, or relative for lengths).
 HOLD_TOL = 1e-6
+#: A pixel is ink when its grey level is below this (of 255).
+INK_LEVEL = 128
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,16 @@ def pixel_difference(a: bytes | np.ndarray, b: bytes | np.ndarray) -> float:
     if x.shape != y.shape:
         return 1.0
     return float((np.abs(x - y) > 64).mean())
+
+
+def ink_kept(positive: np.ndarray, negative: np.ndarray) -> float:
+    """The share of the positive's ink pixels (grey < :data:`INK_LEVEL`) that are ink in the
+    negative too, for two (H, W) grey images of the same size; 1.0 for a blank positive. A
+    negative that keeps less than half its positive's ink differs everywhere, not in one
+    detail."""
+    ink = positive < INK_LEVEL
+    total = int(ink.sum())
+    return 1.0 if total == 0 else float((ink & (negative < INK_LEVEL)).sum()) / total
 
 
 def similarity_gap(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
@@ -256,9 +269,12 @@ def verify_image(
     if plan.scale != ref.view[0] or not np.array_equal(plan.centre, ref.view[1]):
         return Verdict(False, "needs a new framing")
     png = paint(plan, "png")
-    diff = pixel_difference(_grey(png), ref.grey)
+    grey = _grey(png)
+    diff = pixel_difference(grey, ref.grey)
     if diff < margins.pixel_diff:
         return Verdict(False, "not visibly different")
+    if ink_kept(ref.grey, grey) < margins.ink_kept:
+        return Verdict(False, "moves most of the figure")
     final = dataclasses.replace(candidate, program=scene.program)
     accepted = Accepted(plugin, final, violated, png, diff, how=how, restored=restored)
     return Verdict(True, accepted=accepted)

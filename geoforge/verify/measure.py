@@ -32,7 +32,8 @@ class Margins:
     positive and negative renders; ``incidence``: how far a point must leave its line or
     circle, as a share of the figure size (the diagonal of the points' bounding box);
     ``similarity``: how far, as a share of the figure size, some point of an image negative
-    must stay from the positive after the best similarity alignment when no length is printed.
+    must stay from the positive after the best similarity alignment when no length is printed;
+    ``ink_kept``: the share of the positive's ink an image negative must keep in place.
     At 448 px the figure size is about 414 px (median of 100 ``mmgeo-4k`` figures), so 3% is
     about 12 px (11 px at the 10th percentile), nine stroke widths of 1.36 px; 1% is 4 px, three
     stroke widths, which reads as a drawing error. The audit of issue 8 found points left 0.7–2.9%
@@ -44,6 +45,7 @@ class Margins:
     pixel_diff: float = 0.001
     incidence: float = 0.03
     similarity: float = 0.03
+    ink_kept: float = 0.5
 
 
 #: The default margins, as DESIGN.md states them.

@@ -5,7 +5,7 @@ converging (``on_pline``), midpoint → off-centre point (``midpoint``, ``mirror
 non-bisector (``angle_bisector``), a given angle or length changed (``s_angle``, ``aconst``,
 ``lconst``: isosceles → scalene, right → oblique), and a point on a circle moved off it
 (``on_circle``). The new construction is written so the point lands near where it was (the
-verifier realises negatives next to the positive). Angles change by 12° to 25° and lengths
+verifier realises negatives next to the positive). Angles change by 10° to 25° and lengths
 by 20% to 40%, beyond the verifier's margins.
 """
 
@@ -25,7 +25,7 @@ from geoforge.perturb import ImageCandidate, Positive
 from geoforge.program import Clause, Program
 from geoforge.scene import Scene
 
-ANGLE_STEPS = (12, 18, 25)
+ANGLE_STEPS = (10, 12, 18, 25)
 LENGTH_FACTORS = ("6/5", "4/5", "7/5", "3/5")
 
 Rule = Callable[[dict[str, str], Scene], list[tuple[str, str]]]
@@ -46,7 +46,7 @@ def _tilted(base: float) -> list[float]:
 
 
 def _turned(s: Scene, a: str, b: str, c: str, x: str, say: str, keep: str = "") -> list[tuple[str, str]]:
-    """Put ``x`` on the ray from ``c`` at a directed angle, from direction a→b, 12°–25° off the
+    """Put ``x`` on the ray from ``c`` at a directed angle, from direction a→b, 10°–25° off the
     one it has now (``aconst a b c x θ``), after the calls in ``keep``; ``say`` describes the
     change, with ``{t}`` for the new angle."""
     base = _signed(s, a, b, c, x)
@@ -140,14 +140,15 @@ RULES: dict[str, Rule] = {
 }
 
 
-def _rewrites(clause: Clause, scene: Scene) -> Iterator[tuple[str, str]]:
-    """Each (clause text, description) with one call replaced by a rule's alternative."""
+def _rewrites(clause: Clause, scene: Scene) -> Iterator[tuple[int, str, str]]:
+    """Each (rank, clause text, description) with one call replaced by a rule's alternative;
+    ``rank`` is the alternative's place in its rule's list (smallest changes first)."""
     for k, call in enumerate(clause.calls):
         rule = RULES.get(call.name)
         if rule is None:
             continue
         binding = dict(zip(REGISTRY[call.name].params, call.args))
-        for replacement, change in rule(binding, scene):
+        for rank, (replacement, change) in enumerate(rule(binding, scene)):
             calls = (
                 [c.text() for c in clause.calls[:k]]
                 + [replacement]
@@ -155,7 +156,7 @@ def _rewrites(clause: Clause, scene: Scene) -> Iterator[tuple[str, str]]:
             )
             # A rule that keeps a locus of another call (foot → on_line ...) would duplicate it.
             unique = list(dict.fromkeys(calls))
-            yield f"{' '.join(clause.points)} = {', '.join(unique)}", change
+            yield rank, f"{' '.join(clause.points)} = {', '.join(unique)}", change
 
 
 def _with_givens(negative: Program, old: Clause, text: str) -> Program:
@@ -189,11 +190,13 @@ class AlterRelation:
         for i, clause in enumerate(program.clauses):
             if clause.pinned:
                 continue
-            for text, change in _rewrites(clause, scene):
-                options.append((i, text, change))
-        order = rng.permutation(len(options))
-        for j in order:
-            i, text, change = options[int(j)]
+            for rank, text, change in _rewrites(clause, scene):
+                options.append((rank // 2, i, text, change))
+        # The smallest changes first (each rule lists its alternatives from the smallest, in
+        # pairs of opposite signs), in random order among clauses: the hardest negatives are
+        # the least visible changes that still break a claim.
+        keys = rng.permutation(len(options))
+        for _, _, i, text, change in sorted((o[0], int(k), *o[1:]) for o, k in zip(options, keys)):
             try:
                 negative = _with_givens(replace_clause(program, i, text), program.clauses[i], text)
             except ProgramError:

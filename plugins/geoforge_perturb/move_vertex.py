@@ -4,39 +4,53 @@ For each point the positive caption mentions, the clause that builds it is repla
 point pinned at a displaced position (everything built on it follows, everything else stays).
 Displacements are tried from small to large, a fraction of the diagram size, so the first ones
 the verifier accepts are the least visible that still break a claim (a right angle, a midpoint,
-an equal length). A point that lies on a drawn line moves across it (within 30° of the
-normal, either side): a move along its own line would leave every incidence true and change
-little that a picture shows. Other points move in a random direction. Givens on the moved point and on points
+an equal length). Each point moves in the two directions (of eight) that make the stated
+claims on it most clearly false, so a move breaks a claim by construction instead of sliding a
+point along its own line. Points with the fewest points built on them go first, so that the
+change stays one detail. Givens on the moved point and on points
 built from it are dropped, since their values no longer hold, and so are the marks (right-angle
 squares, ticks, arcs) on the moved point.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
 
 import geoforge
-from geoforge.edit import clause_index, drop_givens, drop_marks, pin
+from geoforge.edit import clause_index, dependents, drop_givens, drop_marks, pin
 from geoforge.errors import ProgramError
 from geoforge.perturb import ImageCandidate, Positive
-from geoforge.scene import Scene
+from geoforge.verify import violation
 
 #: Displacements tried, as fractions of the diagram size.
 STEPS = (0.06, 0.1, 0.16, 0.24)
 
 
-def _direction(scene: Scene, point: str, rng: np.random.Generator) -> np.ndarray:
-    """A unit vector (2,): across a drawn line through ``point`` if there is one, else random."""
-    lines = [g for g in scene.lines if point in g and len(g) >= 3]
-    angle = rng.uniform(0, 2 * np.pi)
-    if lines:
-        g = lines[int(rng.integers(len(lines)))]
-        d = scene.points[g[-1]] - scene.points[g[0]]
-        angle = float(np.arctan2(d[1], d[0])) + np.pi / 2 + rng.uniform(-np.pi / 6, np.pi / 6)
-        angle += np.pi * int(rng.integers(2))
-    return np.array([np.cos(angle), np.sin(angle)])
+#: Candidate directions: eight compass points (radians).
+COMPASS = np.arange(8) * np.pi / 4
+
+
+def _directions(positive: Positive, point: str, rng: np.random.Generator, n: int = 2) -> list[np.ndarray]:
+    """The ``n`` unit vectors (2,), of eight compass directions turned by a random angle, that
+    make the stated claims on ``point`` most clearly false when ``point`` alone moves a little
+    (:func:`geoforge.verify.violation`, points built on it held still): a move that breaks a
+    claim by construction, rather than one along the point's own line. Ties keep a random
+    order."""
+    scene = positive.scene
+    claims = [c for c in positive.caption.claims if point in {p for f in c.facts() for p in f.points}]
+    turn = rng.uniform(0, np.pi / 4)
+    units = [np.array([np.cos(t + turn), np.sin(t + turn)]) for t in COMPASS]
+    probe = 0.05 * scene.scale
+    scores = []
+    for u in units:
+        moved = {**scene.points, point: scene.points[point] + probe * u}
+        trial = dataclasses.replace(scene, points=moved)
+        scores.append(sum(min(violation(c, trial), 10.0) for c in claims))
+    order = sorted(range(len(units)), key=lambda k: (-round(scores[k], 6), float(rng.uniform())))
+    return [units[k] for k in order[:n]]
 
 
 class MoveVertex:
@@ -49,20 +63,25 @@ class MoveVertex:
         program, scene = positive.program, positive.scene
         claims = positive.caption.claims
         mentioned = sorted({p for c in claims for f in c.facts() for p in f.points if p in scene.points})
-        rng.shuffle(mentioned)
+        # Points with the fewest points built on them first: moving them changes one detail.
+        weight = {p: len(dependents(program, {p})) + float(rng.uniform()) for p in mentioned}
+        mentioned.sort(key=weight.__getitem__)
+        directions = {p: _directions(positive, p, rng) for p in mentioned}
         for step in STEPS:
             for point in mentioned:
                 index = clause_index(program, point)
-                shift = step * scene.scale * _direction(scene, point, rng)
-                coords = {p: tuple(scene.points[p]) for p in program.clauses[index].points}
-                coords[point] = tuple(scene.points[point] + shift)
-                try:
-                    moved = pin(program, index, coords)  # type: ignore[arg-type]
-                    negative = drop_marks(drop_givens(moved, {point}), {point})
-                except ProgramError:
-                    continue
-                breaks = tuple(c for c in claims if point in {p for f in c.facts() for p in f.points})
-                yield ImageCandidate(negative, index + 1, f"move {point} by {step:.2f} of the figure", breaks)
+                for direction in directions[point]:
+                    shift = step * scene.scale * direction
+                    coords = {p: tuple(scene.points[p]) for p in program.clauses[index].points}
+                    coords[point] = tuple(scene.points[point] + shift)
+                    try:
+                        moved = pin(program, index, coords)  # type: ignore[arg-type]
+                        negative = drop_marks(drop_givens(moved, {point}), {point})
+                    except ProgramError:
+                        continue
+                    breaks = tuple(c for c in claims if point in {p for f in c.facts() for p in f.points})
+                    change = f"move {point} by {step:.2f} of the figure"
+                    yield ImageCandidate(negative, index + 1, change, breaks)
 
 
 @geoforge.hookimpl
