@@ -4,7 +4,7 @@ For each point the positive caption mentions, the clause that builds it is repla
 point pinned at a displaced position (everything built on it follows, everything else stays).
 Displacements are tried from small to large, a fraction of the diagram size, so the first ones
 the verifier accepts are the least visible that still break a claim (a right angle, a midpoint,
-an equal length). Each point moves in the two directions (of eight) that make the stated
+an equal length). Each point moves in the three directions (of eight) that make the stated
 claims on it most clearly false, so a move breaks a claim by construction instead of sliding a
 point along its own line. Points with the fewest points built on them go first, so that the
 change stays one detail. Givens on the moved point and on points
@@ -33,7 +33,7 @@ STEPS = (0.06, 0.1, 0.16, 0.24)
 COMPASS = np.arange(8) * np.pi / 4
 
 
-def _directions(positive: Positive, point: str, rng: np.random.Generator, n: int = 2) -> list[np.ndarray]:
+def _directions(positive: Positive, point: str, rng: np.random.Generator, n: int = 3) -> list[np.ndarray]:
     """The ``n`` unit vectors (2,), of eight compass directions turned by a random angle, that
     make the stated claims on ``point`` most clearly false when ``point`` alone moves a little
     (:func:`geoforge.verify.violation`, points built on it held still): a move that breaks a
