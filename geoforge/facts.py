@@ -201,6 +201,50 @@ def _contri(s: SceneLike, a: str, b: str, c: str, x: str, y: str, z: str) -> flo
     return max(abs(u - v) for u, v in zip(s1, s2)) / s.scale
 
 
+def _clock(s: SceneLike, a: str, b: str, c: str) -> float:
+    """Signed area of triangle abc over the squared figure size: > 0 counter-clockwise."""
+    p = s.points
+    return cross(p[b] - p[a], p[c] - p[a]) / s.scale**2
+
+
+def _same_sign(u: float, v: float) -> float:
+    """0 when ``u`` and ``v`` have the same sign, both at least :data:`NEGATION_MARGIN` from 0;
+    else the shortfall."""
+    agree = min(abs(u), abs(v)) if u * v > 0 else -min(abs(u), abs(v))
+    return max(0.0, NEGATION_MARGIN - agree)
+
+
+def _sameclock(s: SceneLike, a: str, b: str, c: str, x: str, y: str, z: str) -> float:
+    return _same_sign(_clock(s, a, b, c), _clock(s, x, y, z))
+
+
+def _sameside(s: SceneLike, a: str, b: str, c: str, x: str, y: str, z: str) -> float:
+    """``a`` lies on the same side of ``b`` and ``c`` (between them or not) as ``x`` of ``y``
+    and ``z``: the dot products (b − a)·(c − a) and (y − x)·(z − x) have the same sign
+    (AlphaGeometry's ``numericals.check_sameside``)."""
+    p = s.points
+    u = float(np.dot(p[b] - p[a], p[c] - p[a])) / s.scale**2
+    v = float(np.dot(p[y] - p[x], p[z] - p[x])) / s.scale**2
+    return _same_sign(u, v)
+
+
+def _obtuse_angle(s: SceneLike, a: str, b: str, c: str) -> float:
+    """The plain angle ∠abc exceeds 90° by at least :data:`NEGATION_MARGIN` radians."""
+    p = s.points
+    if min(_len(p, a, b), _len(p, c, b)) < 1e-12:
+        return _INF
+    return max(0.0, math.pi / 2 + NEGATION_MARGIN - angle_at(p[a], p[b], p[c]))
+
+
+def _mirrored(check: Callable[..., float]) -> Callable[..., float]:
+    """A triangle relation (similar, congruent) that also needs opposite orientations."""
+
+    def mirrored(s: SceneLike, a: str, b: str, c: str, x: str, y: str, z: str) -> float:
+        return max(check(s, a, b, c, x, y, z), _same_sign(_clock(s, a, b, c), -_clock(s, x, y, z)))
+
+    return mirrored
+
+
 def _directed(s: SceneLike, a: str, b: str, c: str, d: str, target: float) -> float:
     u, v = _dir(s.points, a, b), _dir(s.points, c, d)
     return _INF if u is None or v is None else abs(wrap_half_pi(v - u - target))
@@ -231,6 +275,52 @@ def _rconst(s: SceneLike, a: str, b: str, c: str, d: str, r: str) -> float:
 
 def _lconst(s: SceneLike, a: str, b: str, v: str) -> float:
     return abs(_len(s.points, a, b) - _value(v)) / s.scale
+
+
+def _r2const(s: SceneLike, a: str, b: str, c: str, d: str, r: str) -> float:
+    p = s.points
+    return _ratio_gap(_safe_div(_len(p, a, b), _len(p, c, d)) ** 2, _value(r))
+
+
+def _l2const(s: SceneLike, a: str, b: str, v: str) -> float:
+    return abs(_len(s.points, a, b) - math.sqrt(max(_value(v), 0.0))) / s.scale
+
+
+def _lequation(s: SceneLike, *args: str) -> float:
+    """Σ kᵢ·|pᵢqᵢ| = v over groups ``k p q`` and a final ``v`` (Newclid), in diagram units."""
+    total = sum(
+        _value(args[i]) * _len(s.points, args[i + 1], args[i + 2]) for i in range(0, len(args) - 1, 3)
+    )
+    return abs(total - _value(args[-1])) / s.scale
+
+
+def line_angle(s: SceneLike, a: str, b: str, c: str, d: str) -> float | None:
+    """The directed angle from line ab to line cd in radians, in [0, π); None when a line is
+    undefined (coincident points)."""
+    u, v = _dir(s.points, a, b), _dir(s.points, c, d)
+    return None if u is None or v is None else (v - u) % math.pi
+
+
+def _aequation(s: SceneLike, *args: str) -> float:
+    """Σ kᵢ·∠(pᵢqᵢ, rᵢtᵢ) = v (mod 180°) over groups ``k p q r t`` and a final ``v``
+    (Newclid; directed line angles, ``v`` in degrees or ``pi`` radians)."""
+    from geoforge.exact import angle_radians
+
+    total = 0.0
+    for i in range(0, len(args) - 1, 5):
+        theta = line_angle(s, *args[i + 1 : i + 5])
+        if theta is None:
+            return _INF
+        total += _value(args[i]) * theta
+    return abs(wrap_half_pi(total - angle_radians(args[-1])))
+
+
+def _compute(s: SceneLike, *names: str) -> float:
+    """A value-asking goal (``acompute``, ``rcompute``, ``lcompute``) asks, so it holds whenever
+    its value is defined (no segment of coincident points); :mod:`geoforge.goals` reports the
+    value."""
+    pairs = [names[i : i + 2] for i in range(0, len(names), 2)]
+    return _INF if any(_len(s.points, *pq) < 1e-12 for pq in pairs) else 0.0
 
 
 def _length(s: SceneLike, a: str, b: str, v: str) -> float:
@@ -325,9 +415,14 @@ class PredicateSpec:
     kind: str
     check: Callable[..., float]
     literals: tuple[int, ...] = ()
+    groups: int = 0
 
     def is_literal(self, index: int, n: int) -> bool:
-        """True if argument ``index`` of ``n`` is a literal."""
+        """True if argument ``index`` of ``n`` is a literal. With ``groups`` = g, the arguments
+        are groups of g led by a literal coefficient, then one literal (Newclid's
+        ``lequation``/``aequation``)."""
+        if self.groups:
+            return index % self.groups == 0 or index == n - 1
         return index in self.literals or index - n in self.literals
 
 
@@ -358,7 +453,24 @@ PREDICATES: dict[str, PredicateSpec] = {
     "length": PredicateSpec(3, "ratio", _length, (2,)),
     "angle": PredicateSpec(4, "angle", _angle, (3,)),
     "shape": PredicateSpec(-4, "length", _shape, (0,)),
+    # Newclid's goal predicates (LMCRC/Newclid rules.txt; Newclid/Newclid predicates)
+    "sameclock": PredicateSpec(6, "length", _sameclock),
+    "sameside": PredicateSpec(6, "length", _sameside),
+    "obtuse_angle": PredicateSpec(3, "angle", _obtuse_angle),
+    "simtrir": PredicateSpec(6, "ratio", _mirrored(_simtri)),
+    "contrir": PredicateSpec(6, "length", _mirrored(_contri)),
+    "r2const": PredicateSpec(5, "ratio", _r2const, (4,)),
+    "l2const": PredicateSpec(3, "length", _l2const, (2,)),
+    "lequation": PredicateSpec(-4, "length", _lequation, groups=3),
+    "aequation": PredicateSpec(-6, "angle", _aequation, groups=5),
+    "acompute": PredicateSpec(4, "angle", _compute),
+    "rcompute": PredicateSpec(4, "ratio", _compute),
+    "lcompute": PredicateSpec(2, "length", _compute),
 }
+#: Goals that ask for a value instead of stating a fact (Newclid): ``acompute a b c d`` the
+#: directed angle from line ab to line cd, ``rcompute a b c d`` the ratio |ab|/|cd|,
+#: ``lcompute a b`` the length |ab|.
+COMPUTE_GOALS = ("acompute", "rcompute", "lcompute")
 
 
 def residual(fact: Fact, scene: SceneLike) -> float:
@@ -382,38 +494,42 @@ def check_fact_shape(
     """Check a fact's name, arity, literals and (if ``defined`` is given) its points.
 
     Raises ProgramError naming the fact (as ``role``, e.g. ``"goal"``, when given) and what was
-    expected, with a close-match suggestion for an unknown name.
+    expected, with a close-match suggestion for an unknown name and a hint when the name is a
+    construction's.
     """
     import difflib
 
+    from geoforge.errors import undefined_point
+
     text = fact.text()
+
+    def fail(message: str, token: str = "", hint: str = "") -> ProgramError:
+        return ProgramError(message, clause=role, text=text, source=source, token=token, hint=hint)
+
     spec = PREDICATES.get(fact.name)
     if spec is None:
+        from geoforge.constructions import REGISTRY
+
         near = difflib.get_close_matches(fact.name, PREDICATES, n=1)
-        hint = f" (did you mean `{near[0]}`?)" if near else ""
-        raise ProgramError(f"unknown predicate `{fact.name}`{hint}", clause=role, text=text, source=source)
+        suggestion = f" (did you mean `{near[0]}`?)" if near else ""
+        hint = f"`{fact.name}` is a construction: use it before `?`" if fact.name in REGISTRY else ""
+        raise fail(f"unknown predicate `{fact.name}`{suggestion}", fact.name, hint)
     n = len(fact.args)
     if fact.name == "shape":
         if not fact.args or fact.args[0] not in SHAPES:
-            raise ProgramError(
-                f"unknown shape kind: expected one of {', '.join(SHAPES)}",
-                clause=role,
-                text=text,
-                source=source,
-            )
+            raise fail(f"unknown shape kind: expected one of {', '.join(SHAPES)}", fact.name)
         want = SHAPES[fact.args[0]][0] + 1
         if n != want:
-            raise ProgramError(
-                f"`shape {fact.args[0]}` takes {want - 1} points, got {n - 1}",
-                clause=role,
-                text=text,
-                source=source,
-            )
+            raise fail(f"`shape {fact.args[0]}` takes {want - 1} points, got {n - 1}", fact.name)
+    elif spec.groups and (n < -spec.arity or (n - 1) % spec.groups):
+        raise fail(
+            f"`{fact.name}` takes groups of {spec.groups} arguments (a coefficient and "
+            f"{spec.groups - 1} points) and then a value, got {n} arguments",
+            fact.name,
+        )
     elif (spec.arity >= 0 and n != spec.arity) or (spec.arity < 0 and n < -spec.arity):
         want = f"{spec.arity}" if spec.arity >= 0 else f"at least {-spec.arity}"
-        raise ProgramError(
-            f"`{fact.name}` takes {want} arguments, got {n}", clause=role, text=text, source=source
-        )
+        raise fail(f"`{fact.name}` takes {want} arguments, got {n}", fact.name)
     for i, a in enumerate(fact.args):
         if spec.is_literal(i, n):
             if fact.name != "shape":
@@ -422,9 +538,9 @@ def check_fact_shape(
                 try:
                     parse_value(a)
                 except ProgramError as e:
-                    raise ProgramError(e.message, clause=role, text=text, source=source) from None
+                    raise fail(e.message, a) from None
         elif defined is not None and a not in defined:
-            raise ProgramError(f"undefined point `{a}`", clause=role, text=text, source=source)
+            raise undefined_point(a, defined, clause=role, text=text, source=source)
 
 
 def parse_fact(text: str) -> Fact:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from geoforge.errors import GeoforgeError, ProgramError
 from geoforge.facts import residual
+from geoforge.goals import Answer, answer, explain
 from geoforge.program import parse_program
 from geoforge.realise import realise
 
@@ -69,37 +70,56 @@ class CheckResult:
     tries: int = 0
     seed: int = 0
     attempts_used: int = 0
+    dialect: str = "alphageometry"
+    errors: list[ProgramError] = field(default_factory=list)
+    answers: dict[str, Answer] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
-        """A JSON-ready record."""
+        """A JSON-ready record; ``errors`` lists every mistake of an invalid program and
+        ``answers`` the values that value-asking goals (``acompute``...) ask for."""
         return {
             "name": self.name,
             "status": self.status,
             "source": self.source,
+            "dialect": self.dialect,
             "seconds": round(self.seconds, 4),
             "tries": self.tries,
             "seed": self.seed,
             "attempts_used": self.attempts_used,
             "residuals": self.residuals,
+            "answers": {goal: a.to_json() for goal, a in self.answers.items()},
             "reason": self.reason,
+            "errors": [e.to_json() for e in self.errors],
         }
 
 
-def check_problem(problem: Problem, seed: int = 0, attempts: int = 32) -> CheckResult:
-    """Parse ``problem``, realise it and check its goals numerically; never raises for bad input.
+def check_problem(
+    problem: Problem, seed: int = 0, attempts: int = 32, dialect: str = "alphageometry"
+) -> CheckResult:
+    """Parse ``problem`` in ``dialect``, realise it and check its goals numerically; never
+    raises for bad input.
 
     Some problems leave a choice that the goal depends on: which of two intersection points
     (AlphaGeometry picks one at random, ``numericals.py``'s ``reduce``) or the orientation of
     a free shape. So the goal is checked on up to ``attempts`` realisations with seeds
-    ``seed, seed + 1, ...``; the result records how many were needed (``attempts_used``) and
-    fails with the worst goal's residual on the first one if none works.
+    ``seed, seed + 1, ...``; the result records how many were needed (``attempts_used``). If
+    none works, it fails on the first one, and ``reason`` gives the failing goal's measured
+    values (:func:`geoforge.goals.explain`). An invalid program lists every mistake in
+    ``errors``. Value-asking goals (``acompute``...) get their :class:`Answer`.
     """
     start = time.perf_counter()
     try:
-        program = parse_program(problem.text, source=problem.source)
+        program = parse_program(problem.text, source=problem.source, dialect=dialect)
     except ProgramError as e:
+        errors = list(getattr(e, "errors", [e]))
         return CheckResult(
-            problem.name, "invalid", problem.source, time.perf_counter() - start, reason=str(e)
+            problem.name,
+            "invalid",
+            problem.source,
+            time.perf_counter() - start,
+            reason=str(e),
+            dialect=dialect,
+            errors=errors,
         )
     first: CheckResult | None = None
     for k in range(attempts):
@@ -112,21 +132,28 @@ def check_problem(problem: Problem, seed: int = 0, attempts: int = 32) -> CheckR
                 problem.source,
                 time.perf_counter() - start,
                 reason=str(e),
+                dialect=dialect,
             )
         residuals = {g.text(): residual(g, scene) for g in program.goals}
-        failed = [t for t, r in residuals.items() if not r <= GOAL_TOL]
+        failed = [g for g in program.goals if not residuals[g.text()] <= GOAL_TOL]
+        reason = ""
+        if failed:
+            reason = (
+                f"goal `{failed[0].text()}` fails on {attempts} realisations: {explain(failed[0], scene)}"
+            )
+        answers = {g.text(): a for g in program.goals if (a := answer(g, scene)) is not None}
         result = CheckResult(
             problem.name,
             "goal_failed" if failed else "ok",
             problem.source,
             0.0,
             residuals,
-            reason=(f"goal `{failed[0]}` off by {residuals[failed[0]]:.3g} on {attempts} realisations")
-            if failed
-            else "",
+            reason=reason,
             tries=scene.tries,
             seed=seed + k,
             attempts_used=k + 1,
+            dialect=dialect,
+            answers=answers,
         )
         first = first or result
         if not failed:

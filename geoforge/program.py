@@ -34,7 +34,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from geoforge.errors import ProgramError
+from geoforge.dialect import (
+    ALPHAGEOMETRY,
+    ANGLE_ARGS,
+    ANGLE_PARAMS,
+    check_dialect,
+    from_geoforge_order,
+    read_literal,
+    to_geoforge_order,
+    write_literal,
+)
+from geoforge.errors import ProgramError, UsageError, raise_all
 from geoforge.facts import Fact, check_fact_shape
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_']*$")
@@ -61,9 +71,21 @@ class Call:
     name: str
     args: tuple[str, ...]
 
-    def text(self) -> str:
-        """The call as DSL text: ``name arg1 arg2 ...``."""
-        return " ".join((self.name, *self.args))
+    def text(self, dialect: str = ALPHAGEOMETRY) -> str:
+        """The call as DSL text, ``name arg1 arg2 ...``, in ``dialect``'s argument order and
+        literal form (see :mod:`geoforge.dialect`)."""
+        if dialect == ALPHAGEOMETRY:
+            return " ".join((self.name, *self.args))
+        from geoforge.constructions import REGISTRY
+
+        c = REGISTRY.get(self.name)
+        if c is None:
+            return " ".join((self.name, *self.args))
+        args = tuple(
+            write_literal(a, dialect, (self.name, p) in ANGLE_PARAMS) if p in c.literals else a
+            for p, a in zip(c.params, self.args)
+        )
+        return " ".join((self.name, *from_geoforge_order(self.name, args, c.params, dialect)))
 
 
 @dataclass(frozen=True)
@@ -79,11 +101,11 @@ class Clause:
     pinned: tuple[tuple[str, float, float], ...] = ()
     aux: bool = False
 
-    def text(self) -> str:
-        """The clause as DSL text with every output name written out."""
+    def text(self, dialect: str = ALPHAGEOMETRY) -> str:
+        """The clause as DSL text with every output name written out, in ``dialect``."""
         pins = {p: (x, y) for p, x, y in self.pinned}
         lhs = " ".join(f"{p}@{pins[p][0]!r}_{pins[p][1]!r}" if p in pins else p for p in self.points)
-        return f"{lhs} = " + ", ".join(c.text() for c in self.calls)
+        return f"{lhs} = " + ", ".join(c.text(dialect) for c in self.calls)
 
 
 @dataclass(frozen=True)
@@ -118,27 +140,32 @@ class Program:
     statements: tuple[Statement, ...] = ()
     goals: tuple[Fact, ...] = ()
     source: str = field(default="", compare=False)
+    dialect: str = field(default=ALPHAGEOMETRY, compare=False)
 
     @property
     def points(self) -> tuple[str, ...]:
         """Every point name in order of introduction."""
         return tuple(p for c in self.clauses for p in c.points)
 
-    def text(self) -> str:
-        """The program as DSL text; :func:`parse_program` of it gives an equal Program."""
-        body = "; ".join([c.text() for c in self.clauses] + [s.text() for s in self.statements])
+    def text(self, dialect: str | None = None) -> str:
+        """The program as DSL text in ``dialect`` (default: the one it was read in);
+        :func:`parse_program` of it in that dialect gives an equal Program."""
+        d = dialect or self.dialect
+        clauses = [c.text(d) for c in self.clauses]
+        body = "; ".join(clauses + [s.text() for s in self.statements])
         aux = [i for i, c in enumerate(self.clauses) if c.aux]
         if aux:
-            main = [c.text() for c in self.clauses[: aux[0]]]
-            rest = [c.text() for c in self.clauses[aux[0] :]] + [s.text() for s in self.statements]
-            body = "; ".join(main) + " | " + "; ".join(rest)
+            rest = clauses[aux[0] :] + [s.text() for s in self.statements]
+            body = "; ".join(clauses[: aux[0]]) + " | " + "; ".join(rest)
         if self.goals:
-            body += " ? " + "; ".join(g.text() for g in self.goals)
+            body += " ? " + "; ".join(_goal_text(g, d) for g in self.goals)
         return body
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict: ``{"clauses": [...], "statements": [...], "goals": [...]}``."""
+        """JSON-ready dict: ``{"clauses": [...], "statements": [...], "goals": [...],
+        "dialect": ...}``; arguments are in geoforge's order whatever the dialect."""
         return {
+            "dialect": self.dialect,
             "clauses": [
                 {
                     "points": list(c.points),
@@ -177,23 +204,21 @@ class Program:
                 Statement(s["kind"], s["name"], tuple(s["args"])) for s in data.get("statements", [])
             )
             goals = tuple(Fact(g["name"], tuple(g["args"])) for g in data.get("goals", []))
-        except (KeyError, TypeError, ValueError) as e:
+            dialect = check_dialect(str(data.get("dialect", ALPHAGEOMETRY)))
+        except (KeyError, TypeError, ValueError, UsageError) as e:
             raise ProgramError(f"malformed program JSON: missing or bad field {e}", source=source) from None
-        return validate(cls(clauses, statements, goals, source))
+        return validate(cls(clauses, statements, goals, source, dialect))
 
-    def canonical(self) -> str:
-        """Canonical text: points renamed ``p0, p1, ...`` in order of introduction, the calls of
-        each clause sorted, statements sorted. Programs that differ only in point names, call
-        order inside a clause or statement order have the same canonical text."""
+    def renamed(self, mapping: dict[str, str]) -> Program:
+        """A copy with points renamed by ``mapping`` (points it omits keep their names);
+        literals (``pi``, ``60``) are kept even where a point has the same name. Not validated:
+        the caller gives an injective mapping."""
         from geoforge.constructions import REGISTRY
         from geoforge.facts import PREDICATES
 
-        rename = {p: f"p{i}" for i, p in enumerate(self.points)}
-
         def sub(args: Iterable[str], literal: Iterable[bool] = ()) -> tuple[str, ...]:
-            # Literals (``pi``, ``60``) are kept even where a point has the same name.
             flags = list(literal)
-            return tuple(a if i < len(flags) and flags[i] else rename.get(a, a) for i, a in enumerate(args))
+            return tuple(a if i < len(flags) and flags[i] else mapping.get(a, a) for i, a in enumerate(args))
 
         def call_sub(k: Call) -> Call:
             c = REGISTRY[k.name]
@@ -202,29 +227,35 @@ class Program:
         clauses = tuple(
             Clause(
                 sub(c.points),
-                tuple(sorted((call_sub(k) for k in c.calls), key=Call.text)),
-                tuple((rename[p], x, y) for p, x, y in c.pinned),
+                tuple(call_sub(k) for k in c.calls),
+                tuple((mapping.get(p, p), x, y) for p, x, y in c.pinned),
                 c.aux,
             )
             for c in self.clauses
         )
         statements = tuple(
-            sorted(
-                (Statement(s.kind, s.name, sub(s.points) + s.args[len(s.points) :]) for s in self.statements),
-                key=Statement.text,
-            )
+            Statement(s.kind, s.name, sub(s.points) + s.args[len(s.points) :]) for s in self.statements
         )
         goals = tuple(
             Fact(
                 g.name,
-                sub(
-                    g.args,
-                    (PREDICATES[g.name].is_literal(i, len(g.args)) for i in range(len(g.args))),
-                ),
+                sub(g.args, (PREDICATES[g.name].is_literal(i, len(g.args)) for i in range(len(g.args)))),
             )
             for g in self.goals
         )
-        return Program(clauses, statements, goals).text()
+        return dataclasses.replace(self, clauses=clauses, statements=statements, goals=goals)
+
+    def canonical(self) -> str:
+        """Canonical text: points renamed ``p0, p1, ...`` in order of introduction, the calls of
+        each clause sorted, statements sorted, in AlphaGeometry's dialect. Programs that differ
+        only in point names, call order inside a clause, statement order or dialect have the
+        same canonical text."""
+        named = self.renamed({p: f"p{i}" for i, p in enumerate(self.points)})
+        clauses = tuple(
+            dataclasses.replace(c, calls=tuple(sorted(c.calls, key=Call.text))) for c in named.clauses
+        )
+        statements = tuple(sorted(named.statements, key=Statement.text))
+        return Program(clauses, statements, named.goals).text()
 
     def canonical_hash(self) -> str:
         """SHA-256 hex digest (first 16 characters) of :meth:`canonical`: stable across runs,
@@ -236,50 +267,129 @@ class Program:
         return validate(dataclasses.replace(self, **changes))
 
 
-def _split_top(text: str) -> tuple[str, str]:
-    if text.count("?") > 1:
-        raise ProgramError("more than one `?`: expected `premises ? goal`", text=text)
-    premises, _, goal = text.partition("?")
-    return premises, goal
+def _goal_text(goal: Fact, dialect: str) -> str:
+    """A goal as DSL text in ``dialect`` (Newclid writes angle literals with ``o``)."""
+    at = ANGLE_ARGS.get(goal.name)
+    if at is None or dialect == ALPHAGEOMETRY:
+        return goal.text()
+    args = [write_literal(a, dialect, i == len(goal.args) + at) for i, a in enumerate(goal.args)]
+    return " ".join((goal.name, *args))
 
 
-def parse_program(text: str, source: str = "") -> Program:
-    """Parse DSL text into a validated :class:`Program`.
+@dataclass(frozen=True)
+class _Piece:
+    """One ``;``-separated piece of program text: its 1-based ``number``, raw text, 0-based
+    ``offset`` in the whole text and whether it follows Newclid's ``|``."""
 
-    ``source`` (``file:line``) is put in front of every error message. Raises ProgramError for
-    a malformed clause, an unknown construction (with a close-match suggestion), a wrong
-    arity, or an undefined or duplicate point, naming the 1-based clause index and its text.
+    number: int
+    raw: str
+    offset: int
+    aux: bool = False
+
+    def column(self, token: str = "") -> int:
+        """The 1-based column of ``token`` (a whole word) in the text, else of the piece."""
+        m = re.search(rf"(?<!\S){re.escape(token)}(?!\S)", self.raw) if token else None
+        start = m.start() if m else len(self.raw) - len(self.raw.lstrip())
+        return self.offset + start + 1
+
+
+def _pieces(text: str, start: int, end: int, aux: bool, first: int) -> list[_Piece]:
+    """Split ``text[start:end]`` on ``;`` into pieces numbered from ``first``."""
+    out, offset = [], start
+    for k, raw in enumerate(text[start:end].split(";")):
+        out.append(_Piece(first + k, raw, offset, aux))
+        offset += len(raw) + 1
+    return out
+
+
+def parse_program(text: str, source: str = "", dialect: str = ALPHAGEOMETRY) -> Program:
+    """Parse DSL text in ``dialect`` (``alphageometry`` or ``newclid``, see
+    :mod:`geoforge.dialect`) into a validated :class:`Program`.
+
+    Every mistake is found in one pass: a malformed clause, an unknown construction (with a
+    close-match suggestion), a wrong arity, a bad literal, an undefined or duplicate point, an
+    empty clause. Each becomes a ProgramError naming ``source`` (``file:line``), the 1-based
+    clause number and text, the column and, where one is known, a hint; one mistake is raised
+    as itself, several as :class:`geoforge.errors.ProgramErrors`. Raises UsageError for an
+    unknown dialect.
     """
-    text = text.strip()
-    if not text:
+    check_dialect(dialect)
+    if not text.strip():
         raise ProgramError("empty program: expected `a b c = triangle a b c; ...`", source=source)
-    premises, goal_text = _split_top(text)
-    main, bar, aux_text = premises.partition("|")
-    if "|" in aux_text:
+    if text.count("?") > 1:
+        raise ProgramError(
+            "more than one `?`: expected `premises ? goal`", source=source, column=text.rindex("?") + 1
+        )
+    qmark = text.find("?")
+    end = qmark if qmark >= 0 else len(text)
+    bar = text.find("|", 0, end)
+    if bar >= 0 and text.find("|", bar + 1, end) >= 0:
         raise ProgramError("more than one `|`: expected `clauses | auxiliary clauses`", source=source)
-    pieces = [(p, False) for p in main.split(";")] + ([(p, True) for p in aux_text.split(";")] if bar else [])
-    clauses: list[Clause] = []
-    statements: list[Statement] = []
-    for index, (raw, aux) in enumerate(pieces, start=1):
-        piece = raw.strip()
-        if not piece:
-            if index == len(pieces) and not aux:
-                continue
-            raise ProgramError("empty clause: two `;` in a row?", clause=index, text=raw, source=source)
-        if "=" in piece:
-            clauses.append(_parse_clause(piece, index, aux, source))
-        else:
-            statements.append(_parse_statement(piece, index, source))
-    goals = tuple(Fact(g.split()[0], tuple(g.split()[1:])) for g in goal_text.split(";") if g.strip())
-    if "?" in text and not goals:
-        raise ProgramError("`?` is followed by no goal", source=source)
-    return validate(Program(tuple(clauses), tuple(statements), goals, source))
+    pieces = _pieces(text, 0, bar if bar >= 0 else end, False, 1)
+    if bar >= 0:
+        pieces += _pieces(text, bar + 1, end, True, len(pieces) + 1)
+    errors: list[ProgramError] = []
+    clauses: list[tuple[Clause, _Piece]] = []
+    statements: list[tuple[Statement, _Piece]] = []
+    named: set[str] = set()  # points of clauses that failed to parse, to avoid follow-on errors
+    for piece in pieces:
+        body = piece.raw.strip()
+        try:
+            if not body:
+                if piece is pieces[-1] and not piece.aux and qmark < 0:
+                    continue  # a trailing `;`
+                if piece is pieces[-1] and qmark >= 0:
+                    raise ProgramError("empty clause before `?`", hint="remove the `;` before `?`")
+                raise ProgramError("empty clause: two `;` in a row?")
+            if "=" in body:
+                clauses.append((dataclasses.replace(_parse_clause(body, dialect), aux=piece.aux), piece))
+            else:
+                statements.append((_parse_statement(body), piece))
+        except ProgramError as e:
+            lhs = body.partition("=")[0].split() if "=" in body else []
+            named.update(t.split("@")[0] for t in lhs if is_point_name(t.split("@")[0]))
+            errors.append(e.located(source, clause=piece.number, text=body, column=piece.column(e.token)))
+    goals: list[tuple[Fact, _Piece]] = []
+    if qmark >= 0:
+        for piece in _pieces(text, qmark + 1, len(text), False, 0):
+            tokens = [read_literal(t, dialect) for t in piece.raw.split()]
+            if tokens:
+                goals.append((Fact(tokens[0], tuple(tokens[1:])), piece))
+        if not goals:
+            errors.append(ProgramError("`?` is followed by no goal", source=source, column=qmark + 1))
+    program = Program(
+        tuple(c for c, _ in clauses),
+        tuple(st for st, _ in statements),
+        tuple(g for g, _ in goals),
+        source,
+        dialect,
+    )
+    try:
+        valid, found = _validate(program, named), []
+    except ProgramError as e:
+        found = getattr(e, "errors", [e])
+    if not errors and not found:
+        return valid
+    places = {("clause", i): p for i, (_, p) in enumerate(clauses)}
+    places.update({("statement", i): p for i, (_, p) in enumerate(statements)})
+    places.update({("goal", i): p for i, (_, p) in enumerate(goals)})
+    for err in found:
+        piece = places[err.place]  # type: ignore[attr-defined]
+        number = "goal" if err.clause == "goal" else piece.number
+        errors.append(
+            err.located(source, clause=number, text=piece.raw.strip(), column=piece.column(err.token))
+        )
+    errors.sort(key=lambda e: e.column or 0)
+    raise_all(errors)
+    return valid
 
 
-def _parse_clause(piece: str, index: int, aux: bool, source: str) -> Clause:
+def _parse_clause(piece: str, dialect: str) -> Clause:
+    from geoforge.constructions import REGISTRY
+
     lhs, _, rhs = piece.partition("=")
     if "=" in rhs:
-        raise ProgramError("more than one `=` in a clause", clause=index, text=piece, source=source)
+        raise ProgramError("more than one `=` in a clause", token="=")
     points: list[str] = []
     pinned: list[tuple[str, float, float]] = []
     for token in lhs.split():
@@ -289,51 +399,47 @@ def _parse_clause(piece: str, index: int, aux: bool, source: str) -> Clause:
                 pinned.append((m.group(1), float(m.group(2)), float(m.group(3))))
             except ValueError:
                 raise ProgramError(
-                    f"bad pinned coordinates `{token}`: expected `name@x_y`",
-                    clause=index,
-                    text=piece,
-                    source=source,
+                    f"bad pinned coordinates `{token}`: expected `name@x_y`", token=token
                 ) from None
             points.append(m.group(1))
         elif is_point_name(token):
             points.append(token)
         else:
             raise ProgramError(
-                f"bad point name `{token}`: expected a letter followed by letters, digits or `_`",
-                clause=index,
-                text=piece,
-                source=source,
+                f"bad point name `{token}`: expected a letter followed by letters, digits or `_`", token=token
             )
     if not points:
-        raise ProgramError("no point names before `=`", clause=index, text=piece, source=source)
+        raise ProgramError("no point names before `=`")
     calls = []
     for part in rhs.split(","):
-        tokens = part.split()
+        tokens = [read_literal(t, dialect) for t in part.split()]
         if not tokens:
-            raise ProgramError("empty construction after `=` or `,`", clause=index, text=piece, source=source)
-        calls.append(Call(tokens[0], tuple(tokens[1:])))
-    return Clause(tuple(points), tuple(calls), tuple(pinned), aux)
+            raise ProgramError("empty construction after `=` or `,`", token="=" if not calls else "")
+        c = REGISTRY.get(tokens[0])
+        args = tuple(tokens[1:])
+        calls.append(Call(tokens[0], to_geoforge_order(tokens[0], args, c.params, dialect) if c else args))
+    return Clause(tuple(points), tuple(calls), tuple(pinned))
 
 
-def _parse_statement(piece: str, index: int, source: str) -> Statement:
+def _parse_statement(piece: str) -> Statement:
+    from geoforge.facts import PREDICATES
+
     tokens = piece.split()
     kinds = {"draw": DRAW_KINDS, "mark": MARK_KINDS, "given": GIVEN_KINDS}
     if tokens[0] not in kinds:
+        hint = f"`{tokens[0]}` is a predicate: use it after `?`" if tokens[0] in PREDICATES else ""
         raise ProgramError(
             "malformed clause: expected `points = construction args` or a statement starting with "
             "`draw`, `mark` or `given`",
-            clause=index,
-            text=piece,
-            source=source,
+            token=tokens[0],
+            hint=hint,
         )
     if len(tokens) < 2 or tokens[1] not in kinds[tokens[0]]:
         options = ", ".join(sorted(kinds[tokens[0]]))
         raise ProgramError(
             f"unknown `{tokens[0]}` kind {tokens[1] if len(tokens) > 1 else '(none)'!r}: "
             f"expected one of {options}",
-            clause=index,
-            text=piece,
-            source=source,
+            token=tokens[1] if len(tokens) > 1 else tokens[0],
         )
     return Statement(tokens[0], tokens[1], tuple(tokens[2:]))
 
@@ -341,74 +447,86 @@ def _parse_statement(piece: str, index: int, source: str) -> Statement:
 def validate(program: Program) -> Program:
     """Check ``program`` against the construction table and resolve omitted output names.
 
-    Returns a Program whose calls all carry full argument lists. Raises ProgramError on an
-    unknown construction (with a suggestion), a wrong arity, a bad literal, an undefined or a
-    duplicate point, a statement or goal with a wrong arity or an unknown point.
+    Returns a Program whose calls all carry full argument lists. Raises ProgramError (or
+    :class:`geoforge.errors.ProgramErrors` for several) on an unknown construction (with a
+    suggestion), a wrong arity, a bad literal, an undefined or a duplicate point, a statement
+    or goal with a wrong arity or an unknown point.
     """
+    return _validate(program)
+
+
+def _validate(program: Program, named: set[str] | frozenset[str] = frozenset()) -> Program:
+    """:func:`validate`, with ``named`` points counted as defined (those of clauses that did not
+    parse). Each error found carries ``place``: ``("clause" | "statement" | "goal", index)``."""
     from geoforge.constructions import resolve_call
 
-    defined: set[str] = set()
+    errors: list[ProgramError] = []
+
+    def keep(e: ProgramError, place: tuple[str, int]) -> None:
+        e.place = place  # type: ignore[attr-defined]
+        errors.append(e)
+
+    defined: set[str] = set(named)
     resolved: list[Clause] = []
     for index, clause in enumerate(program.clauses, start=1):
         text = clause.text()
+        where = {"index": index, "text": text, "source": program.source}
+        seen: set[str] = set()
         for p in clause.points:
-            if p in defined:
-                raise ProgramError(
-                    f"point `{p}` is already defined",
-                    clause=index,
-                    text=text,
-                    source=program.source,
+            if (p in defined and p not in named) or p in seen:
+                message = (
+                    "a point is named twice before `=`" if p in seen else f"point `{p}` is already defined"
                 )
-        if len(set(clause.points)) != len(clause.points):
-            raise ProgramError(
-                "a point is named twice before `=`", clause=index, text=text, source=program.source
-            )
-        calls = tuple(
-            resolve_call(call, clause.points, defined, index=index, text=text, source=program.source)
-            for call in clause.calls
-        )
+                error = ProgramError(message, clause=index, text=text, source=program.source, token=p)
+                keep(error, ("clause", index - 1))
+            seen.add(p)
+        calls = []
+        for call in clause.calls:
+            try:
+                calls.append(resolve_call(call, clause.points, defined, **where))  # type: ignore[arg-type]
+            except ProgramError as e:
+                keep(e, ("clause", index - 1))
+                calls.append(call)
         defined.update(clause.points)
-        resolved.append(dataclasses.replace(clause, calls=calls))
+        resolved.append(dataclasses.replace(clause, calls=tuple(calls)))
     for offset, st in enumerate(program.statements):
-        _check_statement(st, defined, program.source, len(program.clauses) + offset + 1)
-    for goal in program.goals:
-        check_fact_shape(goal, defined, source=program.source, role="goal")
+        try:
+            _check_statement(st, defined, program.source, len(program.clauses) + offset + 1)
+        except ProgramError as e:
+            keep(e, ("statement", offset))
+    for k, goal in enumerate(program.goals):
+        try:
+            check_fact_shape(goal, defined, source=program.source, role="goal")
+        except ProgramError as e:
+            keep(e, ("goal", k))
+    raise_all(errors)
     return dataclasses.replace(program, clauses=tuple(resolved))
 
 
 def _check_statement(st: Statement, defined: set[str], source: str, index: int) -> None:
+    from geoforge.errors import undefined_point
+
     table = {"draw": DRAW_KINDS, "mark": MARK_KINDS, "given": GIVEN_KINDS}[st.kind]
     want = table[st.name]
     points = st.points
+    where = {"clause": index, "text": st.text(), "source": source, "token": st.name}
     if st.kind == "given" and len(st.args) != want + 1:
-        raise ProgramError(
-            f"`given {st.name}` takes {want} points and a value",
-            clause=index,
-            text=st.text(),
-            source=source,
-        )
+        raise ProgramError(f"`given {st.name}` takes {want} points and a value", **where)  # type: ignore[arg-type]
     if want >= 0 and st.kind != "given" and len(points) != want:
-        raise ProgramError(
-            f"`{st.kind} {st.name}` takes {want} points, got {len(points)}",
-            clause=index,
-            text=st.text(),
-            source=source,
-        )
+        raise ProgramError(f"`{st.kind} {st.name}` takes {want} points, got {len(points)}", **where)  # type: ignore[arg-type]
     if want < 0 and (len(points) < -want or (st.name.startswith("equal") and len(points) % (-want // 2))):
         raise ProgramError(
             f"`{st.kind} {st.name}` takes at least {-want} points"
             + (f" in groups of {-want // 2}" if st.name.startswith("equal") else ""),
-            clause=index,
-            text=st.text(),
-            source=source,
+            **where,  # type: ignore[arg-type]
         )
     for p in points:
         if p not in defined:
-            raise ProgramError(f"undefined point `{p}`", clause=index, text=st.text(), source=source)
+            raise undefined_point(p, defined, clause=index, text=st.text(), source=source)
     if st.kind == "given":
         from geoforge.exact import parse_value
 
         try:
             parse_value(st.args[-1])
         except ProgramError as e:
-            raise ProgramError(e.message, clause=index, text=st.text(), source=source) from None
+            raise e.located(source, clause=index, text=st.text(), token=st.args[-1]) from None

@@ -71,6 +71,8 @@ LITERALS = {
     "rconst": st.sampled_from(["3/2", "1/2", "2"]),
     "rconst2": st.sampled_from(["3/2", "1/3"]),
     "lconst": st.sampled_from(["1.3", "sqrt(2)", "3*sqrt(2)/2"]),
+    "l2const": st.sampled_from(["2", "9/4"]),
+    "r2const": st.sampled_from(["4", "1/2"]),
 }
 FREE = sorted(n for n, c in REGISTRY.items() if not c.inputs and not c.literals)
 BUILT = sorted(n for n, c in REGISTRY.items() if c.inputs)
@@ -322,41 +324,41 @@ def _error(text: str, source: str = "") -> str:
 def test_unknown_construction_suggests_the_close_match() -> None:
     message = _error("a b c = triangle a b c; d = foo t d a b", source="p.txt:2")
     assert message == (
-        "p.txt:2: clause 2 `d = foo t d a b`: unknown construction `foo` (did you mean `foot`?)"
+        "p.txt:2:29: clause 2 `d = foo t d a b`: unknown construction `foo` (did you mean `foot`?)"
     )
 
 
 def test_wrong_arity_shows_the_expected_forms() -> None:
     message = _error("a b c = triangle a b c; x = foot x a b")
-    assert message.startswith("clause 2 `x = foot x a b`: ")
+    assert message.startswith("column 29: clause 2 `x = foot x a b`: ")
     assert "`foot` takes 4 arguments, got 3" in message
     assert "expected `x = foot x a b c` or `x = foot a b c`" in message
 
 
 def test_undefined_point_is_named() -> None:
     message = _error("a b c = triangle a b c; x = foot x a b q")
-    assert message == "clause 2 `x = foot x a b q`: undefined point `q`"
+    assert message == "column 40: clause 2 `x = foot x a b q`: undefined point `q`"
 
 
 def test_duplicate_point_is_named_with_its_clause() -> None:
     message = _error("a b c = triangle a b c; m = midpoint m a b; m = midpoint m b c")
-    assert message == "clause 3 `m = midpoint m b c`: point `m` is already defined"
+    assert message == "column 45: clause 3 `m = midpoint m b c`: point `m` is already defined"
 
 
 def test_malformed_clause_without_equals() -> None:
     message = _error("a b c triangle")
-    assert message.startswith("clause 1 `a b c triangle`: malformed clause")
+    assert message.startswith("column 1: clause 1 `a b c triangle`: malformed clause")
     assert "expected `points = construction args`" in message
 
 
 def test_bad_literal_names_the_clause() -> None:
     """Regression: a bad literal's error named neither the clause index nor the source."""
     message = _error("a b = segment a b; x = s_angle a b x 4o", source="p.txt:5")
-    assert message.startswith("p.txt:5: clause 2 `x = s_angle a b x 4o`: bad value `4o`")
+    assert message.startswith("p.txt:5:38: clause 2 `x = s_angle a b x 4o`: bad value `4o`")
     given_ = _error("a b c = triangle a b c; given length a b 3**", source="p.txt:7")
-    assert given_.startswith("p.txt:7: clause 2 `given length a b 3**`: bad value `3**`")
+    assert given_.startswith("p.txt:7:42: clause 2 `given length a b 3**`: bad value `3**`")
     goal = _error("a b c = triangle a b c ? angle a b c 6o", source="p.txt:9")
-    assert goal.startswith("p.txt:9: goal `angle a b c 6o`: bad value `6o`")
+    assert goal.startswith("p.txt:9:38: goal `angle a b c 6o`: bad value `6o`")
 
 
 def test_unknown_goal_predicate_suggests_the_close_match() -> None:

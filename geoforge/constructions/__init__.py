@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from geoforge.errors import ProgramError
+from geoforge.errors import ProgramError, undefined_point
 from geoforge.facts import Fact, check_fact_shape
 
 
@@ -134,14 +134,17 @@ def resolve_call(call, clause_points, defined, *, index: int, text: str, source:
     from geoforge.exact import parse_value
     from geoforge.program import Call
 
-    def fail(message: str) -> ProgramError:
-        return ProgramError(message, clause=index, text=text, source=source)
+    def fail(message: str, token: str = "", hint: str = "") -> ProgramError:
+        return ProgramError(message, clause=index, text=text, source=source, token=token, hint=hint)
 
     c = REGISTRY.get(call.name)
     if c is None:
+        from geoforge.facts import PREDICATES
+
         near = difflib.get_close_matches(call.name, REGISTRY, n=1, cutoff=0.6)
-        hint = f" (did you mean `{near[0]}`?)" if near else ""
-        raise fail(f"unknown construction `{call.name}`{hint}")
+        suggestion = f" (did you mean `{near[0]}`?)" if near else ""
+        hint = f"`{call.name}` is a predicate: use it after `?`" if call.name in PREDICATES else ""
+        raise fail(f"unknown construction `{call.name}`{suggestion}", call.name, hint)
     args = list(call.args)
     n_out = len(c.outputs)
     if len(args) != len(c.params):
@@ -154,25 +157,27 @@ def resolve_call(call, clause_points, defined, *, index: int, text: str, source:
             short = " ".join(p for p in c.params if p not in c.outputs)
             raise fail(
                 f"`{c.name}` takes {len(c.params)} arguments, got {len(args)}: expected "
-                f"`{c.signature}`" + (f" or `{' '.join(c.outputs)} = {c.name} {short}`" if n_out else "")
+                f"`{c.signature}`" + (f" or `{' '.join(c.outputs)} = {c.name} {short}`" if n_out else ""),
+                call.name,
             )
     binding = dict(zip(c.params, args))
     for p in c.literals:
         try:
             parse_value(binding[p])
         except ProgramError as e:
-            raise fail(e.message) from None
+            raise fail(e.message, binding[p]) from None
     outs = [binding[p] for p in c.outputs]
     if sorted(outs) != sorted(clause_points):
         raise fail(
             f"`{c.name}` defines {' '.join(outs) or 'no points'} but the clause names "
-            f"{' '.join(clause_points)}: expected `{' '.join(outs)} = {call.text()}`"
+            f"{' '.join(clause_points)}: expected `{' '.join(outs)} = {call.text()}`",
+            call.name,
         )
     for p in c.inputs:
         if binding[p] in outs:
-            raise fail(f"point `{binding[p]}` is both built and used by `{c.name}`")
+            raise fail(f"point `{binding[p]}` is both built and used by `{c.name}`", binding[p])
         if binding[p] not in defined:
-            raise fail(f"undefined point `{binding[p]}`")
+            raise undefined_point(binding[p], defined, clause=index, text=text, source=source)
     return Call(call.name, tuple(args))
 
 

@@ -84,6 +84,23 @@ def pentagon(rng: Gen) -> tuple[Point, ...]:
 
 
 @sketch
+def acute_triangle(rng: Gen) -> tuple[Point, ...]:
+    """A triangle with every angle between 25° and 85°."""
+    for _ in range(1000):
+        pts = _polygon(rng, 3)
+        if _well_shaped(list(pts), max_angle=85.0):
+            return pts
+    raise DegenerateError("could not sample an acute triangle")
+
+
+@sketch
+def between(rng: Gen) -> tuple[Point, ...]:
+    """c, a, b: a free segment ab and c strictly inside it (Newclid's ``between``)."""
+    a, b = segment(rng)
+    return (a + rng.uniform(0.2, 0.8) * (b - a), a, b)
+
+
+@sketch
 def r_triangle(rng: Gen) -> tuple[Point, ...]:
     o, ex, ey = _frame(rng)
     return _local(o, ex, ey, (0, 0), (rng.uniform(0.8, 1.6), 0), (0, rng.uniform(0.8, 1.6)))

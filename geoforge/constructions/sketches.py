@@ -231,6 +231,18 @@ def lconst(rng: Gen, a: Point, v: str) -> Circle:
 
 
 @sketch
+def l2const(rng: Gen, a: Point, v: str) -> Circle:
+    """x with |xa|² = v: centre a, radius √v."""
+    return Circle(a, math.sqrt(_ratio(v)))
+
+
+@sketch
+def r2const(rng: Gen, a: Point, b: Point, c: Point, r: str) -> Circle:
+    """x with (|ab| / |cx|)² = r: centre c, radius |ab| / √r."""
+    return Circle(c, norm(b - a) / math.sqrt(_ratio(r)))
+
+
+@sketch
 def eqratio(rng: Gen, a: Point, b: Point, c: Point, d: Point, e: Point, f: Point, g: Point) -> Circle:
     """x with |ab|/|cd| = |ef|/|gx|: centre g, radius |ef|·|cd|/|ab|."""
     return Circle(g, norm(f - e) * norm(d - c) / max(norm(b - a), 1e-12))
@@ -301,6 +313,58 @@ def shift(rng: Gen, b: Point, c: Point, d: Point) -> tuple[Point, ...]:
 def parallelogram(rng: Gen, a: Point, b: Point, c: Point) -> tuple[Point, ...]:
     """x = a + c − b completes the parallelogram abcx."""
     return (a + c - b,)
+
+
+@sketch
+def between_bound(rng: Gen, a: Point, b: Point) -> tuple[Point, ...]:
+    """A point strictly inside segment ab, a fifth of |ab| or more from either end."""
+    return (a + rng.uniform(0.2, 0.8) * (b - a),)
+
+
+@sketch
+def iso_trapezoid2(rng: Gen, a: Point, b: Point, c: Point) -> tuple[Point, ...]:
+    """x = c mirrored in the perpendicular bisector of ab, so |xb| = |ac| and |xa| = |bc|
+    (Newclid's ``iso_trapezoid2``)."""
+    return (2 * bline(rng, a, b).project(c) - c,)
+
+
+def _complex(p: Point) -> complex:
+    return complex(float(p[0]), float(p[1]))
+
+
+def _point(z: complex) -> Point:
+    return np.array([z.real, z.imag])
+
+
+@sketch
+def simtri(rng: Gen, a: Point, b: Point, c: Point, p: Point, q: Point) -> tuple[Point, ...]:
+    """r making pqr directly similar to abc: the spiral similarity a → p, b → q applied to c,
+    r = p + (c − a)·(q − p)/(b − a) in complex numbers."""
+    za, zb, zp = _complex(a), _complex(b), _complex(p)
+    return (_point(zp + (_complex(c) - za) * (_complex(q) - zp) / (zb - za)),)
+
+
+@sketch
+def simtrir(rng: Gen, a: Point, b: Point, c: Point, p: Point, q: Point) -> tuple[Point, ...]:
+    """r making pqr similar to abc with the opposite orientation: r = p + conj((c − a)/(b − a))
+    ·(q − p)."""
+    za, zp = _complex(a), _complex(p)
+    return (_point(zp + ((_complex(c) - za) / (_complex(b) - za)).conjugate() * (_complex(q) - zp)),)
+
+
+@sketch
+def contri(rng: Gen, a: Point, b: Point, c: Point, p: Point) -> tuple[Point, ...]:
+    """q, r making pqr a copy of abc turned by a random angle about p (same orientation)."""
+    t = rng.uniform(0, 2 * math.pi)
+    return (p + rotate(b - a, t), p + rotate(c - a, t))
+
+
+@sketch
+def contrir(rng: Gen, a: Point, b: Point, c: Point, p: Point) -> tuple[Point, ...]:
+    """q, r making pqr a mirrored copy of abc: the turned copy of :func:`contri` with r
+    mirrored in line pq."""
+    q, r = contri(rng, a, b, c, p)
+    return (q, reflect_in_line(r, Line.through(p, q)))  # type: ignore[arg-type]
 
 
 @sketch
@@ -407,6 +471,29 @@ def _external_tangents(o: Point, r1: float, w: Point, r2: float) -> list[tuple[P
         n = rotate(v / d, sign * base)
         out.append((o - r1 * n, w - r2 * n))
     return out
+
+
+def _internal_tangents(o: Point, r1: float, w: Point, r2: float) -> list[tuple[Point, Point]]:
+    """Touch points of the two internal common tangents: with the circles on opposite sides of
+    the line {p : n·p = k}, n·o − k = r1 and n·w − k = −r2, so n·(w − o) = −(r1 + r2); the
+    touch points are o − r1·n and w + r2·n (both lines pass through the internal centre of
+    similitude, as in Newclid's ``sketch_cc_itangent``)."""
+    v = w - o
+    d = norm(v)
+    if r1 + r2 >= d * (1 - 1e-6):
+        raise DegenerateError("the circles meet or touch: no internal common tangent")
+    base = math.acos(-(r1 + r2) / d)
+    out = []
+    for sign in (1.0, -1.0):
+        n = rotate(v / d, sign * base)
+        out.append((o - r1 * n, w + r2 * n))
+    return out
+
+
+@sketch
+def cc_itangent(rng: Gen, o: Point, a: Point, w: Point, b: Point) -> tuple[Point, ...]:
+    (x, y), (z, i) = _internal_tangents(o, norm(a - o), w, norm(b - w))
+    return (x, y, z, i)
 
 
 @sketch

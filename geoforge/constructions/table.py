@@ -178,3 +178,25 @@ C("aconst a b c x r", "x", literals="r", pre="diff a b", facts="aconst a b c x r
   doc="x with directed ∠(ab, cx) = r (2pi/3 is radians, 60 degrees)")
 C("lconst x a l", "x", literals="l", facts="lconst x a l", sketch="lconst a l", source=NC,
   doc="x at distance l from a")
+C("iso_trapezoid2 x a b c", "x", pre="ncoll a b c", facts="cong x b a c, cong x a b c", sketch="iso_trapezoid2 a b c", source=NC,
+  doc="x is c mirrored in the perpendicular bisector of ab: |xb| = |ac|, |xa| = |bc|")
+C("l2const x a l", "x", literals="l", facts="l2const x a l", sketch="l2const a l", source=NC,
+  doc="x with |xa|² = l")
+C("r2const a b c x r", "x", literals="r", pre="diff a b", facts="r2const a b c x r", sketch="r2const a b c r", source=NC,
+  doc="x with (|ab|/|cx|)² = r")
+C("between c a b", "c a b", facts="coll a b c, obtuse_angle a c b", sketch="between", source=NC,
+  doc="a free segment ab and c strictly between a and b")
+C("between_bound x a b", "x", pre="diff a b", facts="coll a b x, obtuse_angle a x b", sketch="between_bound a b", source=NC,
+  doc="x strictly between a and b")
+C("acute_triangle a b c", "a b c", sketch="acute_triangle", source=NC,
+  doc="a free triangle whose angles are all acute")
+C("cc_itangent x y z i o a w b", "x y z i", pre="diff o a, diff w b, diff o w", facts="cong o x o a, cong w y w b, perp x o x y, perp y w y x, cong o z o a, cong w i w b, perp z o z i, perp i w i z", sketch="cc_itangent o a w b", draws="circle o a, circle w b", source=NC,
+  doc="xy and zi are the internal common tangents of the circles about o through a and about w through b")
+C("simtri r a b c p q", "r", pre="ncoll a b c, diff p q", facts="simtri a b c p q r", sketch="simtri a b c p q", source=NC,
+  doc="r makes pqr directly similar to abc")
+C("simtrir r a b c p q", "r", pre="ncoll a b c, diff p q", facts="simtrir a b c p q r", sketch="simtrir a b c p q", source=NC,
+  doc="r makes pqr similar to abc, mirrored")
+C("contri q r a b c p", "q r", pre="ncoll a b c", facts="contri a b c p q r", sketch="contri a b c p", source=NC,
+  doc="q, r make pqr congruent to abc (turned about p)")
+C("contrir q r a b c p", "q r", pre="ncoll a b c", facts="contrir a b c p q r", sketch="contrir a b c p", source=NC,
+  doc="q, r make pqr congruent to abc, mirrored")
