@@ -2,7 +2,8 @@
 
 Layout (DESIGN.md, "Corpus on disk")::
 
-    OUT/shard-000000.tar   KEY.json, KEY.png, KEY.txt per sample, in index order
+    OUT/shard-000000.tar   KEY.json, KEY.png, KEY.txt (and KEY.negatives.png in a corpus
+                           with image negatives) per sample, in index order
     OUT/sizes.json         {"shard-000000.tar": 1000, ...} (open_clip's convention)
     OUT/manifest.json      version, git SHA, resolved recipe and its hash, seed, counts,
                            rejections by reason, and a ``run`` section with timings
@@ -23,18 +24,27 @@ import re
 import subprocess
 import tarfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geoforge.errors import GeoforgeError, UsageError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: The tar mtime of every member: 2000-01-01T00:00:00Z, so shards are byte-identical.
 MTIME = 946684800
 SHARD = "shard-{:06d}.tar"
 _SHARD_RE = re.compile(r"^shard-(\d{6})\.tar$")
 _OWN_FILES = ("manifest.json", "sizes.json", "README.md")
+#: The member holding a sample's image negatives side by side (:func:`pack_negatives`). Every
+#: sample of a corpus with image negatives has it, whatever number it got, so WebDataset, Hugging
+#: Face ``datasets`` and open_clip read every sample with the same members.
+NEGATIVES = "negatives.png"
+#: The grey level of an empty tile of :data:`NEGATIVES` (the figures' white background).
+EMPTY_TILE = 255
 
 
 class CorpusError(GeoforgeError):
@@ -106,6 +116,43 @@ def write_shard(path: Path, samples: Iterable[dict[str, bytes] | tuple[str, dict
     return count
 
 
+def pack_negatives(pngs: Sequence[bytes], slots: int, size: int) -> bytes:
+    """The :data:`NEGATIVES` member: one greyscale PNG, ``slots · size`` pixels wide and ``size``
+    high, whose tile ``i`` (columns ``i·size`` to ``(i+1)·size``) is image negative ``i``, pixel
+    for pixel (PNG is lossless), and whose tiles past ``len(pngs)`` are white
+    (:data:`EMPTY_TILE`). ``slots`` is the number of image negatives the corpus asked for, so
+    every sample has the same member; ``KEY.json``'s ``negatives`` record says how many tiles
+    are filled. Raises CorpusError if there are more negatives than slots or a negative is not
+    ``size`` × ``size`` pixels."""
+    from PIL import Image
+
+    if len(pngs) > slots:
+        raise CorpusError(f"{len(pngs)} image negatives do not fit {slots} tiles")
+    strip = Image.new("L", (slots * size, size), EMPTY_TILE)
+    for i, png in enumerate(pngs):
+        with Image.open(io.BytesIO(png)) as tile:
+            if tile.size != (size, size):
+                width, height = tile.size
+                raise CorpusError(f"image negative {i} is {width}×{height} px, not {size}×{size}")
+            strip.paste(tile.convert("L"), (i * size, 0))
+    buf = io.BytesIO()
+    strip.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def unpack_negatives(strip: bytes | Image.Image, count: int) -> list[Image.Image]:
+    """The first ``count`` tiles of a :data:`NEGATIVES` member (PNG bytes, or the image a
+    WebDataset or ``datasets`` reader decoded), as square images in the strip's mode. The
+    tile size is the strip's height. Raises CorpusError if the strip holds fewer tiles."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(strip)) if isinstance(strip, bytes) else strip
+    size = image.height
+    if count * size > image.width:
+        raise CorpusError(f"{count} image negatives asked of a strip of {image.width // size} tiles")
+    return [image.crop((i * size, 0, (i + 1) * size, size)) for i in range(count)]
+
+
 @dataclass
 class Record:
     """One sample read back from a shard: its ``key`` and members by extension."""
@@ -117,6 +164,13 @@ class Record:
     def meta(self) -> dict[str, object]:
         """The decoded ``KEY.json``."""
         return json.loads(self.files["json"])
+
+    def image_negatives(self) -> list[Image.Image]:
+        """This sample's image negatives, in the order of its ``negatives`` record's ``image``
+        list (empty without negatives)."""
+        record = json.loads(str(self.meta.get("negatives") or "{}"))
+        count = len(record.get("image", []))
+        return unpack_negatives(self.files[NEGATIVES], count) if count else []
 
 
 def read_shard(path: Path) -> Iterator[Record]:
@@ -265,61 +319,3 @@ def write_json(path: Path, data: object) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-
-
-def dataset_card(recipe_json: dict[str, object], counts: dict[str, object], examples: list[str]) -> str:
-    """A Hugging Face dataset card (``README.md``) for the corpus."""
-    n = int(counts["samples"])  # type: ignore[arg-type]
-    size = "n<1K" if n < 1000 else "1K<n<10K" if n < 10000 else "10K<n<100K" if n < 100000 else "n>100K"
-    fam = "\n".join(f"| {k} | {v} |" for k, v in counts["families"].items())  # type: ignore[attr-defined]
-    ex = "\n".join(f"- {e}" for e in examples)
-    return f"""---
-license: apache-2.0
-task_categories:
-- image-to-text
-- zero-shot-image-classification
-tags:
-- geometry
-- diagrams
-- synthetic
-- webdataset
-size_categories:
-- {size}
----
-
-# {recipe_json["name"]}: geometry diagrams with exact captions
-
-Made by [geoforge](https://github.com/geoforge/geoforge) from a recipe (below). Every figure is
-realised from a diagram program; every caption claim was checked on the figure before it was
-written. {n} samples.
-
-## Files
-
-WebDataset shards `shard-NNNNNN.tar`; per sample `KEY.png` (the figure), `KEY.txt` (its
-caption) and `KEY.json` (program, facts, givens, the captions in every style, provenance).
-`sizes.json` gives the samples per shard; `manifest.json` the full provenance.
-
-```python
-import webdataset as wds
-ds = wds.WebDataset("shard-{{000000..000000}}.tar").decode("pil").to_tuple("png", "txt", "json")
-
-from datasets import load_dataset
-ds = load_dataset("webdataset", data_files={{"train": "shard-*.tar"}}, split="train")
-```
-
-## Families
-
-| family | samples |
-|---|---|
-{fam}
-
-## Example captions
-
-{ex}
-
-## Recipe
-
-```json
-{json.dumps(recipe_json, indent=2, sort_keys=True)}
-```
-"""

@@ -7,6 +7,7 @@ the same bytes for the same index (DESIGN.md, "Corpus on disk").
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections import Counter
@@ -58,16 +59,26 @@ class Sample:
     text: str
     meta: dict[str, object]
     negatives: tuple[bytes, ...] = ()
+    #: Image negatives the corpus asked for: the tiles of the ``negatives.png`` member (0: none).
+    slots: int = 0
 
     def files(self) -> dict[str, bytes]:
         """The WebDataset members of this sample, by extension, in the order they are written:
-        ``json``, ``png``, ``txt``, then ``neg0.png``, ``neg1.png``... (image negatives)."""
+        ``json``, ``png``, ``txt``, then, where the corpus asks for image negatives,
+        ``negatives.png`` (all of them side by side, :func:`geoforge.corpus.pack_negatives`), so
+        every sample has the same members whatever number it got."""
         files = {
             "json": json.dumps(self.meta, sort_keys=True, ensure_ascii=False).encode(),
             "png": self.png,
             "txt": self.text.encode(),
         }
-        files.update({f"neg{i}.png": png for i, png in enumerate(self.negatives)})
+        if self.slots:
+            from PIL import Image
+
+            from geoforge.corpus import NEGATIVES, pack_negatives
+
+            with Image.open(io.BytesIO(self.png)) as positive:
+                files[NEGATIVES] = pack_negatives(self.negatives, self.slots, positive.height)
         return files
 
 
@@ -210,8 +221,8 @@ def generate_corpus(
     The manifest's ``long_captions`` counts captions longer than an open_clip text tower's
     context (:func:`geoforge.tokens.long_captions`); the CLI warns about them.
     """
+    from geoforge.card import dataset_card
     from geoforge.corpus import (
-        dataset_card,
         git_sha,
         prepare_output,
         read_shard,
@@ -267,7 +278,9 @@ def generate_corpus(
     long = long_captions(corpus_captions(r for name in sizes for r in read_shard(out / name)))
     examples = [r.files["txt"].decode() for r, _ in zip(read_shard(out / shard_name(0)), range(3))]
     write_json(out / "sizes.json", sizes)
-    (out / "README.md").write_text(dataset_card(recipe.to_json(), counts, examples), encoding="utf-8")
+    slots = negatives.image if negatives is not None else 0
+    card = dataset_card(recipe.to_json(), counts, examples, shards=len(sizes), image_negatives=slots)
+    (out / "README.md").write_text(card, encoding="utf-8")
     elapsed = time.perf_counter() - start
     manifest = {
         "geoforge_version": _version(),

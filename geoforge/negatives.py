@@ -205,10 +205,12 @@ def add_negatives(
     size: int,
     seed: int,
 ) -> Sample:
-    """``sample`` with its verified hard negatives: image negatives become ``neg{i}.png``
-    members, and ``meta["negatives"]`` records, as a JSON string (one Arrow type in every
-    sample), each negative's plugin, changed clause, change and the claims it breaks with
-    their violation, plus rejections by plugin and reason and plugin failures.
+    """``sample`` with its verified hard negatives: image negative ``i`` becomes tile ``i`` of
+    the ``negatives.png`` member (``config.image`` tiles in every sample, see
+    :func:`geoforge.corpus.pack_negatives`), and ``meta["negatives"]`` records, as a JSON string
+    (one Arrow type in every sample), each negative's plugin, changed clause, change and the
+    claims it breaks with their violation, plus rejections by plugin and reason and plugin
+    failures.
 
     The positive is re-realised from its stored program and seed (deterministic), and the
     negatives' generator is ``SeedSequence([seed, index, 1])``.
@@ -229,7 +231,7 @@ def add_negatives(
     record = {
         "image": [
             {
-                "file": f"neg{i}.png",
+                "tile": i,
                 "plugin": a.plugin,
                 "clause": a.candidate.clause,  # type: ignore[union-attr]
                 "change": a.candidate.change,
@@ -262,4 +264,5 @@ def add_negatives(
     new_meta = {**meta, "negatives": json.dumps(record, sort_keys=True, ensure_ascii=False)}
     from geoforge.generate import Sample
 
-    return Sample(sample.key, sample.png, sample.text, new_meta, tuple(a.png for a in found.image if a.png))
+    pngs = tuple(a.png for a in found.image if a.png)
+    return Sample(sample.key, sample.png, sample.text, new_meta, pngs, slots=config.image)

@@ -7,8 +7,12 @@ import io
 import json
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from geoforge.corpus import CorpusError, Record, read_corpus, read_shard
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 def select(target: str, n: int) -> list[Record]:
@@ -34,13 +38,13 @@ def select(target: str, n: int) -> list[Record]:
     return out
 
 
-def tiles(records: list[Record], negatives: int = 4) -> tuple[list[tuple[bytes, str]], int]:
-    """The tiles of a sheet and its column count. Without negatives, one tile per sample
-    (image, key and caption). With negatives, one row per sample: the positive (with its
-    first caption negatives marked ✗) beside up to ``negatives`` image negatives, each labelled
-    with its plugin and change."""
+def tiles(records: list[Record], negatives: int = 4) -> tuple[list[tuple[bytes | Image.Image, str]], int]:
+    """The tiles of a sheet (PNG bytes or an image, ``b""`` for a blank cell, and a caption)
+    and its column count. Without negatives, one tile per sample (image, key and caption).
+    With negatives, one row per sample: the positive (with its first caption negatives marked
+    ✗) beside up to ``negatives`` image negatives, each labelled with its plugin and change."""
     has_negatives = any("negatives" in r.meta for r in records)
-    out: list[tuple[bytes, str]] = []
+    out: list[tuple[bytes | Image.Image, str]] = []
     if not has_negatives:
         return [(r.files["png"], f"{r.key}: " + r.files.get("txt", b"").decode()) for r in records], 0
     for r in records:
@@ -49,8 +53,8 @@ def tiles(records: list[Record], negatives: int = 4) -> tuple[list[tuple[bytes, 
         lines += [f"✗ {c['text']}" for c in record["caption"][:2]]
         out.append((r.files["png"], "\n".join(lines)))
         row = record["image"][:negatives]
-        for neg in row:
-            out.append((r.files[neg["file"]], f"{neg['file']} [{neg['plugin']}] {neg['change']}"))
+        for neg, tile in zip(row, r.image_negatives()):
+            out.append((tile, f"negative {neg['tile']} [{neg['plugin']}] {neg['change']}"))
         out.extend([(b"", "")] * (negatives - len(row)))
     return out, negatives + 1
 
@@ -81,7 +85,8 @@ def contact_sheet(records: list[Record], columns: int = 4, tile: int = 320, nega
             continue
         x = 10 + (i % columns) * (tile + 10)
         y = 10 + (i // columns) * (tile + text_h + 10)
-        image = Image.open(io.BytesIO(png)).convert("RGB").resize((tile, tile))
+        image = (png if isinstance(png, Image.Image) else Image.open(io.BytesIO(png))).convert("RGB")
+        image = image.resize((tile, tile))
         sheet.paste(image, (x, y))
         draw.rectangle((x - 1, y - 1, x + tile, y + tile), outline=(200, 200, 200))
         for k, line in enumerate(lines):

@@ -7,7 +7,8 @@ Usage::
     python scripts/audit_negatives.py CORPUS_DIR [--limit N] [--workers W] [--json]
 
 It reads only the WebDataset shards (``CORPUS_DIR/shard-*.tar``: ``KEY.png``, ``KEY.txt``,
-``KEY.json``, ``KEY.neg{i}.png``). Captions are read by this audit's own parser of the caption
+``KEY.json``, ``KEY.negatives.png``: the image negatives side by side, read with
+geoforge.corpus). Captions are read by this audit's own parser of the caption
 text (scripts/audit/reader.py) and judged on the figure's drawn points and circles
 (scripts/audit_claims.py). The figure is re-realised and re-rendered with geoforge.program,
 geoforge.realise and geoforge.render only, and must reproduce the stored PNG byte for byte, so
@@ -21,7 +22,7 @@ Judged, for up to ``--limit`` negatives of each kind (samples in order):
   statement of its caption text holds on its figure (to 1e-6-ish); a text the audit cannot
   read is reported;
 * image negative: it re-realises (positive's seed, ``max_tries=3``, positive's points as
-  reference) and re-renders to its stored PNG; it differs visibly; at least one statement of
+  reference) and re-renders to its stored tile pixel for pixel; it differs visibly; at least one statement of
   the positive caption text is clearly false on its drawn points (angle 8°, length/ratio 12%,
   point off its line or circle by 3% of the figure size; a length value counts only if the
   negative prints a length); and, when it prints no length, it is not the positive up to
@@ -54,6 +55,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
+
+from geoforge.corpus import NEGATIVES, CorpusError, unpack_negatives
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit.figures import (
@@ -164,6 +169,14 @@ def _negatives(meta: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {k: list(record.get(k) or []) for k in KINDS}
 
 
+def _tiles(files: dict[str, bytes], count: int) -> list[Image.Image | None]:
+    """The first ``count`` image negatives of a sample (``None`` for each that is missing)."""
+    try:
+        return list(unpack_negatives(files[NEGATIVES], count))
+    except (KeyError, CorpusError, OSError):
+        return [None] * count
+
+
 def audit_sample(job: tuple[str, dict[str, bytes], dict[str, int]]) -> SampleResult:
     """Audit one sample: its positive, then the first ``wanted[kind]`` negatives of each kind."""
     key, files, wanted = job
@@ -195,8 +208,8 @@ def audit_sample(job: tuple[str, dict[str, bytes], dict[str, int]]) -> SampleRes
     fig = figure_of(scene, program)
     reading = _self_check(text, fig, out)
     pos_grey = grey(files["png"])
-    for i, neg in enumerate(negatives["image"]):
-        out.entries.append(_image(i, neg, files, meta, program, scene, plan, fig, reading, pos_grey, size))
+    for i, (neg, tile) in enumerate(zip(negatives["image"], _tiles(files, len(negatives["image"])))):
+        out.entries.append(_image(i, neg, tile, meta, program, scene, plan, fig, reading, pos_grey, size))
     for kind in ("caption", "retrieval"):
         for i, neg in enumerate(negatives[kind]):
             out.entries.append(_caption(kind, i, neg, text, fig, reading))
@@ -227,7 +240,7 @@ def _self_check(text: str, fig: Figure, out: SampleResult) -> Reading | None:
 def _image(
     i: int,
     neg: dict[str, Any],
-    files: dict[str, bytes],
+    tile: Image.Image | None,
     meta: dict[str, Any],
     pos_program: Any,
     pos_scene: Any,
@@ -238,19 +251,18 @@ def _image(
     size: int,
 ) -> Entry:
     e = Entry("image", i, str(neg.get("plugin")))
-    png = files.get(str(neg.get("file", "")).removeprefix(f"{meta.get('key', '')}."))
-    if png is None:
-        e.failures.append((MISSING, f"no member {neg.get('file')!r}"))
+    if tile is None:
+        e.failures.append((MISSING, f"no tile {i} in {NEGATIVES}"))
     try:
         program, scene = realise_figure(str(neg["program"]), int(meta["realise_seed"]), pos_scene.points)
     except Exception as x:
         e.failures.append((NO_REALISE, f"{type(x).__name__}: {x}"))
         return e
-    if png is not None:
-        same, e.framing = rerender(scene, size, png, getattr(plan, "view", None))
+    if tile is not None:
+        same, e.framing = rerender(scene, size, tile, getattr(plan, "view", None))
         if not same:
-            e.failures.append((RERENDER, "the re-realised program does not paint the stored PNG"))
-        neg_grey = grey(png)
+            e.failures.append((RERENDER, "the re-realised program does not paint the stored tile"))
+        neg_grey = grey(tile)
         diff = pixel_share(pos_grey, neg_grey)
         if diff < PIXEL_SHARE:
             e.failures.append((INVISIBLE, f"{diff:.5f} of pixels differ"))

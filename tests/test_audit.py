@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from geoforge.corpus import NEGATIVES, Record, pack_negatives
 from geoforge.generate import generate_corpus
 from geoforge.negatives import NegativeConfig
 from geoforge.program import parse_program
@@ -131,9 +132,9 @@ def _hand_made(
     )
     out = {"png": png, "txt": text.encode()}
     record: dict[str, list] = {"image": [], "caption": [], "retrieval": []}
-    for i, neg in enumerate(image):
-        out[f"neg{i}.png"] = _draw(neg, scene.points, plan.view)[2]
-        record["image"].append({"file": f"neg{i}.png", "plugin": "planted", "program": neg})
+    tiles = [_draw(neg, scene.points, plan.view)[2] for neg in image]
+    out[NEGATIVES] = pack_negatives(tiles, 4, 448)
+    record["image"] = [{"tile": i, "plugin": "planted", "program": neg} for i, neg in enumerate(image)]
     record["caption"] = [{"plugin": "planted", "text": t} for t in caption]
     meta["negatives"] = json.dumps(record, ensure_ascii=False)
     return {"json": json.dumps(meta, ensure_ascii=False).encode(), **out}
@@ -332,7 +333,13 @@ def test_rerendered_png_that_does_not_match(corpus: Path, tmp_path: Path) -> Non
     def plant(k: str, files: Files) -> Files | None:
         if k != key:
             return None
-        return {**files, "png": spoil(files["png"]), "neg0.png": spoil(files["neg0.png"])}
+        tiles = []
+        for tile in Record(k, files).image_negatives():
+            png = io.BytesIO()
+            tile.save(png, format="PNG")
+            tiles.append(png.getvalue())
+        tiles[0] = spoil(tiles[0])
+        return {**files, "png": spoil(files["png"]), NEGATIVES: pack_negatives(tiles, 4, 448)}
 
     _copy(corpus, tmp_path / "bad", plant)
     report = audit_negatives.audit(tmp_path / "bad")

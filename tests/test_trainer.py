@@ -293,13 +293,13 @@ def test_missing_shard_listed_in_sizes_json_is_skipped_and_counted(corpus: Path,
 def test_a_shard_cut_on_a_member_boundary_is_corrupt(corpus: Path, tmp_path: Path, cut: str) -> None:
     """tarfile reads a shard cut exactly between members as a shorter, valid archive. Cut
     before sample 18 it used to give 18 samples silently; cut between a sample's members
-    (before 00000017.neg0.png) it used to fail mid-training with KeyError 'neg0.png'."""
+    (before 00000017.negatives.png) it used to fail mid-training with a KeyError."""
     out = tmp_path / "cut"
     shutil.copytree(corpus, out)
     shard = out / "shard-000001.tar"
     with tarfile.open(shard) as tar:
         offsets = {m.name: m.offset for m in tar}
-    name = "00000018.json" if cut == "sample boundary" else "00000017.neg0.png"
+    name = "00000018.json" if cut == "sample boundary" else "00000017.negatives.png"
     shard.write_bytes(shard.read_bytes()[: offsets[name]])
     with pytest.warns(UserWarning, match="shard-000001.tar"):
         index = CorpusIndex.build(out)

@@ -3,7 +3,8 @@ stored figure, compare it with its positive up to similarity, and find the short
 negative may take (a dropped true mark or given, a dropped true stroke, a re-framed image).
 
 The only geoforge code used is the figure itself: geoforge.program.parse_program,
-geoforge.realise.realise and geoforge.render (layout and paint).
+geoforge.realise.realise and geoforge.render (layout and paint); the audit reads the stored
+image negatives with geoforge.corpus (the tiles of ``KEY.negatives.png``).
 """
 
 from __future__ import annotations
@@ -68,18 +69,27 @@ def paint_figure(scene: Any, size: int, view: Any = None) -> tuple[Any, bytes]:
     return plan, paint(plan, "png")
 
 
-def rerender(scene: Any, size: int, stored: bytes, view: Any) -> tuple[bool, bool | None]:
-    """Does ``scene`` paint to exactly ``stored``, and did it keep the positive's framing
-    ``view``? Tried as geoforge renders image negatives (in the positive's framing where the
-    figure fits it), then fitted on its own (older corpora; framing ``None``)."""
+def rerender(scene: Any, size: int, stored: Image.Image, view: Any) -> tuple[bool, bool | None]:
+    """Does ``scene`` paint exactly the pixels of ``stored`` (an image negative's tile), and did
+    it keep the positive's framing ``view``? Tried as geoforge renders image negatives (in the
+    positive's framing where the figure fits it), then fitted on its own (older corpora;
+    framing ``None``)."""
+    pixels = np.asarray(stored.convert("L"))
+
+    def same(png: bytes) -> bool:
+        with Image.open(io.BytesIO(png)) as im:
+            return np.array_equal(np.asarray(im.convert("L")), pixels)
+
     if view is not None:
         plan, png = paint_figure(scene, size, view)
-        if png == stored:
+        if same(png):
             return True, bool(plan.view[0] == view[0] and np.array_equal(plan.view[1], view[1]))
-    return paint_figure(scene, size)[1] == stored, None
+    return same(paint_figure(scene, size)[1]), None
 
 
-def grey(png: bytes) -> np.ndarray:
+def grey(png: bytes | Image.Image) -> np.ndarray:
+    if isinstance(png, Image.Image):
+        return np.asarray(png.convert("L"), dtype=np.int16)
     with Image.open(io.BytesIO(png)) as im:
         return np.asarray(im.convert("L"), dtype=np.int16)
 

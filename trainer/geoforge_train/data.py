@@ -1,8 +1,10 @@
 """Reading geoforge corpora for training: positives, caption negatives and image negatives.
 
-A :class:`CorpusIndex` maps every sample of a corpus to the byte ranges of its members inside
-the tar shards (no extraction), so :class:`HardNegativeDataset` reads samples at random with
-``seek``. Missing or corrupt shards are skipped with a warning and counted (or fail with
+A :class:`CorpusIndex` maps every sample of one or more corpora to the byte ranges of its
+members inside the tar shards (no extraction), so :class:`HardNegativeDataset` reads samples at
+random with ``seek``. Sources are given as open_clip gives ``--train-data``: corpus directories,
+shard files and brace patterns (``out/c{0..3}``, ``DIR/shard-{000000..000009}.tar``), joined by
+``::``. Missing or corrupt shards are skipped with a warning and counted (or fail with
 ``strict``). The same deterministic preprocessing is used at train and eval time; training
 may add mild rotation and downscaling, which MMGeoLM studies, and never crops: the whole
 diagram, labels included, always stays in the image.
@@ -25,6 +27,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from geoforge.corpus import NEGATIVES, unpack_negatives
 from geoforge.errors import GeoforgeError
 
 #: open_clip's OPENAI_DATASET_MEAN/STD (open_clip/constants.py).
@@ -50,25 +53,20 @@ class CorpusIndex:
     skipped: list[str] = field(default_factory=list)
 
     @staticmethod
-    def build(root: str | Path, strict: bool = False) -> CorpusIndex:
-        """Index every ``shard-*.tar`` under ``root`` (listed in ``sizes.json`` when present).
+    def build(data: str | Path, strict: bool = False) -> CorpusIndex:
+        """Index the shards of ``data`` (see :func:`shard_paths`), in order.
 
-        A shard listed but missing, or unreadable, is skipped with a warning and recorded in
-        ``skipped``; with ``strict`` it raises DataError. Raises DataError if nothing is left.
+        A shard listed in a ``sizes.json`` but missing, or unreadable, is skipped with a
+        warning and recorded in ``skipped``; with ``strict`` it raises DataError. Raises
+        DataError if a source matches nothing or no sample is left.
         """
-        root = Path(root)
-        if not root.is_dir():
-            raise DataError(f"{root}: no such corpus directory")
-        sizes_file = root / "sizes.json"
-        sizes: dict[str, int] = json.loads(sizes_file.read_text()) if sizes_file.is_file() else {}
-        names = sorted(set(sizes) | {p.name for p in root.glob("shard-*.tar")})
+        shards = shard_paths(data)
         index = CorpusIndex()
-        for name in names:
-            path = root / name
+        for path, size in shards:
             try:
                 samples = _index_shard(path)
-                if name in sizes and len(samples) != sizes[name]:
-                    raise ValueError(f"{len(samples)} samples, but sizes.json lists {sizes[name]}")
+                if size is not None and len(samples) != size:
+                    raise ValueError(f"{len(samples)} samples, but sizes.json lists {size}")
                 index.samples.extend(samples)
             except (OSError, tarfile.TarError, ValueError) as e:
                 message = f"{path}: {type(e).__name__}: {e}"
@@ -77,8 +75,32 @@ class CorpusIndex:
                 warnings.warn(f"skipping shard {message}", stacklevel=2)
                 index.skipped.append(message)
         if not index.samples:
-            raise DataError(f"{root}: no readable samples in {len(names)} shard(s)")
+            raise DataError(f"{data}: no readable samples in {len(shards)} shard(s)")
         return index
+
+
+def shard_paths(data: str | Path) -> list[tuple[Path, int | None]]:
+    """The shards of ``data`` with the sample count its ``sizes.json`` lists (``None`` where
+    none does). ``data`` is one or more sources joined by ``::`` (open_clip's separator), each
+    brace-expanded (``{0..3}``, ``{a,b}``) into corpus directories (every shard its
+    ``sizes.json`` lists or its folder holds) or shard files. Raises DataError naming a
+    source that matches nothing."""
+    from braceexpand import braceexpand
+
+    out: list[tuple[Path, int | None]] = []
+    for source in str(data).split("::"):
+        for item in braceexpand(source):
+            path = Path(item)
+            if path.is_dir():
+                sizes_file = path / "sizes.json"
+                sizes: dict[str, int] = json.loads(sizes_file.read_text()) if sizes_file.is_file() else {}
+                names = sorted(set(sizes) | {p.name for p in path.glob("shard-*.tar")})
+                out += [(path / name, sizes.get(name)) for name in names]
+            elif path.is_file() or (path.suffix == ".tar" and path.parent.is_dir()):
+                out.append((path, None))  # a missing shard file is skipped like a missing listed one
+            else:
+                raise DataError(f"{item}: no such corpus directory or shard")
+    return out
 
 
 def _index_shard(path: Path) -> list[dict[str, tuple[Path, int, int]]]:
@@ -137,13 +159,16 @@ def text_id(text: str) -> int:
 
 @dataclass(frozen=True)
 class Transform:
-    """PNG bytes → float32 tensor (3, size, size), normalised with ``mean``/``std`` (the
-    model's preprocessing: :func:`geoforge_train.models.normalisation`; OpenAI's by default).
+    """An image (PNG bytes or a PIL image) → float32 tensor (3, size, size), normalised with
+    ``mean``/``std`` (the model's preprocessing: :func:`geoforge_train.models.preprocess_cfg`;
+    OpenAI's by default).
 
-    The whole image is kept: it is resized to ``size`` (no crop). With ``train``, a rotation
-    by up to ``rotate`` degrees (canvas expanded, white fill) and a downscale to a random
-    fraction in [``downscale``, 1] (centred on white) come first, drawn from the ``rng`` given
-    to :meth:`__call__`. Deterministic for a given rng state.
+    The whole image is kept, never cropped: its longer side is resized to ``size`` (bicubic)
+    and it is centred on a white square, which is open_clip's ``resize_mode="longest"`` with
+    ``fill_color=255`` (a plain resize for square figures). With ``train``, a rotation by up to
+    ``rotate`` degrees (canvas expanded, white fill) and a downscale to a random fraction in
+    [``downscale``, 1] (centred on white) come first, drawn from the ``rng`` given to
+    :meth:`__call__`. Deterministic for a given rng state.
     """
 
     size: int
@@ -153,8 +178,17 @@ class Transform:
     mean: tuple[float, ...] = MEAN
     std: tuple[float, ...] = STD
 
-    def __call__(self, png: bytes, rng: np.random.Generator | None = None) -> torch.Tensor:
-        image = Image.open(io.BytesIO(png)).convert("RGB")
+    @staticmethod
+    def from_cfg(
+        cfg: dict[str, Any], train: bool = False, rotate: float = 0.0, downscale: float = 1.0
+    ) -> Transform:
+        """The transform of an open_clip ``preprocess_cfg`` (its ``size``, ``mean`` and ``std``)."""
+        size = cfg["size"]
+        size = size[0] if isinstance(size, (tuple, list)) else size
+        return Transform(int(size), train, rotate, downscale, tuple(cfg["mean"]), tuple(cfg["std"]))
+
+    def __call__(self, png: bytes | Image.Image, rng: np.random.Generator | None = None) -> torch.Tensor:
+        image = (png if isinstance(png, Image.Image) else Image.open(io.BytesIO(png))).convert("RGB")
         if self.train and rng is not None:
             if self.rotate > 0:
                 angle = float(rng.uniform(-self.rotate, self.rotate))
@@ -168,12 +202,12 @@ class Transform:
                 canvas = Image.new("RGB", (side, side), (255, 255, 255))
                 canvas.paste(small, ((side - small.width) // 2, (side - small.height) // 2))
                 image = canvas
-        if image.width != image.height:
-            side = max(image.size)
-            canvas = Image.new("RGB", (side, side), (255, 255, 255))
-            canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+        ratio = max(image.size) / self.size  # open_clip's ResizeKeepRatio(longest=1), then a pad
+        image = image.resize((round(image.width / ratio), round(image.height / ratio)), Image.BICUBIC)
+        if image.size != (self.size, self.size):
+            canvas = Image.new("RGB", (self.size, self.size), (255, 255, 255))
+            canvas.paste(image, ((self.size - image.width) // 2, (self.size - image.height) // 2))
             image = canvas
-        image = image.resize((self.size, self.size), Image.BICUBIC)
         x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
         return (x - torch.tensor(self.mean)[:, None, None]) / torch.tensor(self.std)[:, None, None]
 
@@ -193,16 +227,79 @@ class NegativeUse:
         return bool((self.text_sources and self.k_text) or self.k_image)
 
 
-class HardNegativeDataset(Dataset):
-    """Samples of a corpus as dicts of tensors and ids.
+@dataclass(frozen=True)
+class SampleEncoder:
+    """One sample's members (``{"json", "png", "txt", "negatives.png"}`` bytes, as a shard
+    holds them) → a dict of tensors and ids, with the negatives ``use`` asks for.
 
-    Item ``i``: ``image`` (3, S, S) float32; ``text`` (C,) int64 tokens; ``text_id`` int
-    (:func:`text_id`); ``neg_text`` (k_text, C) int64 with ``neg_text_mask`` (k_text,) bool
-    and ``neg_text_id`` (k_text,) int64; ``neg_image`` (k_image, 3, S, S) with
+    Item: ``image`` (3, S, S) float32; ``text`` (C,) int64 tokens; ``text_id`` int
+    (:func:`text_id`); ``key``; ``neg_text`` (k_text, C) int64 with ``neg_text_mask``
+    (k_text,) bool and ``neg_text_id`` (k_text,) int64; ``neg_image`` (k_image, 3, S, S) with
     ``neg_image_mask`` and ``neg_image_id``; ``neg_text_kind``/``neg_image_kind``: the plugin
     of each negative read (for evaluation). A caption negative whose token ids equal the
     positive's (the two differ only past the tokenizer's context of C tokens, which truncates
-    them) is masked like padding; ``neg_text_same_tokens`` (int) counts them.
+    them) is masked like padding; ``neg_text_same_tokens`` (int) counts them. The augmentation
+    of sample ``i`` in ``epoch`` is drawn from ``(seed, epoch, i)``.
+    """
+
+    tokenizer: Any
+    transform: Transform
+    use: NegativeUse
+    seed: int = 0
+
+    def __call__(self, files: dict[str, bytes], epoch: int, i: int) -> dict[str, object]:
+        meta = json.loads(files["json"])
+        text = files["txt"].decode()
+        rng = np.random.default_rng([self.seed, epoch, i])
+        item: dict[str, object] = {
+            "image": self.transform(files["png"], rng),
+            "text": self.tokenizer([text])[0],
+            "text_id": text_id(text),
+            "key": meta["key"],
+        }
+        record = json.loads(meta.get("negatives", "{}") or "{}")
+        texts: list[tuple[str, str]] = []
+        for source in self.use.text_sources:
+            texts += [(n["text"], n["plugin"]) for n in record.get(source, [])]
+        texts = texts[: self.use.k_text]
+        k = self.use.k_text
+        ctx = item["text"].shape[0]  # type: ignore[union-attr]
+        neg_text = torch.zeros((k, ctx), dtype=torch.long)
+        if texts:
+            neg_text[: len(texts)] = self.tokenizer([t for t, _ in texts])
+        same = torch.zeros(k, dtype=torch.bool)
+        same[: len(texts)] = (neg_text[: len(texts)] == item["text"]).all(dim=1)
+        item["neg_text"] = neg_text
+        item["neg_text_mask"] = (torch.arange(k) < len(texts)) & ~same
+        item["neg_text_same_tokens"] = int(same.sum())
+        item["neg_text_id"] = torch.tensor(
+            [text_id(t) for t, _ in texts] + [-1] * (k - len(texts)), dtype=torch.long
+        )
+        item["neg_text_kind"] = [p for _, p in texts]
+        images = record.get("image", [])[: self.use.k_image]
+        if images and NEGATIVES not in files:
+            raise DataError(
+                f"sample {meta['key']}: image negatives recorded but no {NEGATIVES} member "
+                "(a corpus of an older geoforge): generate it again"
+            )
+        tiles = unpack_negatives(files[NEGATIVES], len(images)) if images else []
+        size = self.transform.size
+        neg_image = torch.zeros((self.use.k_image, 3, size, size))
+        ids = []
+        for j, tile in enumerate(tiles):
+            neg_image[j] = self.transform(tile, np.random.default_rng([self.seed, epoch, i, j + 1]))
+            ids.append(int.from_bytes(hashlib.sha1(tile.tobytes()).digest()[:8], "big") >> 1)
+        item["neg_image"] = neg_image
+        item["neg_image_mask"] = torch.arange(self.use.k_image) < len(images)
+        item["neg_image_id"] = torch.tensor(ids + [-1] * (self.use.k_image - len(images)), dtype=torch.long)
+        item["neg_image_kind"] = [n["plugin"] for n in images]
+        return item
+
+
+class HardNegativeDataset(Dataset):
+    """Samples of a corpus as dicts of tensors and ids (:class:`SampleEncoder`), read at random
+    through a :class:`CorpusIndex`.
+
     ``epoch`` seeds the training augmentation (``set_epoch``). Raises DataError if negatives
     are asked for and the corpus records none, or, with ``require_each`` (training), if no
     sample has a negative of some asked kind (the samples are scanned until each is found).
@@ -217,13 +314,8 @@ class HardNegativeDataset(Dataset):
         seed: int = 0,
         require_each: bool = False,
     ) -> None:
-        self.index, self.tokenizer, self.transform, self.use, self.seed = (
-            index,
-            tokenizer,
-            transform,
-            use,
-            seed,
-        )
+        self.index, self.use = index, use
+        self.encode = SampleEncoder(tokenizer, transform, use, seed)
         self.epoch = 0
         if use.any and "negatives" not in json.loads(_read(index.samples[0]["json"])):
             raise DataError(
@@ -263,47 +355,8 @@ class HardNegativeDataset(Dataset):
         (what the training loader passes, so worker processes need no shared state)."""
         epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         spans = self.index.samples[i]
-        meta = json.loads(_read(spans["json"]))
-        text = _read(spans["txt"]).decode()
-        rng = np.random.default_rng([self.seed, epoch, i])
-        item: dict[str, object] = {
-            "image": self.transform(_read(spans["png"]), rng),
-            "text": self.tokenizer([text])[0],
-            "text_id": text_id(text),
-            "key": meta["key"],
-        }
-        record = json.loads(meta.get("negatives", "{}") or "{}")
-        texts: list[tuple[str, str]] = []
-        for source in self.use.text_sources:
-            texts += [(n["text"], n["plugin"]) for n in record.get(source, [])]
-        texts = texts[: self.use.k_text]
-        k = self.use.k_text
-        ctx = item["text"].shape[0]  # type: ignore[union-attr]
-        neg_text = torch.zeros((k, ctx), dtype=torch.long)
-        if texts:
-            neg_text[: len(texts)] = self.tokenizer([t for t, _ in texts])
-        same = torch.zeros(k, dtype=torch.bool)
-        same[: len(texts)] = (neg_text[: len(texts)] == item["text"]).all(dim=1)
-        item["neg_text"] = neg_text
-        item["neg_text_mask"] = (torch.arange(k) < len(texts)) & ~same
-        item["neg_text_same_tokens"] = int(same.sum())
-        item["neg_text_id"] = torch.tensor(
-            [text_id(t) for t, _ in texts] + [-1] * (k - len(texts)), dtype=torch.long
-        )
-        item["neg_text_kind"] = [p for _, p in texts]
-        images = record.get("image", [])[: self.use.k_image]
-        size = self.transform.size
-        neg_image = torch.zeros((self.use.k_image, 3, size, size))
-        ids = []
-        for j, neg in enumerate(images):
-            png = _read(spans[neg["file"]])
-            neg_image[j] = self.transform(png, np.random.default_rng([self.seed, epoch, i, j + 1]))
-            ids.append(int.from_bytes(hashlib.sha1(png).digest()[:8], "big") >> 1)
-        item["neg_image"] = neg_image
-        item["neg_image_mask"] = torch.arange(self.use.k_image) < len(images)
-        item["neg_image_id"] = torch.tensor(ids + [-1] * (self.use.k_image - len(images)), dtype=torch.long)
-        item["neg_image_kind"] = [n["plugin"] for n in images]
-        return item
+        wanted = ("json", "png", "txt") + ((NEGATIVES,) if self.use.k_image and NEGATIVES in spans else ())
+        return self.encode({ext: _read(spans[ext]) for ext in wanted}, epoch, i)
 
 
 def collate(items: list[dict[str, object]]) -> dict[str, object]:
