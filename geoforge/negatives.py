@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from geoforge.caption import Caption, Claim, read_caption
-from geoforge.perturb import Accepted, CaptionCandidate, ImageCandidate, PoolEntry, Positive
+from geoforge.perturb import Accepted, CaptionCandidate, ImageCandidate, PoolEntry, Positive, Rejected
 from geoforge.plugins import PluginHost, PluginSpec
 from geoforge.program import parse_program
 from geoforge.realise import realise
@@ -95,7 +95,8 @@ def make_negatives(
 
     Candidates are pulled lazily, one at a time in round robin, and at most
     ``config.max_checks`` per kind are pulled and verified, so an endless generator stops at
-    the cap. Each perturbation gets a read-only copy of ``positive``, its own generator
+    the cap. A :class:`~geoforge.perturb.Rejected` item is counted under its plugin and reason
+    and uses up a check. Each perturbation gets a read-only copy of ``positive``, its own generator
     (:func:`geoforge.plugins.plugin_rng` of one draw from ``rng`` and its name, so one plugin's
     randomness, failure or absence never changes another's candidates) and
     ``config.time_budget`` seconds of its own code per positive. The verifier always judges
@@ -135,6 +136,9 @@ def make_negatives(
                     break
                 checks += 1
                 name, candidate = pulled
+                if isinstance(candidate, Rejected):  # the plugin's own verdict on its proposal
+                    out.rejections[(name, candidate.reason)] += 1
+                    continue
                 if isinstance(candidate, ImageCandidate):
                     verdict = verify_image(positive, candidate, positive_png, name, config.margins, size)
                 else:

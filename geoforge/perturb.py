@@ -83,6 +83,17 @@ class CaptionCandidate:
 Candidate = ImageCandidate | CaptionCandidate
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A proposal that a plugin could not turn into a candidate, e.g. an LLM reply with no
+    program in it. It is counted like a verifier's rejection, under the plugin's name and
+    ``reason``, and it uses up one of the positive's checks (the cap). ``reason`` is a short
+    fixed phrase (``"no program in the reply"``). It is a counter key, so it must not hold
+    values, paths or secrets."""
+
+    reason: str
+
+
 def read_only(positive: Positive) -> Positive:
     """A copy of ``positive`` for one plugin to read: the host keeps the original for the
     verifier, so nothing a plugin does to its copy changes what negatives are judged against.
@@ -131,8 +142,9 @@ class Perturbation(Protocol):
     name: str
     kind: Literal["image", "caption"]
 
-    def propose(self, positive: Positive, rng: np.random.Generator) -> Iterable[Candidate]:
-        """Yield candidates for ``positive``; a pure function of ``(positive, rng)``."""
+    def propose(self, positive: Positive, rng: np.random.Generator) -> Iterable[Candidate | Rejected]:
+        """Yield candidates for ``positive``, or :class:`Rejected` for a proposal that could not
+        become one; a pure function of ``(positive, rng)``."""
         ...
 
 

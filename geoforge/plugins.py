@@ -44,7 +44,15 @@ import numpy as np
 import pluggy
 
 from geoforge import hookspecs
-from geoforge.perturb import Candidate, CaptionCandidate, ImageCandidate, Perturbation, Positive, read_only
+from geoforge.perturb import (
+    Candidate,
+    CaptionCandidate,
+    ImageCandidate,
+    Perturbation,
+    Positive,
+    Rejected,
+    read_only,
+)
 
 ENTRY_POINT_GROUP = "geoforge"
 ENV_VAR = "GEOFORGE_PLUGINS"
@@ -83,7 +91,9 @@ class PluginSpec:
 class PluginInfo:
     """One plugin as loaded: ``name``, ``version``, ``source`` (``built-in``, ``entry point``,
     ``file``, ``module`` or ``environment``), ``origin`` (module path or file), what it
-    registered by hook, and ``error`` if it failed."""
+    registered by hook, ``error`` if it failed, and ``provenance``: for each perturbation that
+    declares one, its ``provenance`` mapping (e.g. an LLM plugin's model and prompt hash; never
+    secrets), which goes into the corpus manifest."""
 
     name: str
     version: str
@@ -91,10 +101,11 @@ class PluginInfo:
     origin: str
     registers: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    provenance: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
-        """JSON-ready dict."""
-        return {
+        """JSON-ready dict; ``provenance`` only where a perturbation declared one."""
+        out: dict[str, object] = {
             "name": self.name,
             "version": self.version,
             "source": self.source,
@@ -102,6 +113,9 @@ class PluginInfo:
             "registers": self.registers,
             "error": self.error,
         }
+        if self.provenance:
+            out["provenance"] = self.provenance
+        return out
 
 
 class PluginHost:
@@ -242,6 +256,9 @@ class PluginHost:
         self.perturbations[name] = perturbation
         self.owner[name] = info.name
         info.registers.setdefault("perturbations", []).append(name)
+        provenance = getattr(perturbation, "provenance", None)
+        if isinstance(provenance, dict) and provenance:
+            info.provenance[name] = {str(k): str(v) for k, v in provenance.items()}
 
     # --- calling ---------------------------------------------------------------------------
 
@@ -258,8 +275,9 @@ class PluginHost:
         positive: Positive,
         rng: np.random.Generator,
         budget: float | None = DEFAULT_TIME_BUDGET,
-    ) -> Iterator[Candidate]:
-        """Run ``perturbation.propose`` lazily, yielding its well-formed candidates one at a time.
+    ) -> Iterator[Candidate | Rejected]:
+        """Run ``perturbation.propose`` lazily, yielding its well-formed candidates one at a time
+        (and the :class:`~geoforge.perturb.Rejected` proposals it reports, for the caller to count).
 
         Nothing runs until the first ``next()``, and the plugin's generator is advanced once per
         candidate the caller asks for, never drained, so a check cap applied by the caller also
@@ -328,7 +346,7 @@ class PluginHost:
         rng: np.random.Generator,
         limit: int | None = None,
         budget: float | None = DEFAULT_TIME_BUDGET,
-    ) -> list[Candidate]:
+    ) -> list[Candidate | Rejected]:
         """The first ``limit`` (all if ``None``) candidates of :meth:`candidates` as a list: what
         was produced before an exception or the end of the ``budget`` (seconds) is kept. With
         ``limit=None`` an endless generator is stopped only by the budget."""
@@ -469,6 +487,9 @@ def _file_loader(path: str) -> Callable[[], ModuleType]:
             raise FileNotFoundError(f"no such plugin file: {path}")
         name = f"geoforge_plugin_{file.stem}"
         spec = importlib.util.spec_from_file_location(name, file)
+    if isinstance(item, Rejected):
+        ok = isinstance(item.reason, str) and item.reason.strip()
+        return None if ok else f"Rejected.reason is {type(item.reason).__name__}, not a phrase"
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot load {path}")
         module = importlib.util.module_from_spec(spec)

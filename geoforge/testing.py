@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from geoforge.caption import Caption, Claim, caption_text
-from geoforge.perturb import Accepted, CaptionCandidate, ImageCandidate, Perturbation, Positive, read_only
+from geoforge.perturb import (
+    Accepted,
+    CaptionCandidate,
+    ImageCandidate,
+    Perturbation,
+    Positive,
+    Rejected,
+    read_only,
+)
 from geoforge.program import parse_program
 from geoforge.realise import realise
 from geoforge.verify import DEFAULT_MARGINS, Margins, verify_caption, verify_image
@@ -60,7 +68,8 @@ def run_perturbation(
     """Propose up to ``limit`` candidates from ``perturbation`` for ``positive`` and verify each
     exactly as ``geoforge generate`` does. The plugin gets a read-only copy of ``positive``, as
     in a run (:func:`geoforge.perturb.read_only`), so a plugin that mutates it fails here too.
-    Exceptions from the plugin propagate (a test should see them)."""
+    A :class:`~geoforge.perturb.Rejected` item is counted under its reason. Exceptions from the
+    plugin propagate (a test should see them)."""
     from geoforge.render import render
 
     rng = np.random.default_rng(seed)
@@ -73,6 +82,9 @@ def run_perturbation(
             verdict = verify_image(positive, candidate, png, perturbation.name, margins)
         elif isinstance(candidate, CaptionCandidate):
             verdict = verify_caption(positive, candidate, perturbation.name, rng, margins)
+        elif isinstance(candidate, Rejected):
+            report.rejections[candidate.reason] += 1
+            continue
         else:
             report.rejections[f"not a candidate: {type(candidate).__name__}"] += 1
             continue

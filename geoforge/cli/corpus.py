@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from geoforge.cli import llm as llm_options
 from geoforge.cli.app import app, err, out
 
 
@@ -40,6 +41,16 @@ def generate(
     ] = 0,
     plugin: PluginOption = None,
     no_plugin: NoPluginOption = None,
+    llm_model: llm_options.LLMModel = None,
+    llm_base_url: llm_options.LLMBaseURL = None,
+    llm_backend: llm_options.LLMBackend = "openai",
+    llm_api_key_env: llm_options.LLMKeyEnv = "OPENAI_API_KEY",
+    llm_concurrency: llm_options.LLMConcurrency = 4,
+    llm_budget: llm_options.LLMBudget = None,
+    llm_cache: llm_options.LLMCache = None,
+    llm_timeout: llm_options.LLMTimeout = 60.0,
+    llm_per_positive: llm_options.LLMPerPositive = 4,
+    llm_allow_swap: llm_options.LLMAllowSwap = False,
 ) -> None:
     """Generate a WebDataset corpus of diagrams, exact captions and verified hard negatives."""
     from rich.progress import (
@@ -59,6 +70,19 @@ def generate(
 
     spec = load_recipe(recipe)
     negatives = NegativeConfig(image_negatives, caption_negatives, retrieval_negatives)
+    negatives, llm = llm_options.apply_llm_options(
+        negatives,
+        model=llm_model,
+        base_url=llm_base_url,
+        backend=llm_backend,
+        api_key_env=llm_api_key_env,
+        concurrency=llm_concurrency,
+        budget=llm_budget,
+        cache=llm_cache,
+        timeout=llm_timeout,
+        per_positive=llm_per_positive,
+        allow_swap=llm_allow_swap,
+    )
     plugin_spec = PluginSpec.from_cli(plugin or [], no_plugin or [])
     if negatives.any:
         for message in host_for(plugin_spec).messages:
@@ -93,6 +117,8 @@ def generate(
             negatives=negatives,
             plugins=plugin_spec,
         )
+    if llm is not None:
+        sys.stderr.write(llm_options.llm_summary(llm) + "\n")
     if as_json:
         sys.stdout.write(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         return
