@@ -143,7 +143,7 @@ def make_negatives(
                     verdict = verify_image(positive, candidate, positive_png, name, config.margins, size)
                 else:
                     assert isinstance(candidate, CaptionCandidate)
-                    verdict = verify_caption(positive, candidate, name, rng, config.margins)
+                    verdict = verify_caption(positive, candidate, name, config.margins)
                 if verdict.ok and verdict.accepted is not None:
                     if not _duplicate(verdict.accepted, kept):
                         kept.append(verdict.accepted)

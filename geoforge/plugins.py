@@ -44,6 +44,7 @@ import numpy as np
 import pluggy
 
 from geoforge import hookspecs
+from geoforge.errors import GeoforgeError
 from geoforge.perturb import (
     Candidate,
     CaptionCandidate,
@@ -93,7 +94,9 @@ class PluginInfo:
     ``file``, ``module`` or ``environment``), ``origin`` (module path or file), what it
     registered by hook, ``error`` if it failed, and ``provenance``: for each perturbation that
     declares one, its ``provenance`` mapping (e.g. an LLM plugin's model and prompt hash; never
-    secrets), which goes into the corpus manifest."""
+    secrets), which goes into the corpus manifest. ``distribution`` is the installed package
+    that provides the plugin (``""`` for a plain file); it and its version are known even for a
+    plugin that fails to import."""
 
     name: str
     version: str
@@ -102,11 +105,13 @@ class PluginInfo:
     registers: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
     provenance: dict[str, dict[str, str]] = field(default_factory=dict)
+    distribution: str = ""
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict; ``provenance`` only where a perturbation declared one."""
         out: dict[str, object] = {
             "name": self.name,
+            "distribution": self.distribution,
             "version": self.version,
             "source": self.source,
             "origin": self.origin,
@@ -134,6 +139,7 @@ class PluginHost:
         self.owner: dict[str, str] = {}
         self.failures: Counter[str] = Counter()
         self.messages: list[str] = []
+        self.skipped: set[str] = set()  # plugins and perturbations that --no-plugin skipped
         self._load()
 
     # --- loading ---------------------------------------------------------------------------
@@ -143,13 +149,16 @@ class PluginHost:
         info.error = info.error or message
         self._note(f"{info.name}: {stage}", message)
 
-    def _sources(self) -> list[tuple[str, str, str, Callable[[], ModuleType], str | None]]:
-        found: list[tuple[str, str, str, Callable[[], ModuleType], str | None]] = []
+    def _sources(self) -> list[tuple[str, str, str, Callable[[], ModuleType], tuple[str, str] | None]]:
+        """``(name, source, origin, loader, (distribution, version) or None)`` per plugin."""
+        found: list[tuple[str, str, str, Callable[[], ModuleType], tuple[str, str] | None]] = []
         if self.spec.entry_points:
             for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
                 dist = ep.dist.name if ep.dist else ""
                 source = "built-in" if dist == "geoforge" else "entry point"
-                found.append((ep.name, source, ep.value, ep.load, ep.dist.version if ep.dist else None))
+                found.append(
+                    (ep.name, source, ep.value, ep.load, (dist, ep.dist.version) if ep.dist else None)
+                )
         env = os.environ.get(ENV_VAR, "") if self.spec.env else ""
         extra = [("environment", item) for item in env.split(os.pathsep) if item.strip()]
         extra += [("file", p) for p in self.spec.paths] + [("module", m) for m in self.spec.modules]
@@ -159,23 +168,28 @@ class PluginHost:
                 kind = source if source != "module" else "file"
                 found.append((Path(item).stem, kind, item, _file_loader(item), None))
             else:
-                found.append((item.rsplit(".", 1)[-1], source, item, _module_loader(item), None))
+                found.append(
+                    (item.rsplit(".", 1)[-1], source, item, _module_loader(item), _distribution(item))
+                )
         return found
 
     def _load(self) -> None:
-        for name, source, origin, load, dist_version in self._sources():
+        for name, source, origin, load, dist in self._sources():
             if name in self.spec.disabled:
+                self.skipped.add(name)
                 continue
             first = next((p for p in self.plugins if p.name == name), None)
             if first is not None:
                 if first.origin != origin:  # the same plugin named twice is harmless
                     self._duplicate(name, source, origin, first)
                 continue
-            info = PluginInfo(name, "unknown", source, origin)
+            info = PluginInfo(
+                name, dist[1] if dist else "unknown", source, origin, distribution=dist[0] if dist else ""
+            )
             self.plugins.append(info)
             try:
                 module = load()
-                info.version = dist_version or _version_of(module)
+                info.version = dist[1] if dist else _version_of(module)
             except Exception as e:  # a broken plugin must not stop the run
                 self._fail(info, "to import", e)
                 continue
@@ -252,6 +266,7 @@ class PluginHost:
         if name in self.perturbations:
             raise ValueError(f"perturbation `{name}` is already registered by plugin {self.owner[name]}")
         if name in self.spec.disabled:
+            self.skipped.add(name)
             return
         self.perturbations[name] = perturbation
         self.owner[name] = info.name
@@ -259,6 +274,20 @@ class PluginHost:
         provenance = getattr(perturbation, "provenance", None)
         if isinstance(provenance, dict) and provenance:
             info.provenance[name] = {str(k): str(v) for k, v in provenance.items()}
+
+    def check_disabled(self) -> None:
+        """Raise UsageError, with a close-match suggestion, for a ``--no-plugin`` name that
+        matches no plugin and no perturbation (a typo would otherwise skip nothing)."""
+        import difflib
+
+        from geoforge.errors import UsageError
+
+        known = {p.name for p in self.plugins} | set(self.perturbations) | self.skipped
+        for name in self.spec.disabled:
+            if name not in known:
+                near = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f" (did you mean `{near[0]}`?)" if near else ""
+                raise UsageError(f"--no-plugin {name}: no plugin or perturbation is called `{name}`{hint}")
 
     # --- calling ---------------------------------------------------------------------------
 
@@ -300,20 +329,28 @@ class PluginHost:
         read-only positive, and ``SystemExit``) is reported once and counted as
         ``"<plugin>: in propose"``; running out of budget as ``"<plugin>: time budget"``; an
         item that is not a candidate of the perturbation's kind is dropped and counted as
-        ``"<plugin>: garbage"``. The stream then ends (for a garbage item, it goes on).
+        ``"<plugin>: garbage"``. The stream then ends (for a garbage item, it goes on, up to
+        :data:`MAX_GARBAGE` of them). An error or a hang in the generator's clean-up (``close``)
+        is counted as ``"<plugin>: in close"`` or ``"<plugin>: time budget"``.
         ``KeyboardInterrupt`` propagates.
         """
         owner = self.owner.get(perturbation.name, perturbation.name)
         info = next((p for p in self.plugins if p.name == owner), PluginInfo(owner, "?", "?", "?"))
         clock = _Budget(budget)
         it: Iterator[object] | None = None
+        garbage = 0
         try:
             try:
                 with clock.running():
                     it = iter(perturbation.propose(read_only(positive), rng))
                 while True:
-                    with clock.running():
-                        item = next(it, _END)
+                    try:
+                        with clock.running():
+                            item = next(it, _END)
+                    except GeneratorExit as e:  # raised by the plugin itself, not by our caller
+                        it = None
+                        self._fail(info, "in propose", e)
+                        return
                     if item is _END:
                         return
                     problem = _candidate_problem(item, perturbation.kind)
@@ -322,6 +359,9 @@ class PluginHost:
                         continue
                     what = f"plugin {owner} ({info.origin}) proposed garbage from {perturbation.name}"
                     self._note(f"{owner}: garbage", f"{what}: {problem}")
+                    garbage += 1
+                    if garbage >= MAX_GARBAGE:  # an endless stream of garbage never reaches the cap
+                        return
             except PluginTimeout:
                 it = None  # the generator was interrupted; closing it could block again
                 message = (
@@ -336,8 +376,18 @@ class PluginHost:
         finally:
             close = getattr(it, "close", None)
             if close is not None:  # run the plugin's own clean-up (finally blocks), on its budget
-                with contextlib.suppress(Exception, SystemExit, PluginTimeout), clock.running():
-                    close()
+                try:
+                    with clock.running():
+                        close()
+                except PluginTimeout:
+                    message = (
+                        f"plugin {owner} ({info.origin}) exceeded its time budget of {budget:g} s in "
+                        f"the clean-up (close) of {perturbation.name}"
+                    )
+                    self._note(f"{owner}: time budget", message)
+                    info.error = info.error or message
+                except (Exception, SystemExit) as e:  # e.g. a generator that ignores close()
+                    self._fail(info, "in close", e)
 
     def propose(
         self,
@@ -361,6 +411,15 @@ class PluginHost:
         self.failures[key] += 1
         if message not in self.messages:
             self.messages.append(message)
+
+
+#: Garbage items one perturbation may yield for one positive before its stream is ended: they
+#: are dropped before the check cap, which would otherwise never stop an endless stream of them.
+MAX_GARBAGE = 20
+
+
+class PluginFailure(GeoforgeError):
+    """A plugin failed and ``--strict-plugins`` makes that fatal (exit 1)."""
 
 
 class PluginTimeout(BaseException):
@@ -461,6 +520,9 @@ def _candidate_problem(item: object, kind: str) -> str | None:
     from geoforge.program import Program
     from geoforge.verify import claim_problem
 
+    if isinstance(item, Rejected):
+        ok = isinstance(item.reason, str) and item.reason.strip()
+        return None if ok else f"Rejected.reason is {type(item.reason).__name__}, not a phrase"
     want = ImageCandidate if kind == "image" else CaptionCandidate
     if not isinstance(item, want):
         return f"expected {want.__name__}, got {type(item).__name__}"
@@ -487,9 +549,6 @@ def _file_loader(path: str) -> Callable[[], ModuleType]:
             raise FileNotFoundError(f"no such plugin file: {path}")
         name = f"geoforge_plugin_{file.stem}"
         spec = importlib.util.spec_from_file_location(name, file)
-    if isinstance(item, Rejected):
-        ok = isinstance(item.reason, str) and item.reason.strip()
-        return None if ok else f"Rejected.reason is {type(item.reason).__name__}, not a phrase"
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot load {path}")
         module = importlib.util.module_from_spec(spec)
@@ -506,6 +565,15 @@ def _file_loader(path: str) -> Callable[[], ModuleType]:
 
 def _module_loader(name: str) -> Callable[[], ModuleType]:
     return lambda: importlib.import_module(name)
+
+
+def _distribution(module: str) -> tuple[str, str] | None:
+    """The installed distribution that provides the top-level package of ``module``, and its
+    version, found without importing it; None if none does."""
+    from importlib.metadata import packages_distributions, version
+
+    names = packages_distributions().get(module.split(".")[0], [])
+    return (names[0], version(names[0])) if names else None
 
 
 def _version_of(module: ModuleType) -> str:

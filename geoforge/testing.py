@@ -81,7 +81,7 @@ def run_perturbation(
         if isinstance(candidate, ImageCandidate):
             verdict = verify_image(positive, candidate, png, perturbation.name, margins)
         elif isinstance(candidate, CaptionCandidate):
-            verdict = verify_caption(positive, candidate, perturbation.name, rng, margins)
+            verdict = verify_caption(positive, candidate, perturbation.name, margins)
         elif isinstance(candidate, Rejected):
             report.rejections[candidate.reason] += 1
             continue

@@ -291,3 +291,91 @@ def test_plugins_that_raise_or_exit_are_reported_with_their_message_and_the_run_
     run(host, geoforge_positive, caption=3)  # counted per positive, reported once
     assert host.failures == {"quitter: in propose": 2, "raiser: in propose": 2}
     assert len(host.messages) == 2
+
+
+# --- generators that misbehave at their end -----------------------------------------------------
+
+ENDINGS = """
+import time
+
+
+class Ending:
+    name = "ending"
+    kind = "caption"
+
+    def propose(self, positive, rng):
+        {body}
+
+
+@geoforge.hookimpl
+def geoforge_register_perturbations(register):
+    register(Ending())
+"""
+
+BAD_ENDINGS = {
+    # found by a new user: GeneratorExit from the plugin ended the whole run with a traceback
+    "raises GeneratorExit": ("raise GeneratorExit('done')\n        yield", "ending: in propose"),
+    # close() on a generator that yields again raises RuntimeError: counted, not ignored
+    "ignores close": (
+        "while True:\n            try:\n                yield 'junk'\n            except GeneratorExit:\n"
+        "                pass",
+        "ending: in close",
+    ),
+    # a clean-up that hangs costs its budget and is counted
+    "hangs in finally": (
+        "try:\n            yield 'junk'\n        finally:\n            time.sleep(60)",
+        "ending: time budget",
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(BAD_ENDINGS))
+def test_a_generator_that_misbehaves_at_its_end_is_counted_and_the_run_goes_on(
+    tmp_path, geoforge_positive, how
+):
+    body, failure = BAD_ENDINGS[how]
+    host = host_with(write_plugin(tmp_path, "ending", ENDINGS.format(body=body)), env=False)
+    start = time.monotonic()
+    negatives = run(host, geoforge_positive, caption=3, time_budget=0.5)
+    assert time.monotonic() - start < 10
+    assert len(negatives.caption) == 3 and {a.plugin for a in negatives.caption} <= BUILT_INS
+    assert host.failures[failure] == 1, host.failures
+
+
+EXTRA = """
+from geoforge.caption import Claim
+from geoforge.perturb import CaptionCandidate
+
+
+class Extra:
+    name = "extra"
+    kind = "caption"
+
+    def propose(self, positive, rng):
+        for _ in range(int(rng.integers(1, 4))):  # draws from its generator, like a real plugin
+            yield CaptionCandidate((*positive.caption.claims, Claim("equal", ("A", "B", "A", "C"))), "x", ())
+
+
+@geoforge.hookimpl
+def geoforge_register_perturbations(register):
+    register(Extra())
+"""
+
+
+def test_another_plugin_does_not_change_the_words_of_the_built_ins_negatives(tmp_path):
+    # Found by a new user: adding a plugin re-worded built-in caption negatives ("MA ∥ NB"
+    # became "MA is parallel to NB"), since the words were drawn from a shared generator.
+    from geoforge.testing import make_positive
+
+    positive = make_positive(
+        "A = free A; B = lconst B A 3; C = s_angle B A C 90, lconst C A 4; D = foot D A B C; "
+        "given length A B 3; draw polygon A B C",
+        ["right A B C", "length A B 3", "altitude A D B C"],
+        style="descriptive",
+    )
+    alone = run(host_with(env=False), positive, caption=6)
+    both = run(host_with(write_plugin(tmp_path, "extra", EXTRA), env=False), positive, caption=6)
+    builtin = [a.text for a in alone.caption]
+    assert len(builtin) == 6
+    others = [a.text for a in both.caption if a.plugin != "extra"]
+    assert others and all(text in builtin for text in others)

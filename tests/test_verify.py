@@ -202,7 +202,7 @@ def test_claim_problem_accepts_every_claim_kind_at_its_arity_and_rejects_malform
 def test_verify_caption_rejects_malformed_claims_without_raising(claims, geoforge_positive):
     # Regression: strings raised AttributeError and bad values ProgramError out of the verifier.
     candidate = CaptionCandidate(claims, "garbage", ())  # type: ignore[arg-type]
-    verdict = verify_caption(geoforge_positive, candidate, "test", np.random.default_rng(0))
+    verdict = verify_caption(geoforge_positive, candidate, "test")
     assert (verdict.ok, verdict.reason) == (False, "malformed claims")
 
 
@@ -216,7 +216,7 @@ def test_verify_caption_rejects_paraphrases_and_claims_not_false_by_the_margin(g
     def reason(*changed: Claim) -> str:
         claims = (*geoforge_positive.caption.claims[: 4 - len(changed)], *changed)
         candidate = CaptionCandidate(claims, "", ())
-        return verify_caption(geoforge_positive, candidate, "t", np.random.default_rng(0)).reason
+        return verify_caption(geoforge_positive, candidate, "t").reason
 
     assert reason(claim("right A C B"), *geoforge_positive.caption.claims[1:]) == "paraphrase of the positive"
     assert reason(claim("perpendicular A D D C")) == "no stated claim false by the margin"  # true
@@ -240,7 +240,7 @@ def test_caption_negatives_keep_the_positive_wording_of_the_claims_they_share(se
     from geoforge.testing import make_positive as make
 
     positive = make(FIXTURE_PROGRAM, FIXTURE_CLAIMS, seed=seed, style="descriptive")
-    assert negative_text(positive, positive.caption.claims, np.random.default_rng(9)) == positive.caption.text
+    assert negative_text(positive, positive.caption.claims) == positive.caption.text
     report = run_perturbation(PluginHost(PluginSpec(env=False)).perturbations["caption_rules"], positive)
     assert len(report.accepted) > 10
     before = positive.caption.text.removeprefix("In the figure, ").split(". ")
@@ -261,7 +261,7 @@ def test_question_style_caption_negatives_keep_the_question():
     text = caption_text(claims, "question", np.random.default_rng(0), question)
     positive = dataclasses.replace(positive, caption=Caption(text, "question", claims, question))
     changed = (*claims[:3], claim("altitude A D B A"))
-    assert negative_text(positive, changed, np.random.default_rng(0)) == (
+    assert negative_text(positive, changed) == (
         "As shown in the figure, right △ABC, right angle at A; AB = 3; AC = 4; AD ⊥ BA at D. "
         "Find the length of BC."
     )

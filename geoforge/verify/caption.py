@@ -11,7 +11,7 @@ claims count for nothing beyond the words they are written as.
 
 from __future__ import annotations
 
-import numpy as np
+import zlib
 
 from geoforge.caption import CaptionReadError, Claim, caption_text, read_caption
 from geoforge.caption.read import normalise
@@ -27,30 +27,35 @@ from geoforge.verify.measure import (
 )
 
 
-def negative_text(
-    positive: Positive, claims: tuple[Claim, ...] | list[Claim], rng: np.random.Generator
-) -> str:
+def negative_text(positive: Positive, claims: tuple[Claim, ...] | list[Claim]) -> str:
     """The words of a caption negative: the positive's style and question and, so that the two
     differ only where the claims do, the positive's wording (descriptive variant) of every
-    claim they share. New claims get a variant drawn from ``rng``."""
+    claim they share. A new claim's variant is a hash of the positive's text and the claim
+    (:func:`_variant`), so the words depend on nothing else: no other plugin, and no order of
+    proposals, changes them."""
     caption = positive.caption
     question = caption.question if caption.style == "question" else ""
     if caption.style != "descriptive":
-        return caption_text(list(claims), caption.style, rng, question)
+        return caption_text(list(claims), caption.style, question=question)
     try:
         read = read_caption(caption.text)
         wording = dict(zip(read.claims, read.variants))
     except CaptionReadError:
         wording = {}
-    variants = [wording[c] if c in wording else int(rng.integers(8)) for c in claims]
+    variants = [wording[c] if c in wording else _variant(caption.text, c) for c in claims]
     return caption_text(list(claims), caption.style, variants=variants)
+
+
+def _variant(text: str, claim: Claim) -> int:
+    """A wording variant (0–7, taken modulo the kind's variants) for ``claim`` in a negative of
+    the caption ``text``: CRC-32 of both, stable across processes and runs."""
+    return zlib.crc32(f"{text}\n{' '.join(claim.to_json())}".encode()) % 8
 
 
 def verify_caption(
     positive: Positive,
     candidate: CaptionCandidate,
     plugin: str,
-    rng: np.random.Generator,
     margins: Margins = DEFAULT_MARGINS,
 ) -> Verdict:
     """Apply the caption-negative rules (module docstring) to ``candidate``, whose text is
@@ -61,7 +66,7 @@ def verify_caption(
     if candidate.text is None:
         if not isinstance(candidate.claims, tuple | list) or any(claim_problem(c) for c in candidate.claims):
             return Verdict(False, "malformed claims")
-        text = negative_text(positive, candidate.claims, rng)
+        text = negative_text(positive, candidate.claims)
     elif isinstance(candidate.text, str):
         text = candidate.text
     else:
@@ -73,6 +78,8 @@ def verify_caption(
         return Verdict(False, "caption text not readable")
     if not read.claims:
         return Verdict(False, "empty caption")
+    if any(claim_problem(c) for c in read.claims):
+        return Verdict(False, "malformed claims")
     if normalise(text) == normalise(positive.caption.text):
         return Verdict(False, "same text as the positive")
     if said.question and read.question != said.question:

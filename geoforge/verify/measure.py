@@ -213,8 +213,9 @@ def claim_arity(kind: str) -> int:
 def claim_problem(claim: object) -> str | None:
     """Why ``claim`` is not a well-formed :class:`Claim`, or ``None`` if it is: it must be a
     Claim of a kind in :data:`geoforge.caption.CLAIM_KINDS` with a tuple of exactly
-    :func:`claim_arity` non-empty strings, and a ``length``/``angle`` value must parse. Whether
-    its points exist in a figure is not checked here (a missing point makes a claim false)."""
+    :func:`claim_arity` non-empty strings, a ``length``/``angle`` value must parse, and it must
+    not be degenerate (:func:`_degenerate`). Whether its points exist in a figure is not
+    checked here (a missing point makes a claim false)."""
     if not isinstance(claim, Claim):
         return f"not a Claim: {claim!r}"
     if claim.kind not in CLAIM_KINDS:
@@ -229,6 +230,49 @@ def claim_problem(claim: object) -> str | None:
             check_fact_shape(fact)
     except GeoforgeError as e:
         return f"claim `{' '.join(claim.to_json())}`: {e}"
+    return _degenerate(claim)
+
+
+#: Point pairs (argument indices) of a fact that must name two different points; predicates
+#: not listed need all their points different.
+_SEGMENTS = {
+    "para": ((0, 1), (2, 3)),
+    "perp": ((0, 1), (2, 3)),
+    "cong": ((0, 1), (2, 3)),
+    "eqangle_plain": ((0, 1), (2, 1), (0, 2), (3, 4), (5, 4), (3, 5)),
+    "angle": ((0, 1), (2, 1), (0, 2)),
+    "length": ((0, 1),),
+    "eqratio": ((0, 1), (2, 3), (4, 5), (6, 7)),
+}
+#: The largest printed value a caption may state (a length in given units, or degrees).
+MAX_VALUE = 1e6
+
+
+def _degenerate(claim: Claim) -> str | None:
+    """Why a well-formed claim says nothing about a figure, or ``None``: a segment or angle
+    with coinciding ends (``AA = BC``, ``∠BAB``, ``A midpoint of AB``), two relations of one
+    line with itself (``AB ⊥ BA``), a length that is not positive or an angle not strictly
+    between 0° and 180°, or a value beyond :data:`MAX_VALUE`."""
+    text = " ".join(claim.to_json())
+    for fact in claim.facts():
+        pts = fact.points
+        pairs = _SEGMENTS.get(fact.name)
+        if pairs is None:
+            if len(set(pts)) != len(pts):
+                return f"claim `{text}` names a point twice in `{fact.text()}`"
+            continue
+        if any(pts[i] == pts[j] for i, j in pairs):
+            return f"claim `{text}` has a segment or angle with coinciding ends in `{fact.text()}`"
+        if fact.name in ("para", "perp", "cong") and {pts[0], pts[1]} == {pts[2], pts[3]}:
+            return f"claim `{text}` relates line {pts[0]}{pts[1]} to itself"
+    if claim.kind in ("length", "angle"):
+        from geoforge.exact import parse_value
+
+        value = float(parse_value(claim.args[-1]))
+        low, high = (0.0, MAX_VALUE) if claim.kind == "length" else (0.0, 180.0)
+        if not low < value < high:
+            unit = "" if claim.kind == "length" else "°"
+            return f"claim `{text}`: {value:g}{unit} is not between {low:g}{unit} and {high:g}{unit}"
     return None
 
 
