@@ -1,8 +1,7 @@
 """Render speed: geoforge.render against a naive matplotlib baseline, interleaved in one run.
 
-Realises N scenes from the JGEX problems (``../shared/corpora-ext/alphageometry/
-jgex_ag_231.txt`` relative to the repository root; a few built-in programs if that file is
-missing), then, scene by scene, times (a) ``geoforge.render.render(scene)`` and (b) the usual
+Realises N scenes from the JGEX problems (``corpora/alphageometry/jgex_ag_231.txt``; a few
+built-in programs if that file is missing), then, scene by scene, times (a) ``geoforge.render.render(scene)`` and (b) the usual
 LLM-written matplotlib code: ``plt.figure()``, ``plt.plot``/``plt.text`` per segment, circle,
 point and label, ``savefig`` to PNG bytes, ``plt.close()``. Both are warmed up on the first
 scene first. Prints ms/diagram for each and the ratio, as a table or with ``--json``.
@@ -31,7 +30,7 @@ from geoforge.realise import realise
 from geoforge.render import layout, render
 from geoforge.scene import Scene
 
-JGEX = Path(__file__).resolve().parents[1] / "../shared/corpora-ext/alphageometry/jgex_ag_231.txt"
+JGEX = Path(__file__).resolve().parents[1] / "corpora" / "alphageometry" / "jgex_ag_231.txt"
 BUILTIN = [
     "a b c = triangle a b c; o = circle o a b c; h = midpoint h c b; d = on_line d o h, "
     "on_line d a b; e = on_tline e c c o, on_tline e a a o",

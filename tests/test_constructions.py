@@ -18,9 +18,9 @@ from geoforge.facts import Fact, residual
 from geoforge.program import Program, parse_program
 from geoforge.realise import realise
 
-CORPORA = Path(__file__).parents[1] / ".." / "shared" / "corpora-ext"
+CORPORA = Path(__file__).parents[1] / "corpora"
 AG_DEFS = CORPORA / "alphageometry" / "defs.txt"
-NEWCLID_DEFS = CORPORA / "lmcrc-newclid" / "defs.txt"
+NEWCLID_DEFS = CORPORA / "newclid" / "defs.txt"
 
 #: A declared fact must hold on a realisation to this residual (radians, fraction of the
 #: diagram's size, or relative ratio).
@@ -84,8 +84,6 @@ def normalise(name: str, args: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
 
 def read_defs(path: Path) -> dict[str, Definition]:
     """Blocks of 5 lines (the second may be empty) separated by one blank line."""
-    if not path.exists():
-        pytest.skip(f"reference file {path} is absent (copy ../shared/corpora-ext to run this)")
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks: dict[str, Definition] = {}
     i = 0

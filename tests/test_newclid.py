@@ -14,7 +14,7 @@ from geoforge.problems import Problem, check_problem, read_problems
 from geoforge.program import parse_program
 from geoforge.realise import realise
 
-AG = Path(__file__).parents[1] / ".." / "shared" / "corpora-ext" / "alphageometry"
+AG = Path(__file__).parents[1] / "corpora" / "alphageometry"
 
 
 def check(text: str, attempts: int = 8):  # type: ignore[no-untyped-def]
@@ -152,8 +152,6 @@ def test_rcompute_and_lcompute_report_exact_values() -> None:
 
 
 def test_jgex_in_newclids_argument_order_checks_231_of_231(tmp_path: Path) -> None:
-    if not (AG / "jgex_ag_231.txt").exists():
-        pytest.skip("../shared/corpora-ext is absent")
     problems = read_problems(AG / "jgex_ag_231.txt")
     lines = []
     for p in problems:

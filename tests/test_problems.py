@@ -9,14 +9,11 @@ import pytest
 from geoforge.errors import ProgramError
 from geoforge.problems import GOAL_TOL, Problem, check_problem, read_problems
 
-AG = Path(__file__).parents[1] / ".." / "shared" / "corpora-ext" / "alphageometry"
+AG = Path(__file__).parents[1] / "corpora" / "alphageometry"
 
 
 def problems(name: str) -> list[Problem]:
-    path = AG / name
-    if not path.exists():
-        pytest.skip(f"reference file {path} is absent (copy ../shared/corpora-ext to run this)")
-    return read_problems(path)
+    return read_problems(AG / name)
 
 
 def test_jgex_goals_hold_numerically_on_at_least_229_of_231() -> None:

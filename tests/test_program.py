@@ -18,14 +18,11 @@ from geoforge.problems import read_problems
 from geoforge.program import Program, parse_program
 from geoforge.realise import realise
 
-AG = Path(__file__).parents[1] / ".." / "shared" / "corpora-ext" / "alphageometry"
+AG = Path(__file__).parents[1] / "corpora" / "alphageometry"
 
 
 def corpus(name: str) -> list[tuple[str, str]]:
-    path = AG / name
-    if not path.exists():
-        pytest.skip(f"reference file {path} is absent (copy ../shared/corpora-ext to run this)")
-    return [(p.name, p.text) for p in read_problems(path)]
+    return [(p.name, p.text) for p in read_problems(AG / name)]
 
 
 def assert_round_trips(program: Program) -> None:
