@@ -16,6 +16,7 @@ from geoforge.cli.app import app, err, out
 
 @app.command(rich_help_panel="Corpora and plugins")
 def generate(
+    ctx: typer.Context,
     recipe: Annotated[Path, typer.Argument(help="Recipe TOML, e.g. corpora/smoke.toml.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Corpus directory to write.")],
     n: Annotated[int | None, typer.Option("--n", min=1, help="Samples (default: the recipe's).")] = None,
@@ -78,6 +79,7 @@ def generate(
         api_key_env=llm_api_key_env,
         concurrency=llm_concurrency,
         budget=llm_budget,
+        ctx,
         cache=llm_cache,
         timeout=llm_timeout,
         per_positive=llm_per_positive,

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 
 from geoforge.errors import UsageError
@@ -99,6 +98,7 @@ LLMAllowSwap = Annotated[
 
 
 def apply_llm_options(
+    ctx: typer.Context,
     negatives: NegativeConfig,
     *,
     model: str | None,
@@ -112,8 +112,8 @@ def apply_llm_options(
     per_positive: int,
     allow_swap: bool,
 ) -> tuple[NegativeConfig, LLMConfig | None]:
-    """Turn the options on for this command: set ``GEOFORGE_LLM_*`` (restored, and the run's
-    request ledger removed, when the command ends) and return ``negatives`` with a time budget
+    """Turn the options on for the command of ``ctx``: set ``GEOFORGE_LLM_*`` (restored, and the
+    run's request ledger removed, when the command ends) and return ``negatives`` with a time budget
     the LLM can meet (:meth:`geoforge_llm.config.LLMConfig.time_budget`), and the settings.
     Without ``--llm-model`` nothing changes, and ``(negatives, None)`` is returned (a
     ``GEOFORGE_LLM_MODEL`` set by hand still turns the plugin on). Raises UsageError for an
@@ -162,7 +162,7 @@ def apply_llm_options(
         shutil.rmtree(ledger, ignore_errors=True)
 
     os.environ.update(config.to_env())
-    click.get_current_context().call_on_close(restore)
+    ctx.call_on_close(restore)
     if not negatives.image and not negatives.caption:
         typer.echo(
             "warning: --llm-model has no effect without --image-negatives or --caption-negatives", err=True

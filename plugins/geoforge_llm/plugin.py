@@ -34,7 +34,7 @@ Judge = Callable[[str, Positive, str], "ImageCandidate | CaptionCandidate | Reje
 
 class _LLMPerturbation:
     """What both perturbations share: the settings, the prompt file, the requests of one
-    positive kept ``config.lanes`` ahead of the verifier, and the provenance for the manifest."""
+    positive (in flight while the verifier works), and the provenance for the manifest."""
 
     name: str
     kind: str
@@ -67,15 +67,20 @@ class _LLMPerturbation:
         return [(order[k % len(order)], k // len(order)) for k in range(self.config.per_positive)]
 
     def requests(self, positive: Positive, rng: np.random.Generator, judge: Judge) -> Iterator[object]:
-        """Send the plan's requests, at most ``config.lanes`` ahead of the one being judged, and
-        yield each reply's candidate (or Rejected) in plan order, so the result does not depend
-        on which reply comes first. Requests not yet sent when the caller stops are cancelled."""
+        """Send the plan's requests and yield each reply's candidate (or Rejected) in plan order,
+        so the result does not depend on which reply comes first.
+
+        The first candidate costs one request. Once the caller asks for a second, the next
+        requests are kept in flight while it verifies and renders the one before, up to
+        ``config.lanes`` at once, so a caller that stops after one wastes nothing and one that
+        goes on waits little. Requests still queued when the caller stops are cancelled; those
+        already sent finish in the background and land in the cache."""
         client = client_for(self.config)
         plan = iter(self.plan(rng))
         pending: deque[tuple[str, Future[Outcome]]] = deque()
 
-        def top_up() -> None:
-            while len(pending) < self.config.lanes and (step := next(plan, None)) is not None:
+        def top_up(ahead: int) -> None:
+            while len(pending) < ahead and (step := next(plan, None)) is not None:
                 task, variant = step
                 messages = self.prompts.messages(self.kind, positive, task, variant, self.config.allow_swap)
                 request = {
@@ -94,16 +99,19 @@ class _LLMPerturbation:
                 }
                 pending.append((task, client.submit(request, about)))
 
+        ahead = 0  # requests in flight beside the one awaited: none until a second is asked for
         try:
-            top_up()
-            while pending:
+            while True:
+                top_up(max(ahead, 1))
+                if not pending:
+                    return
                 task, future = pending.popleft()
-                top_up()
+                top_up(ahead)
                 outcome = future.result()  # raises LLMError for a set-up fault: reported once
-                if outcome.text is None:
-                    yield Rejected(outcome.reason)
-                else:
-                    yield judge(outcome.text, positive, task)
+                yield (
+                    Rejected(outcome.reason) if outcome.text is None else judge(outcome.text, positive, task)
+                )
+                ahead = self.config.lanes - 1
         finally:
             for _, future in pending:
                 future.cancel()

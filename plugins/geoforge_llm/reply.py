@@ -79,7 +79,8 @@ def extract_program(reply: str, original: Program) -> tuple[Program | None, str]
 
 def extract_caption(reply: str) -> str:
     """The edited caption in ``reply`` as one line: the first non-empty fenced block (``""`` if
-    every fence is empty), else the whole reply, without a leading ``Caption:`` and surrounding quotes; ``""`` if none."""
+    every fence is empty), else the whole reply, without a leading ``Caption:`` and surrounding
+    quotes; ``""`` if none."""
     blocks = fenced_blocks(reply)
     text = next((b for b in blocks if b.strip()), "") if blocks else _clean(reply)
     text = " ".join(text.split())
