@@ -142,7 +142,7 @@ def test_caption_edits_are_verified_by_their_text(monkeypatch):
     }
 
 
-def test_concurrency_bounds_requests_in_flight_and_replies_keep_their_order(monkeypatch):
+def test_concurrency_bounds_the_requests_in_flight(monkeypatch):
     lock, live, most = threading.Lock(), [0], [0]
 
     def slow(body):  # type: ignore[no-untyped-def]
@@ -156,12 +156,9 @@ def test_concurrency_bounds_requests_in_flight_and_replies_keep_their_order(monk
 
     with ChatServer(slow) as server:
         configure(monkeypatch, server, per_positive=6, concurrency=2, timeout=5)
-        start = time.monotonic()
         found = run(right_triangle(), llm_host(), image=10)
-        elapsed = time.monotonic() - start
         assert server.count == 6
-    assert most[0] == 2  # never more than --llm-concurrency at once
-    assert elapsed < 6 * 0.3  # three rounds of two overlapping requests, not six in a row
+    assert most[0] == 2  # requests overlap, but never more than --llm-concurrency at once
     assert dict(found.rejections) == {("llm_rewrite", "no program in the reply"): 6}
 
 
@@ -207,3 +204,21 @@ def test_a_rerun_is_served_from_the_cache_without_requests(monkeypatch, tmp_path
     assert len(list(tmp_path.glob("*/*.json"))) == 4 and KEY not in "".join(
         p.read_text(encoding="utf-8") for p in tmp_path.glob("*/*.json")
     )
+
+
+def test_the_negatives_do_not_depend_on_which_reply_comes_first(monkeypatch):
+    from geoforge_llm.loopback import editing_reply
+
+    def shuffled(body):  # type: ignore[no-untyped-def]
+        time.sleep((hash(str(body["messages"])) % 5) / 50)  # replies finish out of order
+        return editing_reply(body)
+
+    results = []
+    for concurrency in (1, 4):
+        with ChatServer(shuffled) as server:
+            configure(monkeypatch, server, per_positive=4, concurrency=concurrency, timeout=5)
+            monkeypatch.setattr(geoforge_llm.client, "_CLIENTS", {})
+            found = run(right_triangle(), llm_host(), image=10, caption=10)
+        results.append(([a.png for a in found.image], [a.text for a in found.caption], found.rejections))
+    assert results[0] == results[1]
+    assert results[0][0]  # the rule-based editor's edits include accepted negatives

@@ -1,4 +1,5 @@
-"""``llm_rewrite``: hard negatives from an LLM that edits diagram programs (and captions).
+"""The ``llm_rewrite`` perturbations: hard negatives from an LLM that edits diagram programs
+(and captions).
 
 MMGeoLM (Sun et al. 2025, §3.1) asks an LLM for perturbed diagram code and keeps whatever
 runs. Here the LLM edits geoforge's diagram program (``llm_rewrite``, image negatives) or the
@@ -7,8 +8,8 @@ taxonomy, and every reply becomes a candidate that geoforge's verifier judges li
 A reply that cannot become a candidate is yielded as :class:`geoforge.perturb.Rejected` with
 its reason, so the run counts it.
 
-The plugin is off unless ``GEOFORGE_LLM_MODEL`` is set (``geoforge generate --llm-model``):
-without it, it registers nothing. See :mod:`geoforge_llm.config` and ``docs/llm.md``.
+:mod:`geoforge_llm.plugin` registers them only when an LLM is configured. See
+``docs/llm.md``.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ from concurrent.futures import Future
 
 import numpy as np
 
-import geoforge
 from geoforge.caption import CaptionReadError, read_caption
 from geoforge.edit import dependents
 from geoforge.perturb import CaptionCandidate, ImageCandidate, Positive, Rejected
 from geoforge.program import Program
 from geoforge_llm.client import Outcome, client_for
 from geoforge_llm.config import LLMConfig
-from geoforge_llm.prompts import Prompts, load_prompts
+from geoforge_llm.prompts import Prompts
 from geoforge_llm.reply import extract_caption, extract_program, swaps_claim, swaps_relation
 
 Judge = Callable[[str, Positive, str], "ImageCandidate | CaptionCandidate | Rejected"]
@@ -183,16 +183,3 @@ def _changed(old: Program, new: Program) -> tuple[list[int], set[str]]:
     statements = {s.text() for s in old.statements} ^ {s.text() for s in new.statements}
     points |= {p for s in (*old.statements, *new.statements) if s.text() in statements for p in s.points}
     return clauses, dependents(old, points & set(old.points)) | points
-
-
-@geoforge.hookimpl
-def geoforge_register_perturbations(register):  # type: ignore[no-untyped-def]
-    """Register ``llm_rewrite`` and ``llm_rewrite_caption`` when ``GEOFORGE_LLM_MODEL`` is set;
-    nothing otherwise. A bad ``GEOFORGE_LLM_*`` value raises ConfigError, which geoforge
-    reports as this plugin's failure."""
-    config = LLMConfig.from_env()
-    if config is None:
-        return
-    prompts = load_prompts()
-    register(LLMRewrite(config, prompts))
-    register(LLMCaption(config, prompts))
