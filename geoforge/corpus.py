@@ -174,23 +174,22 @@ class Record:
 
 
 def read_shard(path: Path) -> Iterator[Record]:
-    """Yield the samples of a shard in order. Raises CorpusError if it is not a readable tar."""
+    """Yield the samples of a shard in the order of their first members. A sample's members
+    are found by key wherever they are, so a shard whose members are not adjacent (grouped by
+    extension by another tool) reads the same (``geoforge corpus verify`` reports it). Raises
+    CorpusError if it is not a readable tar."""
     try:
         with tarfile.open(path, "r") as tar:
-            current: Record | None = None
-            for member in tar:
-                if not member.isfile():
-                    continue
-                key, _, ext = member.name.partition(".")
-                fh = tar.extractfile(member)
-                data = fh.read() if fh else b""
-                if current is None or current.key != key:
-                    if current is not None:
-                        yield current
-                    current = Record(key, {})
-                current.files[ext] = data
-            if current is not None:
-                yield current
+            groups: dict[str, list[tarfile.TarInfo]] = {}
+            for member in tar.getmembers():
+                if member.isfile():
+                    groups.setdefault(member.name.partition(".")[0], []).append(member)
+            for key, members in groups.items():
+                record = Record(key, {})
+                for member in members:
+                    fh = tar.extractfile(member)
+                    record.files[member.name.partition(".")[2]] = fh.read() if fh else b""
+                yield record
     except (tarfile.TarError, OSError) as e:
         raise CorpusError(f"{path}: cannot read shard: {e}") from None
 

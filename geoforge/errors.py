@@ -60,10 +60,9 @@ class ProgramError(GeoforgeError):
         elif self.column is not None:
             where.append(f"column {self.column}")
         if self.clause is not None:
+            quoted = f" `{self.text}`" if self.text else ""
             where.append(
-                f"clause {self.clause} `{self.text}`"
-                if isinstance(self.clause, int)
-                else f"{self.clause} `{self.text}`"
+                f"clause {self.clause}{quoted}" if isinstance(self.clause, int) else f"{self.clause}{quoted}"
             )
         elif self.text:
             where.append(f"`{self.text}`")

@@ -49,16 +49,30 @@ CLAUSE_TRIES = 10
 
 
 class _Partial:
-    """The points placed so far, seen as a Scene for residuals."""
+    """The points placed so far, seen as a Scene for residuals. ``floor`` is the least
+    :attr:`scale`: 1 (the size of sampled shapes), or for a program with pinned points the
+    size of the pinned figure, so that closeness thresholds scale with the figure."""
 
-    def __init__(self, points: dict[str, Point]) -> None:
+    def __init__(self, points: dict[str, Point], floor: float = 1.0) -> None:
         self.points = points
+        self.floor = floor
         xy = np.array(list(points.values())) if points else np.zeros((0, 2))
         span = float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0)))) if len(xy) > 1 else 0.0
         self.span = span
-        self.scale = max(span, 1.0)
+        self.scale = max(span, floor)
         self.center = xy.mean(axis=0) if len(xy) else np.zeros(2)
         self.unit = 1.0
+
+    def add(self, new: dict[str, Point]) -> _Partial:
+        """These points and ``new``."""
+        return _Partial({**self.points, **new}, self.floor)
+
+
+def _pinned_size(program: Program) -> float:
+    """The diagonal of the pinned points' bounding box (1.0 without two pinned points)."""
+    xy = np.array([(x, y) for c in program.clauses for _, x, y in c.pinned]).reshape(-1, 2)
+    span = float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0)))) if len(xy) > 1 else 0.0
+    return span if span > 0 else 1.0
 
 
 def _bind(c: Construction, args: tuple[str, ...]) -> dict[str, str]:
@@ -110,16 +124,27 @@ def _choose(candidates: list[Point], state: _Partial, rng: np.random.Generator) 
     return pool[int(rng.integers(len(pool)))] if len(pool) > 1 else pool[0]
 
 
-def _check_new(new: dict[str, Point], state: _Partial) -> None:
+def _check_new(new: dict[str, Point], state: _Partial, pinned: bool = False) -> None:
+    """Raise DegenerateError, with the distance, for a new point that is not finite, that
+    nearly coincides with a placed one or (unless ``pinned``: the user put it there) that is
+    far outside the figure."""
     placed = dict(state.points)
     for name, p in new.items():
         if not np.all(np.isfinite(p)):
             raise DegenerateError(f"point `{name}` is not finite")
-        if len(state.points) >= 2 and norm(p - state.center) > MAX_SPREAD * state.span:
-            raise DegenerateError(f"point `{name}` is far outside the figure")
+        far = norm(p - state.center)
+        if not pinned and len(state.points) >= 2 and far > MAX_SPREAD * state.span:
+            raise DegenerateError(
+                f"point `{name}` is far outside the figure ({far:.3g} from its centre, over "
+                f"{MAX_SPREAD:g} × its size {state.span:.3g})"
+            )
         for other, q in placed.items():
-            if norm(p - q) < MIN_SEPARATION * state.scale:
-                raise DegenerateError(f"point `{name}` nearly coincides with `{other}`")
+            gap = norm(p - q)
+            if gap < MIN_SEPARATION * state.scale:
+                raise DegenerateError(
+                    f"point `{name}` nearly coincides with `{other}` ({gap:.3g} apart, under "
+                    f"{MIN_SEPARATION:.0%} of the figure size {state.scale:.3g})"
+                )
         placed[name] = p
 
 
@@ -181,8 +206,8 @@ def _place(
                 new = {name: _choose(found, state, rng)}
     else:
         new = {p: direct[p] for p in clause.points}
-    _check_new(new, state)
-    trial = _Partial({**state.points, **new})
+    _check_new(new, state, pinned=bool(pins))
+    trial = state.add(new)
     if not pins:
         for c, binding in calls:
             for f in c.facts:
@@ -227,8 +252,9 @@ def realise(
     rng = np.random.default_rng(seed)
     failures: Counter[int] = Counter()
     reasons: dict[int, str] = {}
+    floor = _pinned_size(program) if any(c.pinned for c in program.clauses) else 1.0
     for attempt in range(1, max_tries + 1):
-        state = _Partial({})
+        state = _Partial({}, floor)
         complete = True
         for index, clause in enumerate(program.clauses, start=1):
             placed = False
@@ -239,10 +265,15 @@ def realise(
                 except DegenerateError as e:
                     failures[index] += 1
                     reasons[index] = e.reason
+                    if all(c.pinned for c in program.clauses[:index]):
+                        # Only pinned points so far: every attempt would fail the same way.
+                        raise RealiseError(
+                            clause=index, text=clause.text(), tries=1, reason=e.reason, source=program.source
+                        ) from None
                     if rng.bit_generator.state == before:
                         break
                     continue
-                state = _Partial({**state.points, **new})
+                state = state.add(new)
                 placed = True
                 break
             if not placed:

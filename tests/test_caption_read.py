@@ -54,6 +54,8 @@ def claims(draw: st.DrawFn) -> Claim:
     args = [draw(st.sampled_from(NAMES)) for _ in range(_arity(kind))]
     if kind in ("length", "angle"):
         args.append(draw(values(kind)))
+    if kind == "ratio":
+        args.append(str(sympy.Rational(draw(st.integers(1, 12)), draw(st.integers(1, 12)))))
     return Claim(kind, tuple(args))
 
 

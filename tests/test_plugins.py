@@ -297,8 +297,10 @@ def test_plugins_json_lists_loaded_plugins_and_exits_0(tmp_path):
     assert listed["move_vertex"]["source"] == "built-in"
     assert listed["move_vertex"]["version"] == geoforge.__version__
     assert listed["move_vertex"]["registers"] == {"perturbations": ["move_vertex"]}
+    assert listed["move_vertex"]["distribution"] == "geoforge"
     assert listed["my_plugin"] == {
         "name": "my_plugin",
+        "distribution": "",
         "version": "unknown",
         "source": "file",
         "origin": str(path),

@@ -44,7 +44,8 @@ def _k(facts: str, descriptive: str | tuple[str, ...], terse: str) -> ClaimKind:
     return ClaimKind(tuple(f.strip() for f in facts.split(",") if f.strip()), d, terse)
 
 
-#: Claim kinds. Values (the last argument of ``length``/``angle``) are sympy expressions.
+#: Claim kinds. Values (the last argument of ``length``/``angle``) are sympy expressions; a
+#: ``ratio`` ends with a positive rational (``1/2``), worded ``1 : 2`` (:func:`ratio_text`).
 #: ``eqangle_plain`` compares plain angles (bisector, incentre); ``drawn_circle O X...`` puts
 #: points on the circle drawn about ``O`` ("circle O").
 CLAIM_KINDS: dict[str, ClaimKind] = {
@@ -185,6 +186,16 @@ CLAIM_KINDS: dict[str, ClaimKind] = {
         "line {0}{1} cuts circle {3} again at {2}",
         "secant {0}{1}{2} of ⊙{3}",
     ),
+    "concyclic": _k(
+        "cyclic 0 1 2 3",
+        ("{0}, {1}, {2} and {3} lie on one circle", "one circle passes through {0}, {1}, {2} and {3}"),
+        "{0}, {1}, {2}, {3} concyclic",
+    ),
+    "ratio": _k(
+        "rconst 0 1 2 3 4",
+        ("{0}{1} : {2}{3} = {r}", "the ratio of {0}{1} to {2}{3} is {r}"),
+        "{0}{1} : {2}{3} = {r}",
+    ),
     "length": _k("length 0 1 2", ("{0}{1} = {v}", "the length of {0}{1} is {v}"), "{0}{1} = {v}"),
     "angle": _k(
         "angle 0 1 2 3",
@@ -220,6 +231,8 @@ class Claim:
         values = {}
         if self.kind in ("length", "angle"):
             values["v"] = format_literal(self.args[-1])
+        elif self.kind == "ratio":
+            values["r"] = ratio_text(self.args[-1])
         template = kind.descriptive[variant % len(kind.descriptive)] if style == "descriptive" else kind.terse
         return template.format(*self.args, **values)
 
@@ -228,6 +241,17 @@ class Claim:
         return [self.kind, *self.args]
 
 
+def ratio_text(value: str) -> str:
+    """A positive rational as a caption words a ratio: ``1/2`` → ``1 : 2``, ``3`` → ``3 : 1``.
+    Raises ValueError for a value that is not a positive rational."""
+    import sympy
+
+    from geoforge.exact import parse_value
+
+    q = parse_value(value)
+    if not (isinstance(q, sympy.Rational) and q > 0):
+        raise ValueError(f"a ratio claim needs a positive rational, got {value!r}")
+    return f"{q.p} : {q.q}"
 
 
 @dataclass(frozen=True)
@@ -245,5 +269,3 @@ class Target:
             return float(np.hypot(*(p[0] - p[1]))) * scene.unit
         u, v = p[0] - p[1], p[2] - p[1]
         return math.degrees(abs(math.atan2(u[0] * v[1] - u[1] * v[0], float(np.dot(u, v)))))
-
-

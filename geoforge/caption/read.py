@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+import sympy
+
 from geoforge.caption.claims import CLAIM_KINDS, Claim, Target
 from geoforge.caption.write import DESCRIPTIVE_OPENING, QUESTION_OPENING, TERSE_JOIN, caption_text
 from geoforge.errors import GeoforgeError
@@ -27,6 +29,8 @@ from geoforge.errors import GeoforgeError
 NAME = r"[A-Z][0-9]*'*"
 #: A value as :func:`geoforge.exact.format_literal` prints it.
 VALUE = r"-?[0-9√/.]+"
+#: A ratio as :func:`geoforge.caption.claims.ratio_text` prints it.
+RATIO = r"[1-9][0-9]* : [1-9][0-9]*"
 _QUESTIONS = (
     (re.compile(rf"Find the length of ({NAME})({NAME})\."), "length"),
     (re.compile(rf"Find ∠({NAME})({NAME})({NAME})\."), "angle"),
@@ -76,6 +80,8 @@ def _compile(template: str, capitalise: bool) -> tuple[re.Pattern[str], int]:
         name = field[1:-1]
         if name == "v":
             out.append(rf"(?P<v>{VALUE})")
+        elif name == "r":
+            out.append(rf"(?P<r>{RATIO})")
         elif name in seen:
             out.append(f"(?P=a{name})")
         else:
@@ -119,6 +125,11 @@ def read_statement(statement: str, style: str, capitalised: bool = False) -> tup
                 args.append(_value(m.group("v")))
             except GeoforgeError:
                 continue
+        if "r" in m.groupdict():
+            p, q = (int(n) for n in m.group("r").split(" : "))
+            if sympy.gcd(p, q) != 1:
+                continue  # the writer prints ratios in lowest terms
+            args.append(str(sympy.Rational(p, q)))
         found.setdefault(Claim(w.kind, tuple(args)), w.variant)
     if not found:
         raise CaptionReadError(f"cannot read the statement `{statement}`")

@@ -29,6 +29,7 @@ TERSE_JOIN = "; "
 DESCRIPTIVE_OPENING = "In the figure, "
 QUESTION_OPENING = "As shown in the figure, "
 
+
 @dataclass
 class Caption:
     """A caption: ``text``, the ``claims`` it makes (all verified), and for the question style

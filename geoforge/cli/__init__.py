@@ -7,31 +7,54 @@ else on stdout, and an error is one line on stderr. Exit status: 0 success, 1 fa
 happen inside the commands so ``--help`` is fast.
 
 One module per command group: :mod:`~geoforge.cli.engine` (programs),
-:mod:`~geoforge.cli.corpus` (corpora and plugins), :mod:`~geoforge.cli.train` (training and
-evaluation), all on the app of :mod:`~geoforge.cli.app`.
+:mod:`~geoforge.cli.caption` (captions for any program), :mod:`~geoforge.cli.corpus` (corpora
+and plugins), :mod:`~geoforge.cli.corpus_tools` (``corpus verify``), :mod:`~geoforge.cli.train`
+(training and evaluation), all on the app of :mod:`~geoforge.cli.app`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from geoforge.cli import corpus, engine, train  # noqa: F401  (they register their commands)
+from geoforge.cli import (  # noqa: F401  (they register their commands)
+    caption,
+    corpus,
+    corpus_tools,
+    engine,
+    train,
+)
 from geoforge.cli.app import _state, app, err
 
 __all__ = ["app", "main"]
 
 
+#: Errors of the operating system that mean bad input (a path that cannot be used), exit 2.
+_BAD_PATH = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
 def main() -> None:
-    """Entry point: run the app, turning geoforge errors into one-line messages."""
+    """Entry point: run the app, turning geoforge errors into one-line messages (one line per
+    mistake when a program has several). ``--debug`` may come before or after the command."""
     from geoforge.errors import GeoforgeError
 
+    args = sys.argv[1:]
+    head = args[: args.index("--")] if "--" in args else args
+    if "--debug" in head:
+        _state["debug"] = True
+        args = [a for a in head if a != "--debug"] + args[len(head) :]
     try:
-        app()
+        app(args=args)
     except GeoforgeError as e:
         if _state["debug"]:
             raise
-        sys.stderr.write(f"error: {e}\n")
+        for line in str(e).splitlines() or [type(e).__name__]:
+            sys.stderr.write(f"error: {line}\n")
         sys.exit(e.exit_code)
+    except _BAD_PATH as e:
+        if _state["debug"]:
+            raise
+        sys.stderr.write(f"error: {e.strerror or e}: {e.filename}\n")
+        sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
@@ -40,4 +63,3 @@ def main() -> None:
             raise
         sys.stderr.write(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)\n")
         sys.exit(1)
-

@@ -1,4 +1,9 @@
-"""Commands on diagram programs: ``render``, ``check`` and ``constructions``."""
+"""Commands on diagram programs: ``render``, ``check`` and ``constructions``.
+
+Each loads plugins first (``--plugin``, ``GEOFORGE_PLUGINS``, entry points), so constructions
+that plugins register are known to it, and reads programs in AlphaGeometry's dialect or, with
+``--dialect newclid``, in Newclid's (:mod:`geoforge.dialect`).
+"""
 
 from __future__ import annotations
 
@@ -6,53 +11,101 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from geoforge.cli.app import app, err, out
+from geoforge.cli.options import (
+    DialectOption,
+    NoPluginOption,
+    PluginOption,
+    StrictPluginsOption,
+    load_plugins,
+)
+
+if TYPE_CHECKING:
+    from geoforge.problems import Problem
+    from geoforge.program import Program
+
+ProblemOption = Annotated[
+    str | None,
+    typer.Option("--problem", help="Problem name or 1-based index in a problem file."),
+]
 
 
-def _load_program(arg: str, problem: str | None):  # type: ignore[no-untyped-def]
-    """A Program from DSL text, a one-program file, or one problem of a problem file."""
+def _as_file(arg: str) -> Path | None:
+    """``arg`` as an existing file, or None when it is program text (text with `=` or `?`,
+    or longer than a file name may be) or names no file."""
+    if "=" in arg or "?" in arg or ";" in arg:
+        return None
+    try:
+        path = Path(arg)
+        return path if path.is_file() else None
+    except OSError:  # e.g. "File name too long"
+        return None
+
+
+def load_problems(arg: str, problem: str | None = None) -> list[Problem]:
+    """The problems of ``arg``: program text (one problem named ``program``), a file with one
+    program line, or a problem file (all of them, or the one ``--problem`` names). Raises
+    ProgramError for a missing file or problem."""
     from geoforge.errors import ProgramError
-    from geoforge.problems import read_problems
-    from geoforge.program import parse_program
+    from geoforge.problems import Problem, read_problems
 
-    path = Path(arg)
-    looks_like_path = "=" not in arg and (path.suffix or os.sep in arg)
-    if not path.is_file():
-        if looks_like_path:
+    path = _as_file(arg)
+    if path is None:
+        if "=" not in arg and (Path(arg).suffix or os.sep in arg):
             raise ProgramError(f"no such file: {arg}")
         if problem is not None:
             raise ProgramError("--problem needs a problem file, not program text")
-        return parse_program(arg, source="<argument>")
-    lines = [
-        ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")
-    ]
+        return [Problem("program", arg, "<argument>", 0)]
+    lines = [(i, ln) for i, ln in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if ln.strip()]
+    lines = [(i, ln) for i, ln in lines if not ln.startswith("#")]
     if len(lines) == 1 and problem is None:
-        return parse_program(lines[0], source=f"{path}:1")
+        return [Problem(path.stem, lines[0][1].strip(), str(path), lines[0][0])]
     problems = read_problems(path)
     if problem is None:
-        if len(problems) == 1:
-            problem = problems[0].name
-        else:
-            names = ", ".join(p.name for p in problems[:3])
-            raise ProgramError(
-                f"{path} holds {len(problems)} problems: choose one with --problem NAME "
-                f"or --problem INDEX (1-based), e.g. {names}"
-            )
+        return problems
     if problem.isdigit():
         index = int(problem)
         if not 1 <= index <= len(problems):
             raise ProgramError(f"--problem {index}: {path} holds problems 1 to {len(problems)}")
-        chosen = problems[index - 1]
-    else:
-        matches = [p for p in problems if p.name == problem]
-        if not matches:
-            raise ProgramError(f"no problem named {problem!r} in {path}")
-        chosen = matches[0]
-    return parse_program(chosen.text, source=chosen.source)
+        return [problems[index - 1]]
+    matches = [p for p in problems if p.name == problem]
+    if not matches:
+        raise ProgramError(f"no problem named {problem!r} in {path}")
+    return matches[:1]
+
+
+def load_program(arg: str, problem: str | None, dialect: str) -> Program:
+    """The one Program that ``arg`` (and ``--problem``) names; see :func:`load_problems`.
+    Raises ProgramError (every mistake of the program at once) or, for a file of several
+    problems without ``--problem``, one naming how to choose."""
+    from geoforge.errors import ProgramError
+    from geoforge.program import parse_program
+
+    problems = load_problems(arg, problem)
+    if len(problems) > 1:
+        names = ", ".join(p.name for p in problems[:3])
+        raise ProgramError(
+            f"{arg} holds {len(problems)} problems: choose one with --problem NAME "
+            f"or --problem INDEX (1-based), e.g. {names}"
+        )
+    (chosen,) = problems
+    source = chosen.source if chosen.line else "<argument>"
+    return parse_program(chosen.text, source=source, dialect=dialect)
+
+
+def writable(path: Path) -> Path:
+    """``path`` if its directory exists; raises UsageError naming it otherwise (before any work
+    is done)."""
+    from geoforge.errors import UsageError
+
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {path}: directory {parent} does not exist")
+    return path
 
 
 @app.command(rich_help_panel="Diagram programs")
@@ -60,41 +113,70 @@ def render(
     program: Annotated[str, typer.Argument(help="Program text, a program file, or a problem file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write.")] = Path("diagram.png"),
     svg: Annotated[bool, typer.Option("--svg", help="Also write an SVG beside the PNG.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Realisation seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Realisation seed.")] = 0,
     size: Annotated[int, typer.Option("--size", min=64, max=4096, help="Image side in pixels.")] = 448,
-    problem: Annotated[
-        str | None,
-        typer.Option("--problem", help="Problem name or 1-based index in a problem file."),
-    ] = None,
+    problem: ProblemOption = None,
+    dialect: DialectOption = "alphageometry",
+    allow_false_marks: Annotated[
+        bool, typer.Option("--allow-false-marks", help="Draw `mark` statements that do not hold.")
+    ] = False,
+    plugin: PluginOption = None,
+    no_plugin: NoPluginOption = None,
+    strict_plugins: StrictPluginsOption = False,
 ) -> None:
-    """Realise a diagram program and render it to PNG (and SVG)."""
+    """Realise a diagram program and render it to PNG (and SVG).
+
+    A `mark` that does not hold on the figure (or marks a zero angle) is an error unless
+    --allow-false-marks is given; a hard-to-read figure gets a warning."""
+    from geoforge.legible import MarkError, false_marks, legibility_warnings
     from geoforge.realise import realise
 
-    scene = realise(_load_program(program, problem), seed=seed)
-    from geoforge.render import save
+    writable(output)
+    load_plugins(plugin, no_plugin, strict_plugins)
+    scene = realise(load_program(program, problem, dialect), seed=seed)
+    wrong = false_marks(scene)
+    if wrong and not allow_false_marks:
+        raise MarkError(
+            f"{len(wrong)} mark(s) do not hold (pass --allow-false-marks to draw them anyway): "
+            + "; ".join(wrong)
+        )
+    from geoforge.render import layout, save
 
+    for warning in legibility_warnings(layout(scene, size)):
+        sys.stderr.write(f"warning: {warning}\n")
     for path in save(scene, output, size=size, svg=svg):
         out.print(f"wrote {path}")
 
 
 @app.command(rich_help_panel="Diagram programs")
 def check(
-    file: Annotated[Path, typer.Argument(help="Problem file in AlphaGeometry's format.")],
+    file: Annotated[Path, typer.Argument(help="Problem file in AlphaGeometry's (or Newclid's) format.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per problem on stdout.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="First realisation seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="First realisation seed.")] = 0,
     attempts: Annotated[
         int,
         typer.Option("--attempts", min=1, help="Realisations tried before a goal counts as failed."),
     ] = 32,
+    dialect: DialectOption = "alphageometry",
+    plugin: PluginOption = None,
+    no_plugin: NoPluginOption = None,
+    strict_plugins: StrictPluginsOption = False,
 ) -> None:
-    """Realise every problem of FILE and check its goal numerically."""
+    """Realise every problem of FILE and check its goals numerically.
+
+    An invalid program lists every mistake, each with its clause and column; a failing goal
+    gives the values it measured; a value-asking goal (acompute...) its value."""
     import time
 
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from geoforge.dialect import check_dialect
     from geoforge.problems import check_problem, read_problems
 
+    check_dialect(dialect)
+    load_plugins(plugin, no_plugin, strict_plugins)
     problems = read_problems(file)
     start = time.perf_counter()
     results = []
@@ -109,13 +191,13 @@ def check(
     ) as bar:
         task = bar.add_task("check", total=len(problems))
         for p in problems:
-            results.append(check_problem(p, seed=seed, attempts=attempts))
+            results.append(check_problem(p, seed=seed, attempts=attempts, dialect=dialect))
             bar.advance(task)
     elapsed = time.perf_counter() - start
     failed = [r for r in results if r.status != "ok"]
     if as_json:
         for r in results:
-            sys.stdout.write(json.dumps(r.to_json()) + "\n")
+            sys.stdout.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
     else:
         table = Table()
         table.add_column("status")
@@ -127,10 +209,16 @@ def check(
         resampled = sum(r.status == "ok" and r.attempts_used > 1 for r in results)
         if resampled:
             table.caption = f"{resampled} goal(s) held only after re-sampling a branch choice"
-        out.print(f"{file}: {len(problems)} problems checked in {elapsed:.2f} s")
+        out.print(f"{file}: {len(problems)} problems checked in {elapsed:.2f} s ({dialect} dialect)")
         out.print(table)
+        for r in results:
+            for goal, a in r.answers.items():
+                out.print(f"{escape(r.name)}: {escape(goal)} = {escape(a.text())}")
         for r in failed:
-            out.print(f"[red]{r.status}[/red] {r.name}: {r.reason}")
+            lines = [str(e) for e in r.errors] or [r.reason]
+            out.print(f"[red]{r.status}[/red] {escape(r.name)}: {escape(lines[0])}")
+            for line in lines[1:]:
+                out.print(f"  {escape(line)}")
     if failed:
         raise typer.Exit(1)
 
@@ -138,12 +226,16 @@ def check(
 @app.command(rich_help_panel="Diagram programs")
 def constructions(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    plugin: PluginOption = None,
+    no_plugin: NoPluginOption = None,
+    strict_plugins: StrictPluginsOption = False,
 ) -> None:
-    """List the constructions programs can use, with their signatures and facts."""
+    """List the constructions programs can use, plugins' included, with signatures and facts."""
     from rich.table import Table
 
     from geoforge.constructions import REGISTRY
 
+    load_plugins(plugin, no_plugin, strict_plugins)
     rows = [
         {
             "name": c.name,

@@ -243,6 +243,7 @@ _SEGMENTS = {
     "angle": ((0, 1), (2, 1), (0, 2)),
     "length": ((0, 1),),
     "eqratio": ((0, 1), (2, 3), (4, 5), (6, 7)),
+    "rconst": ((0, 1), (2, 3)),
 }
 #: The largest printed value a caption may state (a length in given units, or degrees).
 MAX_VALUE = 1e6
@@ -312,7 +313,7 @@ def claim_key(claim: Claim) -> tuple[str, ...]:
             if k in ("midpoint", "on_segment")
             else (k, *sorted(a[:2]), *a[2:])
         )
-    if k == "cyclic_quadrilateral":
+    if k in ("cyclic_quadrilateral", "concyclic"):
         return (k, *sorted(a))
     if k in ("circumcentre", "incentre", "centroid", "orthocentre"):
         return (k, a[0], *sorted(a[1:]))

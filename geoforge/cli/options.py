@@ -1,0 +1,61 @@
+"""Options shared by several commands: plugins (``--plugin``, ``--no-plugin``,
+``--strict-plugins``) and the program dialect (``--dialect``), with the one place that loads
+plugins for a command."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from geoforge.plugins import PluginHost, PluginSpec
+
+PluginOption = Annotated[
+    list[str] | None,
+    typer.Option("--plugin", help="Plugin file (PATH.py) or module to load; repeatable."),
+]
+NoPluginOption = Annotated[
+    list[str] | None,
+    typer.Option("--no-plugin", help="Plugin or perturbation name to skip, built-ins included; repeatable."),
+]
+StrictPluginsOption = Annotated[
+    bool,
+    typer.Option("--strict-plugins", help="Fail (exit 1) if any plugin fails, instead of skipping it."),
+]
+DialectOption = Annotated[
+    str,
+    typer.Option("--dialect", help="Program text dialect: alphageometry (default) or newclid."),
+]
+
+
+def plugin_spec(plugin: list[str] | None, no_plugin: list[str] | None) -> PluginSpec:
+    """The :class:`geoforge.plugins.PluginSpec` of ``--plugin`` and ``--no-plugin``."""
+    from geoforge.plugins import PluginSpec
+
+    return PluginSpec.from_cli(plugin or [], no_plugin or [])
+
+
+def load_plugins(plugin: list[str] | None, no_plugin: list[str] | None, strict: bool = False) -> PluginHost:
+    """Load the plugins a command asked for (entry points, ``GEOFORGE_PLUGINS``, ``--plugin``),
+    so that constructions they register are known to the command. Each plugin failure is one
+    ``warning:`` line on stderr; with ``strict`` the first makes the command fail (exit 1).
+    Raises UsageError for a ``--no-plugin`` name that matches no plugin."""
+    from geoforge.negatives import host_for
+
+    host = host_for(plugin_spec(plugin, no_plugin))
+    check_plugins(host, strict)
+    return host
+
+
+def check_plugins(host: PluginHost, strict: bool) -> None:
+    """Report ``host``'s plugin failures on stderr, or with ``strict`` raise PluginFailure for
+    them (exit 1); raise UsageError for a ``--no-plugin`` name that matches nothing."""
+    from geoforge.plugins import PluginFailure
+
+    host.check_disabled()
+    if strict and host.messages:
+        raise PluginFailure("plugin failure with --strict-plugins: " + "; ".join(host.messages))
+    for message in host.messages:
+        sys.stderr.write(f"warning: {message}\n")

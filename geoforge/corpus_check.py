@@ -1,0 +1,176 @@
+"""Checking a corpus directory on disk: what ``geoforge corpus verify`` reports.
+
+A corpus is valid when (DESIGN.md, "Corpus on disk"):
+
+* every shard is a readable tar whose members are grouped by sample: the members of one key are
+  adjacent, none is repeated, and every sample has ``KEY.json``, ``KEY.png`` and ``KEY.txt`` and
+  the same set of members as every other sample (``KEY.negatives.png`` in a corpus with image
+  negatives);
+* every sample's JSON parses, its key matches, and its negatives' files exist (the tiles of
+  ``negatives.png`` that its ``negatives`` record names);
+* ``sizes.json`` names exactly the shards, with their sample counts, and ``manifest.json``
+  agrees on the number of samples and shards;
+* no temporary file (``*.tmp``) is left from an interrupted write.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from geoforge.corpus import NEGATIVES, CorpusError, shards_in
+
+#: Members every sample has.
+REQUIRED = ("json", "png", "txt")
+
+
+@dataclass
+class CorpusReport:
+    """What :func:`verify_corpus` found: ``problems`` (one line each, empty when the corpus is
+    valid), and the counts of ``shards``, ``samples`` and image ``negatives``."""
+
+    path: Path
+    problems: list[str] = field(default_factory=list)
+    shards: int = 0
+    samples: int = 0
+    negatives: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return {
+            "path": str(self.path),
+            "ok": self.ok,
+            "shards": self.shards,
+            "samples": self.samples,
+            "image_negatives": self.negatives,
+            "problems": self.problems,
+        }
+
+
+def _members(path: Path) -> list[tuple[str, str]]:
+    """``(key, extension)`` of each file member of a shard, in order. Raises CorpusError."""
+    try:
+        with tarfile.open(path, "r") as tar:
+            return [tuple(m.name.partition(".")[::2]) for m in tar.getmembers() if m.isfile()]  # type: ignore[misc]
+    except (tarfile.TarError, OSError) as e:
+        raise CorpusError(f"{path.name}: cannot read shard: {e}") from None
+
+
+def _check_layout(name: str, members: list[tuple[str, str]], report: CorpusReport) -> dict[str, set[str]]:
+    """Adjacency, repeats and required members of one shard; returns each key's members."""
+    seen: dict[str, set[str]] = {}
+    last = None
+    for i, (key, ext) in enumerate(members):
+        if key != last and key in seen:
+            report.problems.append(
+                f"{name}: members of sample {key} are not adjacent ({key}.{ext} is member {i + 1})"
+            )
+        if ext in seen.setdefault(key, set()):
+            report.problems.append(f"{name}: sample {key} has {key}.{ext} twice")
+        seen[key].add(ext)
+        last = key
+    for key, exts in seen.items():
+        missing = [e for e in REQUIRED if e not in exts]
+        if missing:
+            report.problems.append(f"{name}: sample {key} lacks " + ", ".join(f"{key}.{e}" for e in missing))
+    return seen
+
+
+def _check_samples(path: Path, report: CorpusReport) -> None:
+    """Each sample's JSON parses, names its key, and its image negatives have tiles."""
+    with tarfile.open(path, "r") as tar:
+        files = {m.name: m for m in tar.getmembers() if m.isfile()}
+        for member_name, member in files.items():
+            key, _, ext = member_name.partition(".")
+            if ext != "json":
+                continue
+            fh = tar.extractfile(member)
+            try:
+                meta = json.loads(fh.read() if fh else b"")
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                report.problems.append(f"{path.name}: {member_name} does not parse: {e}")
+                continue
+            if not isinstance(meta, dict) or meta.get("key", key) != key:
+                report.problems.append(f"{path.name}: {member_name} is not the record of sample {key}")
+                continue
+            image = json.loads(str(meta.get("negatives") or "{}")).get("image", [])
+            report.negatives += len(image)
+            if image and f"{key}.{NEGATIVES}" not in files:
+                report.problems.append(
+                    f"{path.name}: sample {key} names {len(image)} image negative(s) "
+                    f"but has no {key}.{NEGATIVES}"
+                )
+
+
+def verify_corpus(out: Path) -> CorpusReport:
+    """Check the corpus directory ``out`` (see the module docstring) and return what was
+    found; never raises for a broken corpus, only CorpusError when ``out`` is no directory."""
+    if not out.is_dir():
+        raise CorpusError(f"{out} is not a directory")
+    report = CorpusReport(out)
+    leftovers = sorted(p.name for p in out.iterdir() if p.name.endswith(".tmp"))
+    report.problems += [f"temporary file left from an interrupted write: {name}" for name in leftovers]
+    counts: dict[str, int] = {}
+    shapes: Counter[frozenset[str]] = Counter()
+    for path in shards_in(out):
+        try:
+            members = _members(path)
+        except CorpusError as e:
+            report.problems.append(str(e))
+            continue
+        seen = _check_layout(path.name, members, report)
+        shapes.update(frozenset(exts) for exts in seen.values())
+        counts[path.name] = len(seen)
+        _check_samples(path, report)
+    report.shards, report.samples = len(counts), sum(counts.values())
+    if not counts:
+        report.problems.append("no shard-NNNNNN.tar in the corpus")
+    if len(shapes) > 1:
+        common = shapes.most_common(1)[0][0]
+        odd = sum(n for s, n in shapes.items() if s != common)
+        report.problems.append(
+            f"{odd} sample(s) have other members than the {shapes[common]} with {', '.join(sorted(common))}"
+        )
+    _check_index(out, counts, report)
+    return report
+
+
+def _load(path: Path, report: CorpusReport) -> object | None:
+    if not path.is_file():
+        report.problems.append(f"{path.name} is missing")
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        report.problems.append(f"{path.name} does not parse: {e}")
+        return None
+
+
+def _check_index(out: Path, counts: dict[str, int], report: CorpusReport) -> None:
+    """``sizes.json`` and ``manifest.json`` agree with the shards."""
+    sizes = _load(out / "sizes.json", report)
+    if isinstance(sizes, dict):
+        for name in sorted(set(sizes) | set(counts)):
+            if name not in counts:
+                report.problems.append(f"sizes.json names {name}, which is not in the corpus")
+            elif name not in sizes:
+                report.problems.append(f"sizes.json does not name {name}")
+            elif sizes[name] != counts[name]:
+                report.problems.append(
+                    f"sizes.json says {name} holds {sizes[name]} samples; it holds {counts[name]}"
+                )
+    manifest = _load(out / "manifest.json", report)
+    if isinstance(manifest, dict):
+        for field_, actual in (("samples", report.samples), ("shards", report.shards)):
+            if manifest.get(field_) != actual:
+                report.problems.append(
+                    f"manifest.json says {field_} {manifest.get(field_)}; the corpus has {actual}"
+                )
