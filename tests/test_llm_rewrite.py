@@ -173,20 +173,22 @@ def test_the_request_budget_stops_sending_and_is_counted(monkeypatch):
     }
 
 
-def test_a_refused_key_is_reported_once_without_the_key_and_stops_requests(monkeypatch):
+def test_a_refused_key_is_said_once_without_the_key_counted_and_stops_requests(monkeypatch, capfd):
     with ChatServer(lambda body: Reply(status=401)) as server:
         configure(monkeypatch, server, per_positive=3)
         host = llm_host()
-        for _ in range(2):
-            found = run(right_triangle(), host, image=10)
-            assert not found.image
-        assert server.count == 1
-    assert host.failures == {"plugin: in propose": 2}
-    assert host.messages == [
-        "plugin plugin (geoforge_llm.plugin) failed in propose: LLMError: the endpoint refused the API key "
-        "(HTTP 401): check the key's variable"
-    ]
-    assert KEY not in " ".join(host.messages)
+        runs = [run(right_triangle(), host, image=10) for _ in range(2)]
+        assert server.count == 1  # nothing more is sent once the key is refused
+    for found in runs:
+        assert not found.image
+        assert dict(found.rejections) == {("llm_rewrite", "no reply: key refused (HTTP 401)"): 3}
+    assert not host.failures
+    err = capfd.readouterr().err
+    assert err == (
+        "warning: llm_rewrite: the endpoint refused the API key (HTTP 401): check the key's variable; "
+        "no more requests from this process\n"
+    )
+    assert KEY not in err
 
 
 def test_a_rerun_is_served_from_the_cache_without_requests(monkeypatch, tmp_path):

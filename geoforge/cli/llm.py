@@ -10,6 +10,7 @@ never travels: ``--llm-api-key-env`` names the variable that holds it.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -117,8 +118,8 @@ def apply_llm_options(
     the LLM can meet (:meth:`geoforge_llm.config.LLMConfig.time_budget`), and the settings.
     Without ``--llm-model`` nothing changes, and ``(negatives, None)`` is returned (a
     ``GEOFORGE_LLM_MODEL`` set by hand still turns the plugin on). Raises UsageError for an
-    ``--llm-*`` option without ``--llm-model``, a bad value, or no API key for OpenAI's own
-    endpoint."""
+    ``--llm-*`` option without ``--llm-model``, a bad value, a backend whose package is not
+    installed, or no API key for OpenAI's own endpoint."""
     if model is None:
         if base_url or cache or budget is not None or allow_swap or backend != "openai":
             raise UsageError("--llm-* options need --llm-model MODEL to turn the LLM plugin on")
@@ -127,6 +128,11 @@ def apply_llm_options(
 
     if backend not in BACKENDS:
         raise UsageError(f"--llm-backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    needs = {"openai": ("openai", "geoforge[llm]"), "transformers": ("transformers", "geoforge[train]")}[
+        backend
+    ]
+    if importlib.util.find_spec(needs[0]) is None:  # finds it without importing it
+        raise UsageError(f"--llm-backend {backend} needs `{needs[0]}`: pip install '{needs[1]}'")
     if backend == "openai" and base_url is None and not os.environ.get(api_key_env):
         raise UsageError(
             f"no API key for OpenAI: set ${api_key_env}, or pass --llm-base-url for a local server"

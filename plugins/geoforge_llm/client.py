@@ -6,9 +6,10 @@ A request is a JSON-ready dict (``backend``, ``model``, ``messages``, ``temperat
 model, prompt file, program and instruction. :meth:`Client.submit` returns a future of an
 :class:`Outcome`: the reply's text, or a short fixed reason why there is none (``no reply:
 timeout``, ``no reply: HTTP 503``, ``request budget spent``). A fault that no retry can fix (a
-refused API key, an unknown model or endpoint, a backend that is not installed) raises
-:class:`LLMError` from the future instead, and the same error for every later request of the
-process, so the run reports it once and sends nothing more.
+refused API key, an unknown model or endpoint, a backend that cannot be loaded) is an
+:class:`LLMError`: its message is written once to stderr (by whichever process meets it, a
+worker included), and that request and every later one of the process get its reason (``no
+reply: key refused (HTTP 401)``) without being sent, so the run counts it and goes on.
 
 API keys are read from the environment when the backend is made and are handed only to the
 ``openai`` client: they are never part of a request, a cache entry, a reason or a message.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -33,7 +35,11 @@ from geoforge_llm.config import LLMConfig
 class LLMError(Exception):
     """A fault of the set-up, not of one reply: the endpoint refused the key (HTTP 401/403),
     does not know the model or path (404), or the backend cannot be loaded. The message says
-    what to fix and never holds the key."""
+    what to fix; ``reason`` is the counted phrase. Neither ever holds the key."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -69,11 +75,15 @@ class OpenAIBackend:
         try:
             import openai
         except ImportError:
-            raise LLMError("the llm_rewrite plugin needs `openai`: pip install 'geoforge[llm]'") from None
+            raise LLMError(
+                "the llm_rewrite plugin needs `openai`: pip install 'geoforge[llm]'",
+                "no reply: openai not installed",
+            ) from None
         key = os.environ.get(config.api_key_env, "")
         if not key and config.base_url is None:
             raise LLMError(
-                f"no API key: set ${config.api_key_env}, or point --llm-base-url at a local server"
+                f"no API key: set ${config.api_key_env}, or point --llm-base-url at a local server",
+                "no reply: no API key",
             )
         self.openai = openai
         self.client = openai.OpenAI(
@@ -99,9 +109,15 @@ class OpenAIBackend:
         if isinstance(error, openai.APIStatusError):
             status = error.status_code
             if status in (401, 403):
-                raise LLMError(f"the endpoint refused the API key (HTTP {status}): check the key's variable")
+                raise LLMError(
+                    f"the endpoint refused the API key (HTTP {status}): check the key's variable",
+                    f"no reply: key refused (HTTP {status})",
+                )
             if status == 404:
-                raise LLMError("the endpoint answered HTTP 404: check --llm-base-url and --llm-model")
+                raise LLMError(
+                    "the endpoint answered HTTP 404: check --llm-base-url and --llm-model",
+                    "no reply: unknown model or endpoint (HTTP 404)",
+                )
             return f"no reply: HTTP {status}"
         if isinstance(error, openai.APIConnectionError):
             return "no reply: connection failed"
@@ -121,14 +137,18 @@ class TransformersBackend:
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError:
             raise LLMError(
-                "--llm-backend transformers needs `transformers` and `torch`: pip install 'geoforge[train]'"
+                "--llm-backend transformers needs `transformers` and `torch`: pip install 'geoforge[train]'",
+                "no reply: transformers not installed",
             ) from None
         self.torch = torch
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(config.model, local_files_only=True)
             self.model = AutoModelForCausalLM.from_pretrained(config.model, local_files_only=True).eval()
         except Exception as e:
-            raise LLMError(f"cannot load the model {config.model}: {type(e).__name__}: {e}") from None
+            raise LLMError(
+                f"cannot load the model {config.model}: {type(e).__name__}: {e}",
+                "no reply: the model does not load",
+            ) from None
 
     def complete(self, request: dict[str, Any]) -> str:
         tok, messages = self.tokenizer, request["messages"]
@@ -244,25 +264,29 @@ class Client:
         self.cache = ReplyCache(config.cache)
         self.budget = Budget(config.budget, config.ledger)
         self.pool = ThreadPoolExecutor(config.lanes, thread_name_prefix="geoforge-llm")
-        self.fatal: str | None = None
+        self.fatal: LLMError | None = None
         self._backend: Backend | None = None
         self._lock = threading.Lock()
 
     def submit(self, request: dict[str, Any], about: dict[str, str]) -> Future[Outcome]:
-        """Send ``request`` in the pool; the future holds its :class:`Outcome` or raises
-        LLMError."""
+        """Send ``request`` in the pool; the future holds its :class:`Outcome`."""
         return self.pool.submit(self._run, request, about)
+
+    def _stop(self, error: LLMError) -> Outcome:
+        """Latch a set-up fault: say why once, on stderr, and answer this and every later
+        request of the process with its reason."""
+        with self._lock:
+            if self.fatal is None:
+                self.fatal = error
+                sys.stderr.write(f"warning: llm_rewrite: {error}; no more requests from this process\n")
+            return Outcome(None, self.fatal.reason)
 
     def _backend_for(self) -> Backend:
         with self._lock:
-            if self.fatal:
-                raise LLMError(self.fatal)
+            if self.fatal is not None:
+                raise self.fatal
             if self._backend is None:
-                try:
-                    self._backend = BACKENDS[self.config.backend](self.config)
-                except LLMError as e:
-                    self.fatal = str(e)
-                    raise
+                self._backend = BACKENDS[self.config.backend](self.config)
             return self._backend
 
     def _run(self, request: dict[str, Any], about: dict[str, str]) -> Outcome:
@@ -270,7 +294,10 @@ class Client:
         hit = self.cache.get(key)
         if hit is not None:
             return Outcome(hit, cached=True)
-        backend = self._backend_for()
+        try:
+            backend = self._backend_for()
+        except LLMError as e:
+            return self._stop(e)
         if not self.budget.take():
             return Outcome(None, "request budget spent")
         try:
@@ -279,8 +306,7 @@ class Client:
             try:
                 return Outcome(None, backend.reason(e))
             except LLMError as fatal:
-                self.fatal = str(fatal)
-                raise
+                return self._stop(fatal)
         self.cache.put(key, text, about)
         return Outcome(text)
 

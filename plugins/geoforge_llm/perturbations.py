@@ -107,7 +107,7 @@ class _LLMPerturbation:
                     return
                 task, future = pending.popleft()
                 top_up(ahead)
-                outcome = future.result()  # raises LLMError for a set-up fault: reported once
+                outcome = future.result()
                 yield (
                     Rejected(outcome.reason) if outcome.text is None else judge(outcome.text, positive, task)
                 )
