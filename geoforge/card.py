@@ -49,6 +49,13 @@ SAMPLE_FIELDS = {
         "only in a corpus with negatives: a JSON *string* (one Arrow type in every sample) "
         "holding the record below"
     ),
+    "qa": (
+        "only in a corpus made with `--qa`: a JSON *string* `{items: [...]}`, each item "
+        "`{id, type, relation, subject, question, answer_kind, answer, display, format, choices, "
+        "correct, distractors, order, chain, flips, prompt, response}`; `prompt` and `response` "
+        "(`\\boxed{...}`) are what a model is asked and answers, `flips` the image negatives "
+        "(`tile`) on which the answer differs"
+    ),
 }
 
 #: The fields of the ``negatives`` record (decode ``KEY.json["negatives"]`` with ``json.loads``).

@@ -22,6 +22,7 @@ from geoforge.caption import STYLES, make_caption
 from geoforge.errors import GeoforgeError, RealiseError, UsageError
 from geoforge.negatives import NegativeConfig, host_for, pool_entry
 from geoforge.plugins import PluginSpec
+from geoforge.qa import QAConfig, qa_chunk, qa_counts
 from geoforge.realise import realise
 from geoforge.render.layout import Layout
 from geoforge.sampler import Recipe, sample_spec
@@ -202,6 +203,7 @@ def generate_corpus(
     on_sample: Callable[[], None] | None = None,
     negatives: NegativeConfig | None = None,
     plugins: PluginSpec | None = None,
+    qa: QAConfig | None = None,
 ) -> dict[str, object]:
     """Write ``n`` samples of ``(recipe, seed)`` to the corpus directory ``out``.
 
@@ -217,6 +219,8 @@ def generate_corpus(
     With ``negatives``, each shard's positives then get their hard negatives
     (:func:`geoforge.negatives.add_negatives`), from the plugins ``plugins`` selects (each
     worker loads the same list); retrieval draws on the other samples of the same shard.
+    With ``qa``, each sample then gets its questions and exact answers, with the image
+    negatives that flip them (:func:`geoforge.qa.add_qa`; counts in the manifest's ``qa``).
 
     The manifest's ``long_captions`` counts captions longer than an open_clip text tower's
     context (:func:`geoforge.tokens.long_captions`); the CLI warns about them.
@@ -260,6 +264,11 @@ def generate_corpus(
                 ]
                 done = pool.map(_with_negatives, njobs) if pool else map(_with_negatives, njobs)
                 samples = (x for chunk in done for x in chunk)
+            if qa is not None:
+                samples = list(samples)
+                qjobs = [(samples[k : k + 8], qa, seed) for k in range(0, len(samples), 8)]
+                asked = pool.map(qa_chunk, qjobs) if pool else map(qa_chunk, qjobs)
+                samples = (x for chunk in asked for x in chunk)
 
             def counted(samples: Iterable[Sample]) -> Iterator[tuple[str, dict[str, bytes]]]:
                 for x in samples:
@@ -296,6 +305,7 @@ def generate_corpus(
         "shards": len(sizes),
         "counts": counts,
         "long_captions": long.to_json(),
+        "qa": _qa_manifest(qa, (r.meta for name in sizes for r in read_shard(out / name))),
         "run": {
             "workers": workers,
             "resumed_shards": sorted(
@@ -319,13 +329,20 @@ def _check_kept(path: Path, recipe: Recipe, seed: int, lo: int) -> None:
     first = next(records)
     records.close()
     remade = _make((recipe, seed, lo))
-    stored = {k: v for k, v in first.meta.items() if k != "negatives"}
+    stored = {k: v for k, v in first.meta.items() if k not in ("negatives", "qa")}
     same = {k: first.files.get(k) for k in ("png", "txt")} == {"png": remade.png, "txt": remade.text.encode()}
     if first.key != remade.key or not same or stored != json.loads(remade.files()["json"]):
         raise UsageError(
             f"{path}: made by another recipe, seed or geoforge version than this run; "
             "pass --overwrite to replace the corpus"
         )
+
+
+def _qa_manifest(qa: QAConfig | None, metas: Iterable[dict[str, object]]) -> dict[str, object] | None:
+    """The manifest's ``qa`` entry: the config and the totals, ``None`` without Q&A."""
+    if qa is None:
+        return None
+    return {"config": asdict(qa), "counts": qa_counts(metas)}
 
 
 def _version() -> str:

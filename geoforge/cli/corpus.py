@@ -40,6 +40,12 @@ def generate(
             "--retrieval-negatives", min=0, help="Retrieved caption negatives per sample (paper: ≤ 30)."
         ),
     ] = 0,
+    qa: Annotated[
+        bool,
+        typer.Option(
+            "--qa", help="Also write perception and reasoning Q&A with exact answers (KEY.json `qa`)."
+        ),
+    ] = False,
     plugin: PluginOption = None,
     no_plugin: NoPluginOption = None,
     llm_model: llm_options.LLMModel = None,
@@ -67,6 +73,7 @@ def generate(
     from geoforge.generate import generate_corpus
     from geoforge.negatives import NegativeConfig, host_for
     from geoforge.plugins import PluginSpec
+    from geoforge.qa import QAConfig
     from geoforge.sampler import load_recipe
 
     spec = load_recipe(recipe)
@@ -118,6 +125,7 @@ def generate(
             on_sample=tick,
             negatives=negatives,
             plugins=plugin_spec,
+            qa=QAConfig() if qa else None,
         )
     if llm is not None:
         sys.stderr.write(llm_options.llm_summary(llm) + "\n")
@@ -133,6 +141,11 @@ def generate(
         table.add_row(f"family {family}", str(k))
     for reason, k in counts["rejections"].items():
         table.add_row(f"rejected: {reason}", str(k))
+    if manifest.get("qa"):
+        qa_counts = manifest["qa"]["counts"]
+        for relation, k in qa_counts["by_relation"].items():
+            table.add_row(f"Q&A {relation}", str(k))
+        table.add_row("Q&A flipped by an image negative", str(qa_counts["flipped"]))
     table.add_row("seconds", f"{run['seconds']:.1f}")
     table.add_row("samples/s", f"{run['samples_per_second']}")
     out_console = Console(highlight=False, width=110)
