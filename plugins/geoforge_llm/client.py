@@ -151,15 +151,16 @@ class TransformersBackend:
             ) from None
 
     def complete(self, request: dict[str, Any]) -> str:
-        tok, messages = self.tokenizer, request["messages"]
+        tok: Any = self.tokenizer
+        messages = request["messages"]
         if getattr(tok, "chat_template", None):
-            ids = tok.apply_chat_template(
+            encoded = tok.apply_chat_template(
                 messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
             )
-            ids = ids["input_ids"]
         else:
             text = "\n\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\n\nassistant:"
-            ids = tok(text, return_tensors="pt")["input_ids"]
+            encoded = tok(text, return_tensors="pt")
+        ids = encoded["input_ids"]
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         with self.torch.no_grad():
             out = self.model.generate(

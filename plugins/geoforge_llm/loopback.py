@@ -141,12 +141,12 @@ def editing_reply(body: dict[str, Any]) -> str:
         return f"```\n{edited}\n```"
     clauses = [c.strip() for c in fenced.group(1).split(";")]
     if instruction.startswith("Remove"):
-        edited = _remove_last_point(clauses)
+        program = _remove_last_point(clauses)
     elif instruction.startswith("Change a relation"):
-        edited = _bend(clauses)
+        program = _bend(clauses)
     else:
-        edited = _change_value(clauses)
-    return "Here is the edited program:\n```geoforge\n" + "; ".join(edited) + "\n```"
+        program = _change_value(clauses)
+    return "Here is the edited program:\n```geoforge\n" + "; ".join(program) + "\n```"
 
 
 def _change_value(clauses: list[str]) -> list[str]:
