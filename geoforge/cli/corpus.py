@@ -79,6 +79,7 @@ def generate(
     spec = load_recipe(recipe)
     negatives = NegativeConfig(image_negatives, caption_negatives, retrieval_negatives)
     negatives, llm = llm_options.apply_llm_options(
+        ctx,
         negatives,
         model=llm_model,
         base_url=llm_base_url,
@@ -86,7 +87,6 @@ def generate(
         api_key_env=llm_api_key_env,
         concurrency=llm_concurrency,
         budget=llm_budget,
-        ctx,
         cache=llm_cache,
         timeout=llm_timeout,
         per_positive=llm_per_positive,
