@@ -95,8 +95,10 @@ def _assert_no_partial_shard(out: Path) -> list[str]:
                 assert set(r.files) == {"json", "png", "txt"}
                 assert r.files["png"].startswith(b"\x89PNG")
             finals.append(path.name)
-        else:
-            assert path.name.endswith(".tmp"), f"unexpected leftover {path.name}"
+        else:  # the run's settings are written first, for --resume to compare
+            assert path.name.endswith(".tmp") or path.name == "manifest.json", (
+                f"unexpected leftover {path.name}"
+            )
     return finals
 
 
@@ -164,7 +166,8 @@ def test_interrupt_mid_shard_leaves_only_complete_shards_and_resume_is_identical
     with pytest.raises(KeyboardInterrupt):
         generate_corpus(recipe, out, n=N, seed=recipe.seed)
     assert _assert_no_partial_shard(out) == ["shard-000000.tar"]
-    assert sorted(p.name for p in out.iterdir()) == ["shard-000000.tar"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "shard-000000.tar"]
+    assert json.loads((out / "manifest.json").read_text())["complete"] is False
 
     made: list[int] = []
 
@@ -248,7 +251,7 @@ def test_full_disk_mid_shard_leaves_no_partial_shard_and_no_tmp(
         generate_corpus(recipe, out, n=N, seed=recipe.seed)
     assert info.value.errno == errno.ENOSPC
     assert opened and opened[0].written > 10_000, "the failure should come mid-shard"
-    assert sorted(p.name for p in out.iterdir()) == ["shard-000000.tar"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "shard-000000.tar"]
     assert _assert_no_partial_shard(out) == ["shard-000000.tar"]
 
     monkeypatch.undo()
@@ -302,7 +305,9 @@ def test_resume_refuses_shards_of_another_seed(recipe, reference: Path, tmp_path
     out = tmp_path / "seed0"
     generate_corpus(recipe, out, n=2, seed=0)
     before = (out / "shard-000000.tar").read_bytes()
-    with pytest.raises(UsageError, match="another recipe, seed or geoforge version"):
+    with pytest.raises(
+        UsageError, match=r"--resume: --seed differs from the run being resumed \(0 there, 1 now\)"
+    ):
         generate_corpus(recipe, out, n=2, seed=1, resume=True)
     assert (out / "shard-000000.tar").read_bytes() == before
     assert generate_corpus(recipe, out, n=2, seed=0, resume=True)["run"]["resumed_shards"] == [

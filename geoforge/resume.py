@@ -1,0 +1,79 @@
+"""``generate --resume`` continues a run only when nothing that the shards contain would change.
+
+A run writes its manifest twice: at the start with ``"complete": false`` (the settings it was
+started with), and at the end in full. ``--resume`` compares the settings of the stored manifest
+with the new run's, one by one (:data:`SETTINGS`), and refuses any difference by name: a kept
+shard would otherwise hold samples of another run (mixed shards), or the manifest would describe
+settings its shards were not made with. It also refuses a change that would delete or replace a
+complete shard (a lower ``--n``); deleting shards always needs ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from geoforge.errors import UsageError
+
+#: Settings a resumed run must share with the run it continues, and how the user sets each.
+SETTINGS = {
+    "samples": "--n",
+    "seed": "--seed",
+    "config_hash": "the recipe",
+    "geoforge_version": "the geoforge version",
+    "negatives": "the negative settings (--image-negatives, --caption-negatives, --retrieval-negatives)",
+    "plugins": "the plugin set (--plugin, --no-plugin, GEOFORGE_PLUGINS, installed plugins)",
+    "qa": "--qa",
+}
+
+
+def settings_of(manifest: dict[str, object]) -> dict[str, object]:
+    """The :data:`SETTINGS` of a manifest, in comparable form: plugins as sorted ``name
+    version`` strings, Q&A as its config, everything through a JSON round trip."""
+    plugins = manifest.get("plugins") or []
+    qa = manifest.get("qa")
+    found = {
+        "samples": manifest.get("samples"),
+        "seed": manifest.get("seed"),
+        "config_hash": manifest.get("config_hash"),
+        "geoforge_version": manifest.get("geoforge_version"),
+        "negatives": manifest.get("negatives"),
+        "plugins": sorted(f"{p['name']} {p['version']}" for p in plugins),  # type: ignore[union-attr,index]
+        "qa": qa.get("config") if isinstance(qa, dict) else None,
+    }
+    return json.loads(json.dumps(found, sort_keys=True))
+
+
+def check_resume(out: Path, head: dict[str, object], keep: set[int], n: int, shard_size: int) -> None:
+    """Raise UsageError if resuming the corpus ``out`` with the settings of the manifest
+    ``head`` (this run's, before any sample is made) would change what its shards contain,
+    naming the setting and both values, or would drop or replace one of the complete shards
+    ``keep`` (``n`` samples in shards of ``shard_size``)."""
+    stored_path = out / "manifest.json"
+    if stored_path.is_file():
+        try:
+            stored = settings_of(json.loads(stored_path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as e:
+            raise UsageError(
+                f"{stored_path}: cannot be read to resume ({e}); pass --overwrite to start again"
+            ) from None
+        now = settings_of(head)
+        for key, how in SETTINGS.items():
+            if stored[key] != now[key]:
+                raise UsageError(
+                    f"--resume: {how} differs from the run being resumed ({_short(stored[key])} there, "
+                    f"{_short(now[key])} now); resume with the same settings, or pass --overwrite to "
+                    "start again"
+                )
+    n_shards = (n + shard_size - 1) // shard_size
+    beyond = sorted(s for s in keep if s >= n_shards)
+    if beyond:
+        raise UsageError(
+            f"--resume with --n {n} would delete {len(beyond)} complete shard(s) from "
+            f"shard-{beyond[0]:06d}.tar; pass --overwrite to replace the corpus"
+        )
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."

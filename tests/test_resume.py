@@ -1,0 +1,98 @@
+"""``generate --resume`` refuses any change of what the shards contain, by name, and never
+deletes a shard without ``--overwrite``."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from geoforge.errors import UsageError
+from geoforge.generate import generate_corpus
+from geoforge.negatives import NegativeConfig
+from geoforge.plugins import PluginSpec
+from geoforge.sampler import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    text = (ROOT / "corpora" / "smoke.toml").read_text(encoding="utf-8")
+    path = tmp_path_factory.mktemp("recipe") / "tiny.toml"
+    path.write_text(re.sub(r"(?m)^shard_size = .*$", "shard_size = 2", text), encoding="utf-8")
+    return load_recipe(path)
+
+
+def _shards(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("shard-*.tar"))}
+
+
+@pytest.fixture(scope="module")
+def corpus(recipe, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """4 samples in 2 shards, with one verified caption negative each."""
+    out = tmp_path_factory.mktemp("corpus") / "c"
+    generate_corpus(recipe, out, n=4, seed=recipe.seed, negatives=NegativeConfig(caption=1))
+    return out
+
+
+def test_the_manifest_records_a_complete_run(corpus: Path) -> None:
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    assert manifest["complete"] is True
+    assert (manifest["samples"], manifest["negatives"]["caption"]) == (4, 1)
+
+
+def test_resume_with_a_lower_n_is_refused_and_keeps_every_shard(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    before = _shards(corpus)
+    with pytest.raises(
+        UsageError, match=r"^--resume: --n differs from the run being resumed \(4 there, 2 now\)"
+    ):
+        generate_corpus(
+            recipe, corpus, n=2, seed=recipe.seed, resume=True, negatives=NegativeConfig(caption=1)
+        )
+    assert _shards(corpus) == before
+
+
+def test_resume_with_other_negatives_is_refused_and_keeps_every_shard(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    before = _shards(corpus)
+    for other in (NegativeConfig(caption=2), NegativeConfig(caption=1, image=1), None):
+        with pytest.raises(UsageError, match=r"^--resume: the negative settings \(--image-negatives"):
+            generate_corpus(recipe, corpus, n=4, seed=recipe.seed, resume=True, negatives=other)
+    assert _shards(corpus) == before
+
+
+def test_resume_with_another_plugin_set_is_refused_and_keeps_every_shard(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    before = _shards(corpus)
+    with pytest.raises(UsageError, match=r"^--resume: the plugin set .* differs from the run being resumed"):
+        generate_corpus(
+            recipe,
+            corpus,
+            n=4,
+            seed=recipe.seed,
+            resume=True,
+            negatives=NegativeConfig(caption=1),
+            plugins=PluginSpec(disabled=("retrieval",)),
+        )
+    assert _shards(corpus) == before
+
+
+def test_resume_with_the_same_settings_keeps_the_corpus(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    before = _shards(corpus)
+    manifest = generate_corpus(
+        recipe, corpus, n=4, seed=recipe.seed, resume=True, negatives=NegativeConfig(caption=1)
+    )
+    assert manifest["run"]["resumed_shards"] == ["shard-000000.tar", "shard-000001.tar"]
+    assert manifest["run"]["samples_made"] == 0
+    assert _shards(corpus) == before
+
+
+def test_resume_without_a_manifest_never_deletes_shards_beyond_n(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "old"
+    generate_corpus(recipe, out, n=3, seed=recipe.seed)
+    (out / "manifest.json").unlink()  # as left by geoforge before it wrote the manifest first
+    before = _shards(out)
+    with pytest.raises(UsageError, match=r"would delete 1 complete shard\(s\) from shard-000001.tar"):
+        generate_corpus(recipe, out, n=2, seed=recipe.seed, resume=True)
+    assert _shards(out) == before
