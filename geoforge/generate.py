@@ -235,10 +235,26 @@ def generate_corpus(
         write_json,
         write_shard,
     )
+    from geoforge.resume import check_resume
 
     start = time.perf_counter()
     keep = prepare_output(out, resume=resume, overwrite=overwrite)
     shard_size = recipe.shard_size
+    with_negatives = negatives is not None and negatives.any
+    head = {
+        "geoforge_version": _version(),
+        "git_sha": git_sha(),
+        "recipe": recipe.to_json(),
+        "config_hash": recipe.config_hash(),
+        "negatives": asdict(negatives) if with_negatives else None,  # type: ignore[arg-type]
+        "plugins": [p.to_json() for p in host_for(plugins or PluginSpec()).plugins] if with_negatives else [],
+        "seed": seed,
+        "samples": n,
+        "qa": _qa_manifest(qa, ()),
+    }
+    if resume:
+        check_resume(out, head, keep, n, shard_size)
+    write_json(out / "manifest.json", {**head, "complete": False})
     n_shards = (n + shard_size - 1) // shard_size
     sizes: dict[str, int] = {}
     made = 0
@@ -280,9 +296,6 @@ def generate_corpus(
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
-    for stale in sorted(out.glob("shard-*.tar")):
-        if stale.name not in sizes:
-            stale.unlink()
     counts = summarise(r for name in sizes for r in read_shard(out / name))
     long = long_captions(corpus_captions(r for name in sizes for r in read_shard(out / name)))
     examples = [r.files["txt"].decode() for r, _ in zip(read_shard(out / shard_name(0)), range(3))]
@@ -292,16 +305,8 @@ def generate_corpus(
     (out / "README.md").write_text(card, encoding="utf-8")
     elapsed = time.perf_counter() - start
     manifest = {
-        "geoforge_version": _version(),
-        "git_sha": git_sha(),
-        "recipe": recipe.to_json(),
-        "config_hash": recipe.config_hash(),
-        "negatives": asdict(negatives) if negatives is not None and negatives.any else None,
-        "plugins": [p.to_json() for p in host_for(plugins or PluginSpec()).plugins]
-        if negatives is not None and negatives.any
-        else [],
-        "seed": seed,
-        "samples": n,
+        **head,
+        "complete": True,
         "shards": len(sizes),
         "counts": counts,
         "long_captions": long.to_json(),
