@@ -95,6 +95,14 @@ def shard_paths(data: str | Path) -> list[tuple[Path, int | None]]:
                 sizes_file = path / "sizes.json"
                 sizes: dict[str, int] = json.loads(sizes_file.read_text()) if sizes_file.is_file() else {}
                 names = sorted(set(sizes) | {p.name for p in path.glob("shard-*.tar")})
+                if not names:
+                    ignored = sorted(p.name for p in path.iterdir())
+                    more = f" and {len(ignored) - 8} more" if len(ignored) > 8 else ""
+                    shown = ", ".join(ignored[:8]) + more
+                    raise DataError(
+                        f"{item}: no shard-NNNNNN.tar and no sizes.json; ignored "
+                        + (shown or "nothing (the directory is empty)")
+                    )
                 out += [(path / name, sizes.get(name)) for name in names]
             elif path.is_file() or (path.suffix == ".tar" and path.parent.is_dir()):
                 out.append((path, None))  # a missing shard file is skipped like a missing listed one

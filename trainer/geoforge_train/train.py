@@ -87,6 +87,10 @@ class TrainConfig:
             raise UsageError(f"--precision {self.precision}: expected fp32 or bf16")
         if self.batch_size < 1 or self.accum < 1 or self.epochs < 1:
             raise UsageError("--batch-size, --accum and --epochs must be at least 1")
+        if not self.lr > 0:
+            raise UsageError(f"--lr {self.lr:g}: the learning rate must be positive")
+        if self.weight_decay < 0:
+            raise UsageError(f"--weight-decay {self.weight_decay:g}: must be 0 or more")
 
 
 @dataclass
@@ -290,6 +294,7 @@ def train(config: TrainConfig) -> dict[str, object]:
         if not latest.is_file():
             raise UsageError(f"--resume: no checkpoint at {latest}")
         state = load_checkpoint(latest, model, config.model, optimizer, scheduler)
+        check_same_run(latest, state.get("config") or {}, config)
         start, history = int(state["step"]), list(state["history"])
         _set_rng(state["rng"])
     net: nn.Module = model
@@ -424,6 +429,37 @@ def _set_rng(state: dict[str, object]) -> None:
     torch.set_rng_state(state["torch"])  # type: ignore[arg-type]
     np.random.set_state(state["numpy"])  # type: ignore[arg-type]
     random.setstate(state["python"])  # type: ignore[arg-type]
+
+
+#: Settings a resumed run keeps: its checkpoint's steps were taken with them. (The model is
+#: checked by :func:`geoforge_train.models.load_checkpoint`; epochs and --max-steps may grow.)
+RESUME_KEEPS = {
+    "data": "--data",
+    "batch_size": "--batch-size",
+    "accum": "--accum",
+    "lr": "--lr",
+    "weight_decay": "--weight-decay",
+    "warmup": "--warmup",
+    "loss": "--loss",
+    "text_negatives": "--text-negatives",
+    "k_text": "--k-text",
+    "k_image": "--k-image",
+    "seed": "--seed",
+}
+
+
+def check_same_run(checkpoint: Path, stored: dict[str, object], config: TrainConfig) -> None:
+    """Raise UsageError naming the option when ``config`` differs from the ``stored`` config of
+    the run that ``--resume`` continues (:data:`RESUME_KEEPS`); the stored config is never
+    rewritten."""
+    now = config_json(config)
+    for key, option in RESUME_KEEPS.items():
+        if key in stored and stored[key] != now[key]:
+            raise UsageError(
+                f"--resume: {option} {now[key]!r} differs from {stored[key]!r}, which the run in "
+                f"{checkpoint.parent.parent} was trained with; resume with the same settings or choose "
+                "another --out"
+            )
 
 
 def config_json(config: TrainConfig) -> dict[str, object]:
