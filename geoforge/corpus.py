@@ -260,7 +260,7 @@ class NegativeStats:
     (``geometry``, ``value``, ``undrawn circle``, ``absent point``), the image negatives on which
     the engine restored a true mark, given or stroke that the plugin dropped, the caption
     negatives of question-style positives that keep the question, rejections by plugin and
-    reason, and plugin failures."""
+    reason, and plugin failures with the first message of each."""
 
     samples: int = 0
     accepted: Counter[str] = field(default_factory=Counter)
@@ -270,6 +270,7 @@ class NegativeStats:
     pixel_diffs: list[float] = field(default_factory=list)
     rejections: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
+    errors: dict[str, str] = field(default_factory=dict)
     how: Counter[tuple[str, str]] = field(default_factory=Counter)
     restored: int = 0
     questions: Counter[bool] = field(default_factory=Counter)
@@ -287,6 +288,8 @@ class NegativeStats:
         self.pixel_diffs.extend(x["pixel_diff"] for x in record["image"])
         self.rejections.update(record["rejections"])
         self.failures.update(record["failures"])
+        for key, message in record.get("errors", {}).items():
+            self.errors.setdefault(key, message)
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready totals, with the share of samples that got at least 8 of each kind."""
@@ -310,6 +313,7 @@ class NegativeStats:
             else None,
             "rejections": dict(sorted(self.rejections.items())),
             "failures": dict(sorted(self.failures.items())),
+            "errors": dict(sorted(self.errors.items())),
         }
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from geoforge.caption import STYLES, make_caption
 from geoforge.errors import GeoforgeError, RealiseError, UsageError
-from geoforge.negatives import NegativeConfig, host_for, pool_entry
+from geoforge.negatives import NegativeConfig, check_kinds, host_for, pool_entry
 from geoforge.plugins import PluginSpec
 from geoforge.qa import QAConfig, qa_chunk, qa_counts
 from geoforge.realise import realise
@@ -211,7 +211,9 @@ def generate_corpus(
     so the shards are byte-identical for any ``workers``. ``on_sample`` is called in this
     process after each sample (for progress bars), including those of kept shards when
     resuming. Returns the manifest (also written to ``out/manifest.json``). Raises
-    UsageError for an output that exists without ``resume``/``overwrite`` or a kept shard
+    UsageError for an output that exists without ``resume``/``overwrite``, for negatives of a
+    kind no loaded plugin makes (:func:`geoforge.negatives.check_kinds`), for a ``resume`` that
+    would change what the shards contain (:func:`geoforge.resume.check_resume`) or a kept shard
     that another recipe or seed made (its first sample is remade to check), SampleError if a
     sample cannot be made, OSError if the disk fails; no half shard is ever left under a
     final name.
@@ -238,9 +240,11 @@ def generate_corpus(
     from geoforge.resume import check_resume
 
     start = time.perf_counter()
+    with_negatives = negatives is not None and negatives.any
+    if with_negatives:
+        check_kinds(negatives, host_for(plugins or PluginSpec()))  # type: ignore[arg-type]
     keep = prepare_output(out, resume=resume, overwrite=overwrite)
     shard_size = recipe.shard_size
-    with_negatives = negatives is not None and negatives.any
     head = {
         "geoforge_version": _version(),
         "git_sha": git_sha(),

@@ -170,6 +170,7 @@ def _duplicate(new: Accepted, kept: list[Accepted]) -> bool:
             isinstance(k.candidate, ImageCandidate) and k.candidate.program.canonical_hash() == h
             for k in kept
         )
+
     def stated(a: Accepted) -> set[tuple[str, ...]]:
         return {claim_key(x) for x in read_caption(a.text).claims}
 
@@ -178,6 +179,30 @@ def _duplicate(new: Accepted, kept: list[Accepted]) -> bool:
 
 
 _HOSTS: dict[PluginSpec, PluginHost] = {}
+
+
+def check_kinds(config: NegativeConfig, host: PluginHost) -> None:
+    """Raise UsageError naming each kind of negative ``config`` asks for that no perturbation
+    loaded by ``host`` makes (image; caption, the retrieval plugins aside; retrieval), instead
+    of a corpus with none of them and exit 0."""
+    from geoforge.errors import UsageError
+
+    captions = host.ordered("caption", config.order)
+    makers = {
+        ("image", "--image-negatives", config.image): host.ordered("image", config.order),
+        ("caption", "--caption-negatives", config.caption): [
+            p for p in captions if p.name not in config.retrieval_plugins
+        ],
+        ("retrieval", "--retrieval-negatives", config.retrieval): [
+            p for p in captions if p.name in config.retrieval_plugins
+        ],
+    }
+    for (kind, option, want), found in makers.items():
+        if want and not found:
+            raise UsageError(
+                f"{option} {want}: no active plugin makes {kind} negatives (see `geoforge plugins`; "
+                "was it skipped with --no-plugin or did it fail to load?)"
+            )
 
 
 def host_for(spec: PluginSpec) -> PluginHost:
@@ -225,7 +250,10 @@ def add_negatives(
     cap = meta["caption"]
     claims = _claims(cap["claims"])  # type: ignore[index]
     caption = Caption(
-        str(cap["text"]), str(cap["style"]), list(claims), str(cap.get("question", ""))  # type: ignore[union-attr]
+        str(cap["text"]),
+        str(cap["style"]),
+        list(claims),
+        str(cap.get("question", "")),  # type: ignore[union-attr]
     )
     positive = Positive(sample.key, program, scene, caption, claims, pool)
     host = host_for(plugins)
@@ -264,6 +292,7 @@ def add_negatives(
         },
         "rejections": {f"{p}: {r}": n for (p, r), n in sorted(found.rejections.items())},
         "failures": dict(sorted((host.failures - before).items())),
+        "errors": {key: host.errors[key] for key in sorted(host.failures - before)},
     }
     new_meta = {**meta, "negatives": json.dumps(record, sort_keys=True, ensure_ascii=False)}
     from geoforge.generate import Sample

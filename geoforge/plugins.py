@@ -139,14 +139,19 @@ class PluginHost:
         self.owner: dict[str, str] = {}
         self.failures: Counter[str] = Counter()
         self.messages: list[str] = []
+        self.errors: dict[str, str] = {}  # the first message per failure key
+        self.tracebacks: dict[str, str] = {}  # the first traceback per failure key (for --debug)
         self.skipped: set[str] = set()  # plugins and perturbations that --no-plugin skipped
         self._load()
 
     # --- loading ---------------------------------------------------------------------------
 
     def _fail(self, info: PluginInfo, stage: str, exc: BaseException, hint: str = "") -> None:
+        import traceback
+
         message = f"plugin {info.name} ({info.origin}) failed {stage}: {type(exc).__name__}: {exc}{hint}"
         info.error = info.error or message
+        self.tracebacks.setdefault(f"{info.name}: {stage}", "".join(traceback.format_exception(exc)))
         self._note(f"{info.name}: {stage}", message)
 
     def _sources(self) -> list[tuple[str, str, str, Callable[[], ModuleType], tuple[str, str] | None]]:
@@ -407,8 +412,9 @@ class PluginHost:
             stream.close()  # type: ignore[attr-defined]
 
     def _note(self, key: str, message: str) -> None:
-        """Count a failure under ``key`` and keep ``message`` once."""
+        """Count a failure under ``key`` and keep ``message`` once (and as the key's first)."""
         self.failures[key] += 1
+        self.errors.setdefault(key, message)
         if message not in self.messages:
             self.messages.append(message)
 

@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 
 from geoforge.cli import llm as llm_options
-from geoforge.cli.app import app, err, out
+from geoforge.cli.app import _state, app, err, out
+from geoforge.cli.options import NoPluginOption, PluginOption, StrictPluginsOption, check_plugins
 
 
 @app.command(rich_help_panel="Corpora and plugins")
@@ -48,6 +49,7 @@ def generate(
     ] = False,
     plugin: PluginOption = None,
     no_plugin: NoPluginOption = None,
+    strict_plugins: StrictPluginsOption = False,
     llm_model: llm_options.LLMModel = None,
     llm_base_url: llm_options.LLMBaseURL = None,
     llm_backend: llm_options.LLMBackend = "openai",
@@ -94,8 +96,7 @@ def generate(
     )
     plugin_spec = PluginSpec.from_cli(plugin or [], no_plugin or [])
     if negatives.any:
-        for message in host_for(plugin_spec).messages:
-            sys.stderr.write(f"warning: {message}\n")
+        check_plugins(host_for(plugin_spec), strict_plugins)
     total = n or spec.samples
     with Progress(
         TextColumn("generating"),
@@ -129,8 +130,13 @@ def generate(
         )
     if llm is not None:
         sys.stderr.write(llm_options.llm_summary(llm) + "\n")
+    if _state["debug"] and negatives.any:  # what failed inside a plugin, in this process
+        for trace in host_for(plugin_spec).tracebacks.values():
+            sys.stderr.write(trace)
+    failures = manifest["counts"].get("negatives", {}).get("failures", {})
     if as_json:
         sys.stdout.write(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        _strict_failures(failures, strict_plugins)
         return
     counts = manifest["counts"]
     run = manifest["run"]
@@ -157,12 +163,15 @@ def generate(
     long = LongCaptions(**manifest["long_captions"]).warning()
     if long:
         sys.stderr.write(f"warning: {long}\n")
+    _strict_failures(failures, strict_plugins)
 
 
 def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]
-    """Yield and rejection reasons per plugin, from the manifest's negatives totals."""
+    """Yield and rejection reasons per plugin, from the manifest's negatives totals; each
+    plugin failure once, with its first message."""
     from collections import defaultdict
 
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="hard negatives: accepted and rejected per plugin")
@@ -178,7 +187,8 @@ def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]
     for name in sorted(set(accepted) | set(reasons)):
         table.add_row(name, str(accepted.get(name, 0)), "; ".join(reasons.get(name, [])))
     for key, n in stats["failures"].items():
-        table.add_row(f"[red]{key}[/red]", "", f"failed {n} times")
+        message = escape(stats.get("errors", {}).get(key, ""))
+        table.add_row(f"[red]{key}[/red]", "", f"failed {n} times" + (f": {message}" if message else ""))
     share = ", ".join(f"{k} {v:.0%}" for k, v in stats["at_least_8"].items())
     how = "; ".join(
         f"{kind} " + ", ".join(f"{h} {v:.0%}" for h, v in shares.items())
@@ -215,28 +225,30 @@ def show(
     out.print(f"wrote {output} ({len(records)} samples)")
 
 
-PluginOption = Annotated[
-    list[str] | None,
-    typer.Option("--plugin", help="Plugin file (PATH.py) or module to load; repeatable."),
-]
-NoPluginOption = Annotated[
-    list[str] | None,
-    typer.Option("--no-plugin", help="Plugin or perturbation name to skip, built-ins included; repeatable."),
-]
+def _strict_failures(failures: dict[str, int], strict: bool) -> None:
+    """With --strict-plugins, a plugin that failed during the run fails the command (exit 1)."""
+    if strict and failures:
+        from geoforge.plugins import PluginFailure
+
+        counted = ", ".join(f"{key} ({n} times)" for key, n in failures.items())
+        raise PluginFailure(f"plugin failure with --strict-plugins: {counted}")
 
 
 @app.command(rich_help_panel="Corpora and plugins")
 def plugins(
     plugin: PluginOption = None,
     no_plugin: NoPluginOption = None,
+    strict_plugins: StrictPluginsOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List the plugins geoforge loads, their versions, sources and what they register."""
+    """List the plugins geoforge loads, their distributions, versions, sources and what they
+    register; a plugin that failed is listed with its error."""
     from rich.table import Table
 
-    from geoforge.plugins import PluginHost, PluginSpec
+    from geoforge.plugins import PluginFailure, PluginHost, PluginSpec
 
     host = PluginHost(PluginSpec.from_cli(plugin or [], no_plugin or []))
+    host.check_disabled()
     if as_json:
         sys.stdout.write(json.dumps([p.to_json() for p in host.plugins], indent=1) + "\n")
         return
@@ -249,3 +261,5 @@ def plugins(
     Console(highlight=False, width=120).print(table)
     for message in host.messages:
         sys.stderr.write(message + "\n")
+    if strict_plugins and host.messages:
+        raise PluginFailure(f"{len(host.messages)} plugin failure(s) with --strict-plugins")
