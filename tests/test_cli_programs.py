@@ -281,3 +281,9 @@ def test_caption_cli_writes_json_records_for_each_problem() -> None:
     assert first["program"].startswith("A B C = triangle A B C; H = on_tline H B A C, on_tline H C A B")
     assert set(first["captions"]) == {"descriptive", "facts", "question"}
     assert first["facts"] == ["ncoll A B C", "perp H B A C", "perp H C A B"]
+
+
+def test_help_shows_the_train_extra_in_brackets() -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    assert "(needs the [train] extra)" in " ".join(result.stdout.replace("│", " ").split())

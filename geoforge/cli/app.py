@@ -14,6 +14,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode="markdown",  # `[train]` in a help text is shown, not read as rich markup
 )
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)

@@ -1,0 +1,107 @@
+"""``generate`` never gives a silently wrong corpus because of plugins: negatives no plugin can
+make are refused by kind, and a plugin that raises in ``propose`` is reported once with its
+message (its traceback under ``--debug``, a failed run under ``--strict-plugins``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from geoforge.errors import UsageError
+from geoforge.generate import generate_corpus
+from geoforge.negatives import NegativeConfig
+from geoforge.plugins import PluginHost, PluginSpec
+from geoforge.sampler import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOM = """
+from geoforge.hookspecs import hookimpl
+
+
+class Boom:
+    name = "boom"
+    kind = "caption"
+
+    def propose(self, positive, rng):
+        raise ValueError("boom in propose")
+
+
+@hookimpl
+def geoforge_register_perturbations(register):
+    register(Boom())
+"""
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GEOFORGE_DEBUG", "GEOFORGE_PLUGINS")}
+    return subprocess.run(
+        [sys.executable, "-m", "geoforge.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_image_negatives_without_an_image_plugin_are_refused_naming_the_kind(tmp_path: Path) -> None:
+    image_plugins = tuple(p.name for p in PluginHost(PluginSpec()).ordered("image"))
+    assert "move_vertex" in image_plugins
+    recipe = load_recipe(ROOT / "corpora" / "smoke.toml")
+    with pytest.raises(UsageError, match=r"^--image-negatives 2: no active plugin makes image negatives"):
+        generate_corpus(
+            recipe,
+            tmp_path / "c",
+            n=2,
+            seed=0,
+            negatives=NegativeConfig(image=2),
+            plugins=PluginSpec(disabled=image_plugins),
+        )
+    assert not (tmp_path / "c").exists()
+
+
+def test_retrieval_negatives_without_retrieval_exit_2(tmp_path: Path) -> None:
+    result = _cli(
+        "generate", "corpora/smoke.toml", "--out", str(tmp_path / "c"), "--n", "2",
+        "--retrieval-negatives", "1", "--no-plugin", "retrieval",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: --retrieval-negatives 1: no active plugin makes retrieval negatives")
+    )
+
+
+def test_an_error_in_propose_is_shown_once_with_its_traceback_under_debug_and_fails_strict(
+    tmp_path: Path,
+) -> None:
+    plugin = tmp_path / "boom.py"
+    plugin.write_text(BOOM)
+    out = tmp_path / "c"
+    result = _cli(
+        "generate", "corpora/smoke.toml", "--out", str(out), "--n", "2", "--caption-negatives", "1",
+        "--plugin", str(plugin), "--debug", "--strict-plugins",
+    )  # fmt: skip
+    assert result.returncode == 1
+    table = " ".join(re.sub(r"[│┃║]", " ", result.stdout).split())
+    assert table.count("ValueError: boom in propose") == 1, result.stdout
+    assert "boom: in propose failed 2 times: plugin boom" in table
+    assert (
+        "Traceback (most recent call last)" in result.stderr
+        and 'raise ValueError("boom in propose")' in result.stderr
+    )
+    # Under --debug the failure is raised with its traceback, not as an `error:` line.
+    assert result.stderr.strip().splitlines()[-1] == (
+        "geoforge.plugins.PluginFailure: plugin failure with --strict-plugins: boom: in propose (2 times)"
+    )
+    errors = json.loads((out / "manifest.json").read_text())["counts"]["negatives"]["errors"]
+    assert errors == {
+        "boom: in propose": f"plugin boom ({plugin}) failed in propose: ValueError: boom in propose"
+    }
