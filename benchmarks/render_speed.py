@@ -1,10 +1,11 @@
 """Render speed: geoforge.render against a naive matplotlib baseline, interleaved in one run.
 
 Realises N scenes from the JGEX problems (``corpora/alphageometry/jgex_ag_231.txt``; a few
-built-in programs if that file is missing), then, scene by scene, times (a) ``geoforge.render.render(scene)`` and (b) the usual
-LLM-written matplotlib code: ``plt.figure()``, ``plt.plot``/``plt.text`` per segment, circle,
-point and label, ``savefig`` to PNG bytes, ``plt.close()``. Both are warmed up on the first
-scene first. Prints ms/diagram for each and the ratio, as a table or with ``--json``.
+built-in programs if that file is missing), then, scene by scene, times (a)
+``geoforge.render.render(scene)`` and (b) the usual LLM-written matplotlib code:
+``plt.figure()``, ``plt.plot``/``plt.text`` per segment, circle, point and label, ``savefig`` to
+PNG bytes, ``plt.close()``. Both are warmed up on the first scene first. Prints ms/diagram
+for each and the ratio, as a table or with ``--json``.
 
     .venv/bin/python benchmarks/render_speed.py [-n 200] [--size 448] [--json]
 """

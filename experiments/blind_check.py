@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from geoforge_train.data import CorpusIndex, HardNegativeDataset, NegativeUse, Transform, collate
 from geoforge_train.evaluate import MAX_NEGATIVES, load
-from geoforge_train.models import normalisation
 
 
 @torch.no_grad()
@@ -35,7 +34,7 @@ def check(spec: str, data: str, batch_size: int = 32) -> dict[str, object]:
     dataset = HardNegativeDataset(
         index,
         loaded.tokenizer,
-        Transform(loaded.image_size, False, 0.0, 1.0, *normalisation(loaded.model)),
+        Transform.from_cfg(loaded.preprocess),
         use,
     )
     images, texts, negs = [], [], []  # per sample: negatives (features, kinds)

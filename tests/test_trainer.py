@@ -142,8 +142,8 @@ def test_resume_from_step_3_replays_steps_4_to_6_of_the_unbroken_run(
     diff = max(abs(a["loss"] - b["loss"]) for a, b in zip(unbroken[3:], resumed[3:]))
     assert diff <= RESUME_TOL, [(a["loss"], b["loss"]) for a, b in zip(unbroken, resumed)]
     assert [r["lr"] for r in resumed] == [r["lr"] for r in unbroken]
-    a = torch.load(single_run / "checkpoints" / "final.pt", weights_only=False)
-    b = torch.load(ckpts / "final.pt", weights_only=False)
+    a = torch.load(single_run / "checkpoints" / "final.pt", weights_only=True)
+    b = torch.load(ckpts / "final.pt", weights_only=True)
     assert b["step"] == STEPS
     assert b["history"] == pytest.approx(a["history"], abs=RESUME_TOL)
     weight_diff = _max_diff(a["model"], b["model"])
@@ -220,7 +220,7 @@ def bad_runs(
 ) -> dict[str, subprocess.CompletedProcess[str]]:
     """Every bad-input command, two at a time (each spends most of its time importing torch)."""
     root = tmp_path_factory.mktemp("bad")
-    state = torch.load(single_run / "checkpoints" / "final.pt", weights_only=False)
+    state = torch.load(single_run / "checkpoints" / "final.pt", weights_only=True)
     state["model_name"] = "ViT-S-32"
     torch.save(state, root / "other-model.pt")
     train_ = ("train", "mmclip", "--max-steps", "1", "--batch-size", "4")
@@ -344,7 +344,7 @@ def test_k_text_and_text_negatives_need_each_other() -> None:
 def test_eval_of_a_checkpoint_of_an_unknown_model_names_the_checkpoint(
     single_run: Path, tmp_path: Path
 ) -> None:
-    state = torch.load(single_run / "checkpoints" / "final.pt", weights_only=False)
+    state = torch.load(single_run / "checkpoints" / "final.pt", weights_only=True)
     state["model_name"] = "geoforge-tinny"
     torch.save(state, tmp_path / "odd.pt")
     with pytest.raises(

@@ -9,7 +9,8 @@ happen inside the commands so ``--help`` is fast.
 One module per command group: :mod:`~geoforge.cli.engine` (programs),
 :mod:`~geoforge.cli.caption` (captions for any program), :mod:`~geoforge.cli.corpus` (corpora
 and plugins), :mod:`~geoforge.cli.corpus_tools` (``corpus verify``), :mod:`~geoforge.cli.train`
-(training and evaluation), all on the app of :mod:`~geoforge.cli.app`.
+(training and evaluation), :mod:`~geoforge.cli.export` (trained models for open_clip and Hugging
+Face), all on the app of :mod:`~geoforge.cli.app`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from geoforge.cli import (  # noqa: F401  (they register their commands)
     corpus,
     corpus_tools,
     engine,
+    export,
     train,
 )
 from geoforge.cli.app import _state, app, err

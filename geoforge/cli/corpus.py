@@ -97,6 +97,10 @@ def generate(
     plugin_spec = PluginSpec.from_cli(plugin or [], no_plugin or [])
     if negatives.any:
         check_plugins(host_for(plugin_spec), strict_plugins)
+        third = [p for p in host_for(plugin_spec).plugins if p.source != "built-in" and not p.error]
+        if third:  # they shape the corpus: say so, once
+            names = ", ".join(f"{p.name} {p.version} ({p.source} {p.origin})" for p in third)
+            sys.stderr.write(f"note: third-party plugins active: {names}; --no-plugin NAME skips one\n")
     total = n or spec.samples
     with Progress(
         TextColumn("generating"),

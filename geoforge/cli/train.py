@@ -33,7 +33,13 @@ def _need_train_extra() -> None:
 
 @train_app.command("mmclip")
 def train_mmclip(
-    data: Annotated[Path, typer.Option("--data", help="Training corpus directory (geoforge generate).")],
+    data: Annotated[
+        list[str],
+        typer.Option(
+            "--data",
+            help="Corpus directory, shard or brace pattern (out/c{0..3}); repeatable, or join with ::.",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints, log.jsonl, loss.png.")],
     model: Annotated[str, typer.Option("--model", help="open_clip model name.")] = "geoforge-tiny",
     pretrained: Annotated[
@@ -71,6 +77,16 @@ def train_mmclip(
     downscale: Annotated[
         float, typer.Option("--downscale", min=0.1, max=1.0, help="Min downscale factor.")
     ] = 1.0,
+    log_every: Annotated[
+        int,
+        typer.Option("--log-every", min=0, help="A progress line every N steps when not on a terminal."),
+    ] = 10,
+    val_data: Annotated[
+        list[str] | None, typer.Option("--val-data", help="Held-out corpus evaluated during training.")
+    ] = None,
+    val_every: Annotated[
+        int, typer.Option("--val-every", min=0, help="Evaluate on --val-data every N steps (0: at the end).")
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Train an MMCLIP vision encoder (any open_clip model) with verified hard negatives.
@@ -81,7 +97,7 @@ def train_mmclip(
     from geoforge_train.train import TrainConfig, train
 
     config = TrainConfig(
-        data=str(data),
+        data="::".join(data),
         out=str(out),
         model=model,
         pretrained=pretrained,
@@ -105,8 +121,11 @@ def train_mmclip(
         strict=strict,
         rotate=rotate,
         downscale=downscale,
+        log_every=log_every,
+        val_data="::".join(val_data) if val_data else None,
+        val_every=val_every,
     )
-    summary = train(config)
+    summary = train(config, lines=sys.stderr if as_json else sys.stdout)
     if int(os.environ.get("RANK", "0")) == 0:
         if as_json:
             sys.stdout.write(json.dumps(summary) + "\n")
@@ -131,7 +150,9 @@ def eval_mmclip(
             "--checkpoint", help="Run dir, .pt file, untrained:MODEL or pretrained:MODEL:TAG; repeatable."
         ),
     ],
-    data: Annotated[Path, typer.Option("--data", help="Held-out corpus with negatives.")],
+    data: Annotated[
+        list[str], typer.Option("--data", help="Held-out corpus with negatives (as train's --data).")
+    ],
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate the first N samples.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
@@ -142,7 +163,7 @@ def eval_mmclip(
     from geoforge_train.train import resolve_device
 
     dev = resolve_device(device)
-    results = [evaluate(load(spec, dev), str(data), dev, limit=limit) for spec in checkpoint]
+    results = [evaluate(load(spec, dev), "::".join(data), dev, limit=limit) for spec in checkpoint]
     if as_json:
         sys.stdout.write(json.dumps(results, indent=1) + "\n")
         return

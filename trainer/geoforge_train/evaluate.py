@@ -10,6 +10,10 @@ similarity ``s``:
 * caption→image, per image-negative kind: the same with ``s(T⁺, I)`` against ``s(T⁺, I⁻)``;
 * in-batch R@1 over the held-out set, image→text and text→image.
 
+Each kind also reports ``chance``: the accuracy of a model whose similarities are random, the
+mean of ``1 / (k + 1)`` over its samples, ``k`` a sample's negatives of that kind (pairwise
+chance is 0.5, R@1 chance ``1 / samples``); docs/metrics.md explains each metric.
+
 Caption negatives that truncation to the text tower's context makes token-identical to their
 positive are left out, as in training: no model can tell them apart.
 
@@ -33,7 +37,7 @@ from geoforge_train.models import (
     CheckpointError,
     create_model,
     load_checkpoint,
-    normalisation,
+    preprocess_cfg,
     read_checkpoint,
 )
 
@@ -42,12 +46,14 @@ MAX_NEGATIVES = 64
 
 @dataclass
 class Loaded:
-    """A model to evaluate: its display ``name``, the module, tokenizer and image size."""
+    """A model to evaluate: its display ``name``, the module, tokenizer, image size and image
+    preprocessing (open_clip's ``preprocess_cfg``: a checkpoint's own)."""
 
     name: str
     model: nn.Module
     tokenizer: object
     image_size: int
+    preprocess: dict[str, object]
 
 
 def load(spec: str, device: torch.device, model_name: str | None = None) -> Loaded:
@@ -74,26 +80,41 @@ def load(spec: str, device: torch.device, model_name: str | None = None) -> Load
                 + (f" ({hint})" if hint else "")
             ) from None
         load_checkpoint(spec, model, name)
+        model.eval()
+        return Loaded(spec, model, tok, size, state.get("preprocess_cfg") or preprocess_cfg(model))
     model.eval()
-    return Loaded(spec, model, tok, size)
+    return Loaded(spec, model, tok, size, preprocess_cfg(model))
 
 
 @torch.no_grad()
 def evaluate(
-    loaded: Loaded, data: str, device: torch.device, batch_size: int = 32, limit: int | None = None
+    loaded: Loaded,
+    data: str,
+    device: torch.device,
+    batch_size: int = 32,
+    limit: int | None = None,
+    per_sample: bool = False,
 ) -> dict[str, object]:
-    """Metrics of one model on the held-out corpus ``data`` (see the module docstring)."""
+    """Metrics of one model on the held-out corpus ``data`` (see the module docstring).
+
+    With ``per_sample`` the result also holds ``per_sample``: one record per sample, in corpus
+    order, with its ``key`` and, per direction and kind, ``[s(positive), [s(negative), ...]]``
+    (cosines), from which every metric above can be recomputed on any subset (a bootstrap).
+    Its ``image_to_caption_other_image`` scores the same captions against the image of the
+    next sample (cyclically): accuracy that survives the wrong image is a text-only prior,
+    not a reading of the figure (the blind control of experiments/ablation.py).
+    """
     index = CorpusIndex.build(data)
     use = NegativeUse(("caption", "retrieval"), MAX_NEGATIVES, MAX_NEGATIVES)
     dataset = HardNegativeDataset(
         index,
         loaded.tokenizer,
-        Transform(loaded.image_size, False, 0.0, 1.0, *normalisation(loaded.model)),
+        Transform.from_cfg(loaded.preprocess),
         use,
     )
     n = min(len(dataset), limit or len(dataset))
-    i2t: dict[str, list[tuple[float, list[float]]]] = defaultdict(list)
-    t2i: dict[str, list[tuple[float, list[float]]]] = defaultdict(list)
+    records: list[dict[str, object]] = []
+    caption_negatives: list[tuple[int, torch.Tensor, list[str]]] = []  # for the other image
     images, texts = [], []
     for lo in range(0, n, batch_size):
         batch = collate([dataset[i] for i in range(lo, min(n, lo + batch_size))])
@@ -102,28 +123,39 @@ def evaluate(
         images.append(img)
         texts.append(txt)
         for b in range(len(img)):
+            record: dict[str, object] = {"key": batch["key"][b]}
             pos = float(img[b] @ txt[b])
             t_mask = batch["neg_text_mask"][b]
             if t_mask.any():
-                negs = _encode_texts(loaded.model, batch["neg_text"][b][t_mask], device) @ img[b]
+                feats = _encode_texts(loaded.model, batch["neg_text"][b][t_mask], device)
                 kinds = [k for k, keep in zip(batch["neg_text_kind"][b], t_mask) if keep]
-                _by_kind(i2t, kinds, pos, negs.tolist())
+                record["image_to_caption"] = _by_kind(kinds, pos, (feats @ img[b]).tolist())
+                if per_sample:
+                    caption_negatives.append((len(records), feats, kinds))
             i_mask = batch["neg_image_mask"][b]
             if i_mask.any():
                 negs = _encode_images(loaded.model, batch["neg_image"][b][i_mask], device) @ txt[b]
                 kinds = [k for k, keep in zip(batch["neg_image_kind"][b], i_mask) if keep]
-                _by_kind(t2i, kinds, float(txt[b] @ img[b]), negs.tolist())
+                record["caption_to_image"] = _by_kind(kinds, float(txt[b] @ img[b]), negs.tolist())
+            records.append(record)
     all_i, all_t = torch.cat(images), torch.cat(texts)
     sims = all_i @ all_t.T
     target = torch.arange(len(sims))
     result = {
         "model": loaded.name,
         "samples": n,
-        "image_to_caption": _summary(i2t),
-        "caption_to_image": _summary(t2i),
+        "image_to_caption": _summary(records, "image_to_caption"),
+        "caption_to_image": _summary(records, "caption_to_image"),
         "r1_image_to_text": float((sims.argmax(dim=1) == target).float().mean()),
         "r1_text_to_image": float((sims.argmax(dim=0) == target).float().mean()),
     }
+    if per_sample:
+        other = torch.roll(all_i, shifts=-1, dims=0)  # sample i is shown the image of i + 1
+        for i, feats, kinds in caption_negatives:
+            records[i]["image_to_caption_other_image"] = _by_kind(
+                kinds, float(other[i] @ all_t[i]), (feats @ other[i]).tolist()
+            )
+        result["per_sample"] = records
     return result
 
 
@@ -135,22 +167,31 @@ def _encode_texts(model: nn.Module, x: torch.Tensor, device: torch.device) -> to
     return model.encode_text(x.to(device), normalize=True).float().cpu()
 
 
-def _by_kind(
-    store: dict[str, list[tuple[float, list[float]]]], kinds: list[str], pos: float, negs: list[float]
-) -> None:
+def _by_kind(kinds: list[str], pos: float, negs: list[float]) -> dict[str, tuple[float, list[float]]]:
+    """One sample's scores by negative kind: ``{kind: (s(positive), [s(negative), ...])}``."""
     grouped: dict[str, list[float]] = defaultdict(list)
     for kind, s in zip(kinds, negs):
         grouped[kind].append(s)
-    for kind, values in grouped.items():
-        store[kind].append((pos, values))
+    return {kind: (pos, values) for kind, values in grouped.items()}
 
 
-def _summary(store: dict[str, list[tuple[float, list[float]]]]) -> dict[str, object]:
+def _summary(records: list[dict[str, object]], direction: str) -> dict[str, object]:
+    """Per-kind accuracy, pairwise accuracy and chance of one direction over ``records``."""
+    store: dict[str, list[tuple[float, list[float]]]] = defaultdict(list)
+    for record in records:
+        for kind, row in record.get(direction, {}).items():  # type: ignore[attr-defined]
+            store[kind].append(row)
     kinds = {}
     for kind, rows in sorted(store.items()):
         acc = np.mean([pos > max(negs) for pos, negs in rows])
         pair = np.mean([pos > s for pos, negs in rows for s in negs])
-        kinds[kind] = {"accuracy": float(acc), "pairwise": float(pair), "samples": len(rows)}
+        chance = np.mean([1 / (len(negs) + 1) for _, negs in rows])
+        kinds[kind] = {
+            "accuracy": float(acc),
+            "pairwise": float(pair),
+            "chance": float(chance),
+            "samples": len(rows),
+        }
     overall = float(np.mean([k["accuracy"] for k in kinds.values()])) if kinds else float("nan")
     return {"kinds": kinds, "overall": overall}
 

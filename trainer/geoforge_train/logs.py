@@ -1,11 +1,17 @@
-"""Run logs: JSONL per step, TensorBoard scalars, a rich progress bar and a loss-curve PNG."""
+"""Run logs: JSONL per step, TensorBoard scalars, a rich progress bar or plain progress lines,
+and a loss-curve PNG."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+#: Held-out metrics logged with ``val_`` in front (``val/`` in TensorBoard): the overall
+#: hard-negative accuracies and the in-batch R@1 of :func:`geoforge_train.evaluate.evaluate`.
+VAL_KEYS = ("image_to_caption", "caption_to_image", "r1_image_to_text", "r1_text_to_image")
 
 
 class RunLog:
@@ -23,10 +29,28 @@ class RunLog:
     for a fresh run) are dropped first, so the file holds each step once, and the kept rows
     count towards their epoch's figures. ``out/tensorboard/`` gets the per-step scalars when
     the ``tensorboard`` package is installed; ``close`` writes ``out/loss.png``.
+
+    A step evaluated on held-out data also gets ``val_image_to_caption``,
+    ``val_caption_to_image``, ``val_r1_image_to_text``, ``val_r1_text_to_image`` (``null``
+    where the held-out corpus has no negative of a direction) and ``val_samples``, in TensorBoard
+    as ``val/...``, and a plain line in ``lines``.
+
+    Progress shows as a rich bar on stderr when both stderr and ``lines`` are terminals;
+    otherwise (nohup, SLURM, a pipe) ``lines`` gets one plain line every ``log_every`` steps
+    and at the last step, as open_clip logs (0: no lines).
     """
 
-    def __init__(self, out: Path, enabled: bool, total: int, start: int = 0) -> None:
-        self.out, self.enabled = out, enabled
+    def __init__(
+        self,
+        out: Path,
+        enabled: bool,
+        total: int,
+        start: int = 0,
+        log_every: int = 0,
+        lines: TextIO | None = None,
+    ) -> None:
+        self.out, self.enabled, self.total = out, enabled, total
+        self.log_every, self.lines = log_every, lines
         self.file = None
         self.tb: Any = None
         self.progress: Any = None
@@ -57,6 +81,9 @@ class RunLog:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         console = Console(stderr=True)
+        self.interactive = console.is_terminal and lines is not None and lines.isatty()
+        if self.interactive or lines is None:
+            self.log_every = 0
         self.progress = Progress(
             TextColumn("training"),
             BarColumn(),
@@ -64,7 +91,7 @@ class RunLog:
             TextColumn("{task.fields[info]}"),
             TimeRemainingColumn(),
             console=console,
-            disable=not console.is_terminal,
+            disable=not self.interactive,
         )
         self.progress.start()
         self.task = self.progress.add_task("train", total=total, completed=start, info="")
@@ -86,8 +113,10 @@ class RunLog:
         duplicates: float,
         same_tokens: int,
         epoch_end: bool,
+        val: dict[str, Any] | None = None,
     ) -> None:
-        """Record one optimiser step; ``epoch_end`` when it is the last of its epoch or run."""
+        """Record one optimiser step; ``epoch_end`` when it is the last of its epoch or run;
+        ``val``: held-out metrics computed after it (:func:`geoforge_train.evaluate.evaluate`)."""
         if not self.enabled:
             return
         row: dict[str, float] = {
@@ -113,6 +142,11 @@ class RunLog:
                 markup=False,
                 soft_wrap=True,
             )
+        if val is not None:
+            for key in VAL_KEYS:
+                value = val[key]["overall"] if isinstance(val[key], dict) else val[key]
+                row[f"val_{key}"] = None if math.isnan(value) else value
+            row["val_samples"] = val["samples"]
         self.file.write(json.dumps(row) + "\n")  # type: ignore[union-attr]
         self.file.flush()  # type: ignore[union-attr]
         if self.tb is not None:
@@ -125,7 +159,30 @@ class RunLog:
                 "same_token_negatives",
             ):
                 self.tb.add_scalar(f"train/{key}", row[key], step + 1)
+            for key in VAL_KEYS:
+                if row.get(f"val_{key}") is not None:
+                    self.tb.add_scalar(f"val/{key}", row[f"val_{key}"], step + 1)
         self.progress.update(self.task, advance=1, info=f"loss {loss:.4f}  {rate:.1f} samples/s")
+        if self.log_every and ((step + 1) % self.log_every == 0 or step + 1 == self.total):
+            self._line(
+                f"step {step + 1}/{self.total} ({100 * (step + 1) / self.total:.0f}%) epoch {epoch} "
+                f"loss {loss:.4f} lr {lr:.3g} logit_scale {scale:.2f} {rate:.1f} samples/s"
+            )
+        if val is not None and self.lines is not None:
+            scores = ", ".join(
+                f"{key} " + ("n/a" if row[f"val_{key}"] is None else f"{100 * row[f'val_{key}']:.1f}%")
+                for key in VAL_KEYS
+            )
+            self._line(f"val at step {step + 1} ({val['samples']} held-out samples): {scores}")
+
+    def _line(self, text: str) -> None:
+        """One plain line: above the progress bar in a terminal, else to ``lines``, flushed (a
+        file or pipe buffers it otherwise)."""
+        if self.interactive:
+            self.progress.console.print(text, highlight=False, markup=False, soft_wrap=True)
+            return
+        self.lines.write(text + "\n")  # type: ignore[union-attr]
+        self.lines.flush()  # type: ignore[union-attr]
 
     def close(self, history: list[float]) -> None:
         """Flush everything and draw the loss curve."""

@@ -4,12 +4,19 @@ Any open_clip model name works; ``geoforge-tiny`` (configs/: a ViT of about 2 M 
 and a small text tower, 9.1 M parameters in all, most of them the token embedding of
 open_clip's bundled BPE tokenizer) runs on a 2-core CPU with no download. ``pretrained``
 is an open_clip tag or a local file, never needed offline.
+
+A checkpoint is self-contained: besides the weights and the training state it holds the
+model's open_clip config (``model_cfg``) and its image preprocessing (``preprocess_cfg``), and
+it loads with ``torch.load(..., weights_only=True)``. A run writes each step's checkpoint once;
+``latest.pt`` and ``final.pt`` are symbolic links to it.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-import shutil
+import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +39,23 @@ class CheckpointError(GeoforgeError):
 #: constant of about +2 in every patch and a from-scratch ViT gave nearly the same features
 #: for every figure (mean cosine 0.9999 between figures in experiments/ablation_cpu.sh).
 GEOFORGE_NORMALISATION = {"mean": (1.0, 1.0, 1.0), "std": (0.5, 0.5, 0.5)}
+#: How every model's images are resized: the whole figure is kept, never cropped (its longer
+#: side resized to the model's size, bicubic, centred on white). open_clip's own default crops
+#: the centre (``resize_mode="shortest"``), which can cut labels away. :class:`geoforge_train.data.Transform`
+#: implements exactly this.
+NO_CROP = {"interpolation": "bicubic", "resize_mode": "longest", "fill_color": 255}
 
 
-def normalisation(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """``(mean, std)`` per channel the model's images are normalised with: open_clip's
-    preprocessing config (a pretrained tag's own statistics), or
-    :data:`GEOFORGE_NORMALISATION` for geoforge's configs."""
-    cfg = getattr(getattr(model, "visual", None), "preprocess_cfg", None) or {}
-    return tuple(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))), tuple(
-        cfg.get("std", (0.26862954, 0.26130258, 0.27577711))
-    )
+def preprocess_cfg(model: nn.Module) -> dict[str, Any]:
+    """The model's image preprocessing as open_clip's ``preprocess_cfg`` (JSON-ready): ``size``
+    [h, w] in pixels, ``mode``, per-channel ``mean`` and ``std`` (a pretrained tag's own
+    statistics, or :data:`GEOFORGE_NORMALISATION` for geoforge's configs), and
+    :data:`NO_CROP`'s resizing. What training, evaluation, checkpoints and exports use."""
+    cfg = dict(model.visual.preprocess_cfg)
+    size = cfg["size"]
+    cfg["size"] = list(size) if isinstance(size, (tuple, list)) else [size, size]
+    cfg["mean"], cfg["std"] = list(cfg["mean"]), list(cfg["std"])
+    return cfg
 
 
 def create_model(name: str, pretrained: str | None, device: torch.device) -> tuple[nn.Module, Any, int]:
@@ -66,7 +80,8 @@ def create_model(name: str, pretrained: str | None, device: torch.device) -> tup
     if pretrained is None:  # open_clip warns at root level that no weights were loaded
         quiet.setLevel(logging.ERROR)
     try:
-        force = GEOFORGE_NORMALISATION if name.startswith("geoforge-") and pretrained is None else None
+        own = name.startswith("geoforge-") and pretrained is None
+        force = {**NO_CROP, **(GEOFORGE_NORMALISATION if own else {})}
         model = open_clip.create_model(name, pretrained=pretrained, device=device, force_preprocess_cfg=force)
     except (RuntimeError, OSError, ValueError) as e:
         raise CheckpointError(f"--pretrained {pretrained}: cannot load: {e}") from None
@@ -88,15 +103,20 @@ def save_checkpoint(
     rng: dict[str, object],
     final: bool = False,
 ) -> Path:
-    """Write ``out/checkpoints/step-NNNNNN.pt`` (and ``latest.pt``; ``final.pt`` when
-    ``final``): model, optimizer and scheduler state, step, loss history, RNG states and the
-    run config. Written to a temporary name and renamed."""
+    """Write ``out/checkpoints/step-NNNNNN.pt`` and point ``latest.pt`` (and ``final.pt`` when
+    ``final``) at it with a relative symbolic link, so the weights are on disk once. The file
+    holds the model's name, open_clip config (``model_cfg``) and ``preprocess_cfg``, the model,
+    optimizer and scheduler state, step, loss history, RNG states (``rng``, made of tensors and
+    numbers) and the run config; it loads with ``torch.load(..., weights_only=True)``. The file
+    and each link are written under a temporary name and renamed."""
     from geoforge_train.train import config_json
 
     folder = out / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     state = {
         "model_name": config.model,
+        "model_cfg": copy.deepcopy(open_clip.get_model_config(config.model)),
+        "preprocess_cfg": preprocess_cfg(model),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -105,15 +125,16 @@ def save_checkpoint(
         "rng": rng,
         "config": config_json(config),
     }
-    names = [f"step-{step:06d}.pt", "latest.pt"] + (["final.pt"] if final else [])
-    first = folder / f".{names[0]}.tmp"
-    torch.save(state, first)  # serialised once; the other names get copies
-    for name in names[1:]:
-        tmp = folder / f".{name}.tmp"
-        shutil.copyfile(first, tmp)
-        tmp.replace(folder / name)
-    first.replace(folder / names[0])
-    return folder / names[0]
+    name = f"step-{step:06d}.pt"
+    tmp = folder / f".{name}.tmp"
+    torch.save(state, tmp)
+    tmp.replace(folder / name)
+    for pointer in ["latest.pt"] + (["final.pt"] if final else []):
+        link = folder / f".{pointer}.tmp"
+        link.unlink(missing_ok=True)
+        os.symlink(name, link)
+        link.replace(folder / pointer)
+    return folder / name
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -130,9 +151,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: not a weights-only checkpoint (written by geoforge before checkpoints became "
+            "self-contained?): train it again"
+        ) from None
     except Exception as e:
-        raise CheckpointError(f"{path}: cannot read checkpoint: {type(e).__name__}: {e}") from None
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise CheckpointError(f"{path}: cannot read checkpoint: {type(e).__name__}: {first}") from None
 
 
 def load_checkpoint(

@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import torch
@@ -35,13 +37,17 @@ from geoforge_train.data import (
     steps_per_epoch,
 )
 from geoforge_train.loss import LOSSES, HardNegativeClipLoss, Negatives
-from geoforge_train.models import create_model, load_checkpoint, normalisation, save_checkpoint
+from geoforge_train.models import create_model, load_checkpoint, preprocess_cfg, save_checkpoint
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run depends on; saved in every checkpoint. ``batch_size`` is per rank and
-    per micro-batch; the global batch is ``batch_size · accum · world_size``."""
+    """Everything a run depends on; saved in every checkpoint. ``data`` and ``val_data`` are
+    sources as :func:`geoforge_train.data.shard_paths` reads them (``::``-joined directories,
+    shards, brace patterns). ``batch_size`` is per rank and per micro-batch; the global batch
+    is ``batch_size · accum · world_size``. ``log_every``: a plain progress line every that
+    many steps when the output is not an interactive terminal; ``val_every``: evaluate on
+    ``val_data`` every that many steps (0: after the last step only)."""
 
     data: str
     out: str
@@ -67,6 +73,9 @@ class TrainConfig:
     strict: bool = False
     rotate: float = 0.0
     downscale: float = 1.0
+    log_every: int = 10
+    val_data: str | None = None
+    val_every: int = 0
 
     def check(self) -> None:
         """Raise UsageError for inconsistent settings, naming the option."""
@@ -91,6 +100,8 @@ class TrainConfig:
             raise UsageError(f"--lr {self.lr:g}: the learning rate must be positive")
         if self.weight_decay < 0:
             raise UsageError(f"--weight-decay {self.weight_decay:g}: must be 0 or more")
+        if self.val_every and not self.val_data:
+            raise UsageError(f"--val-every {self.val_every} needs --val-data (a held-out corpus)")
 
 
 @dataclass
@@ -250,12 +261,15 @@ def _merge(batches: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     return {k: torch.cat([b[k] for b in batches]) for k in batches[0] if isinstance(batches[0][k], Tensor)}
 
 
-def train(config: TrainConfig) -> dict[str, object]:
-    """Run training per ``config``; returns a summary (final loss, steps, seconds, paths).
+def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]:
+    """Run training per ``config``; returns a summary (final loss, steps, seconds, paths, and
+    the last held-out metrics under ``val`` with ``val_data``). ``lines`` gets the plain
+    progress lines (default: stdout).
 
     Raises geoforge errors for bad input (missing corpus, no negatives where asked,
     a checkpoint from another model, a device that does not exist) and lets real failures
     propagate."""
+    from geoforge_train.evaluate import Loaded, evaluate
     from geoforge_train.logs import RunLog
 
     config.check()
@@ -271,8 +285,7 @@ def train(config: TrainConfig) -> dict[str, object]:
     model, tokenizer, image_size = create_model(config.model, config.pretrained, device)
     index = CorpusIndex.build(config.data, strict=config.strict)
     use = NegativeUse(config.text_negatives, config.k_text, config.k_image)
-    mean, std = normalisation(model)
-    transform = Transform(image_size, True, config.rotate, config.downscale, mean, std)
+    transform = Transform.from_cfg(preprocess_cfg(model), True, config.rotate, config.downscale)
     dataset = HardNegativeDataset(index, tokenizer, transform, use, config.seed, require_each=True)
     micro = config.batch_size
     spe = steps_per_epoch(len(dataset), micro * config.accum, ddp.world_size)
@@ -304,7 +317,8 @@ def train(config: TrainConfig) -> dict[str, object]:
         )
     loss_fn = HardNegativeClipLoss(config.loss, ddp.rank, ddp.world_size)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
-    log = RunLog(out, enabled=ddp.main, total=total, start=start)
+    log = RunLog(out, ddp.main, total, start, config.log_every, lines or sys.stdout)
+    val: dict[str, object] | None = None
     sampler = StepBatches(len(dataset), config.seed, ddp, micro, config.accum, spe, start, total)
     loader = torch.utils.data.DataLoader(
         dataset,
@@ -316,6 +330,7 @@ def train(config: TrainConfig) -> dict[str, object]:
     )
     batches = iter(loader)
     t0 = time.perf_counter()
+    held_out_seconds = 0.0  # not counted in the training throughput
     step = start
     try:
         for step in range(start, total):
@@ -327,16 +342,28 @@ def train(config: TrainConfig) -> dict[str, object]:
             same = sum(int(b["neg_text_same_tokens"].sum()) for b in micro_batches)
             value, duplicates, same = _global_stats(loss, loss_fn.duplicate_share, same, ddp)
             history.append(value)
+            held_out = None
+            if config.val_data and ddp.main and (
+                step + 1 == total or (config.val_every and (step + 1) % config.val_every == 0)
+            ):
+                t_val = time.perf_counter()
+                model.eval()
+                loaded = Loaded("val", model, tokenizer, image_size, preprocess_cfg(model))
+                held_out = val = evaluate(loaded, config.val_data, device)
+                model.train()
+                held_out_seconds += time.perf_counter() - t_val
+            seen = (step + 1 - start) * micro * config.accum * ddp.world_size
             log.step(
                 step,
                 epoch,
                 value,
                 lr,
                 float(model.logit_scale.detach().exp()),
-                (step + 1 - start) * micro * config.accum * ddp.world_size / (time.perf_counter() - t0),
+                seen / (time.perf_counter() - t0 - held_out_seconds),
                 duplicates=duplicates,
                 same_tokens=same,
                 epoch_end=(step + 1) % spe == 0 or step + 1 == total,
+                val=held_out,
             )
             if config.save_every and (step + 1) % config.save_every == 0 and ddp.main:
                 save_checkpoint(out, step + 1, model, optimizer, scheduler, config, history, _get_rng())
@@ -349,6 +376,7 @@ def train(config: TrainConfig) -> dict[str, object]:
     return {
         "steps": total,
         "final_loss": history[-1] if history else None,
+        "val": val,
         "seconds": round(time.perf_counter() - t0, 2),
         "checkpoint": str(out / "checkpoints" / "final.pt"),
         "skipped_shards": index.skipped,
@@ -422,13 +450,18 @@ def _global_stats(loss: Tensor, duplicates: Tensor, same_tokens: int, ddp: Dist)
 
 
 def _get_rng() -> dict[str, object]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The RNG states as tensors, lists and numbers (what ``weights_only`` loading allows)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy_state = [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
 
 
 def _set_rng(state: dict[str, object]) -> None:
     torch.set_rng_state(state["torch"])  # type: ignore[arg-type]
-    np.random.set_state(state["numpy"])  # type: ignore[arg-type]
-    random.setstate(state["python"])  # type: ignore[arg-type]
+    kind, keys, pos, has_gauss, gauss = state["numpy"]  # type: ignore[misc]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]  # type: ignore[misc]
+    random.setstate((version, tuple(internal), gauss_next))
 
 
 #: Settings a resumed run keeps: its checkpoint's steps were taken with them. (The model is
