@@ -271,6 +271,23 @@ def test_pinned_coordinates_round_trip_and_realise_where_pinned() -> None:
     assert np.allclose(scene.points["z"], [(4.96 - 1e-05) / 2, (2.5 - 0.13) / 2], atol=1e-15)
 
 
+def test_pinned_closeness_scales_with_a_small_pinned_figure() -> None:
+    """Points 0.0035 apart are 25% of a pinned figure of size 0.014: not coincident."""
+    scene = realise(parse_program("a@0_0 b@0.01_0 c@0_0.01 = triangle a b c; d@0.003_0.002 = free d"), seed=1)
+    assert scene.tries == 1
+    assert scene.points["d"].tolist() == [0.003, 0.002]
+
+
+def test_a_clause_of_pinned_points_fails_once_with_the_distance() -> None:
+    program = parse_program("a@0_0 b@1_0 c@0_1 = triangle a b c; d@0.005_0.0001 = free d")
+    with pytest.raises(RealiseError) as info:
+        realise(program, seed=0)
+    assert str(info.value) == (
+        "cannot realise clause 2 `d@0.005_0.0001 = free d` after 1 tries: point `d` nearly coincides "
+        "with `a` (0.005 apart, under 2% of the figure size 1.41)"
+    )
+
+
 def test_newclid_auxiliary_clauses_after_the_bar_are_marked_aux() -> None:
     text = "a b c = triangle a b c; d = midpoint d a b | e = midpoint e a c; f = foot f a b c ? para d e b c"
     program = parse_program(text)
