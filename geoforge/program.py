@@ -32,6 +32,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from geoforge.dialect import (
@@ -259,8 +260,8 @@ class Program:
 
     def canonical_hash(self) -> str:
         """SHA-256 hex digest (first 16 characters) of :meth:`canonical`: stable across runs,
-        platforms and Python versions."""
-        return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
+        platforms and Python versions. Cached per program (programs are immutable)."""
+        return _canonical_hash(self)
 
     def replace(self, **changes: Any) -> Program:
         """A copy with fields replaced (``dataclasses.replace``), re-validated."""
@@ -530,3 +531,8 @@ def _check_statement(st: Statement, defined: set[str], source: str, index: int) 
             parse_value(st.args[-1])
         except ProgramError as e:
             raise e.located(source, clause=index, text=st.text(), token=st.args[-1]) from None
+
+
+@lru_cache(maxsize=8192)
+def _canonical_hash(program: Program) -> str:
+    return hashlib.sha256(program.canonical().encode()).hexdigest()[:16]

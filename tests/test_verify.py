@@ -24,6 +24,7 @@ from plugin_helpers import (  # noqa: F401  (_no_env_plugins is an autouse fixtu
 )
 
 from geoforge.caption import CLAIM_KINDS, Claim
+from geoforge.caption.claims import VALUE_KINDS
 from geoforge.edit import delete_points, drop_givens, drop_marks, pin, replace_clause, set_given
 from geoforge.errors import ProgramError
 from geoforge.perturb import CaptionCandidate, ImageCandidate, PoolEntry, Positive
@@ -179,7 +180,7 @@ def test_violation_of_a_length_value_and_of_a_missing_point():
 def test_claim_problem_accepts_every_claim_kind_at_its_arity_and_rejects_malformed_ones():
     for kind in CLAIM_KINDS:
         args = tuple("ABCDEFGH"[: claim_arity(kind)])
-        if kind in ("length", "angle"):
+        if kind in VALUE_KINDS:
             args = (*args[:-1], "3")
         assert claim_problem(Claim(kind, args)) is None, kind
     assert claim_arity("on_circle") == 2 and claim_arity("angle") == 4

@@ -22,6 +22,8 @@ from geoforge.scene import Scene
 
 #: A claim is kept only if every fact it expands to has a residual at most this.
 CLAIM_TOL = 1e-6
+#: Claim kinds whose last argument is a value (a length, degrees, a ratio), not a point.
+VALUE_KINDS = ("length", "angle", "ratio")
 STYLES = ("descriptive", "facts", "question")
 
 

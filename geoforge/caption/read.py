@@ -149,13 +149,14 @@ def _question(text: str) -> tuple[str, str, Target | None]:
     return text, "", None
 
 
+@lru_cache(maxsize=16384)
 def read_caption(text: str) -> ReadCaption:
     """Read a caption text back into its claims (see the module docstring).
 
     The style is told by the opening: "In the figure, " (descriptive), "As shown in the
     figure, " (question), anything else (facts). Whitespace runs count as one space
     (:func:`normalise`). Raises CaptionReadError naming the statement that is not in the
-    caption language.
+    caption language. Cached: the verifier reads the same positive caption once per candidate.
     """
     if not isinstance(text, str):
         raise CaptionReadError(f"a caption is text, got {type(text).__name__}")

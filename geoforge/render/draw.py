@@ -88,16 +88,12 @@ class _Canvas:
         self.labels.set_paths([_outline(lb.text, layout.font_px) for lb in layout.labels])
         self.labels.set_offsets(np.array([lb.origin for lb in layout.labels]).reshape(-1, 2))
 
-    def png(self) -> bytes:
-        """The current figure as an 8-bit grayscale PNG without metadata. Everything is
-        black on white, so the red channel holds the image exactly."""
-        from PIL import Image
-
+    def grey(self) -> np.ndarray:
+        """The current figure as a (size, size) uint8 grey image. Everything is black on
+        white, so the red channel holds the image exactly."""
         self.canvas.draw()
-        rgba = Image.frombuffer("RGBA", (self.size, self.size), self.canvas.buffer_rgba())
-        out = io.BytesIO()
-        rgba.getchannel(0).save(out, format="PNG", compress_level=PNG_LEVEL)
-        return out.getvalue()
+        rgba = np.asarray(self.canvas.buffer_rgba())
+        return np.ascontiguousarray(rgba[:, :, 0])
 
     def svg(self) -> bytes:
         """The current figure as SVG bytes, without date and with fixed ids."""
@@ -109,14 +105,37 @@ class _Canvas:
         return out.getvalue()
 
 
+def _canvas(layout: Layout) -> _Canvas:
+    canvas = _CANVASES.get(layout.size)
+    if canvas is None:
+        canvas = _CANVASES[layout.size] = _Canvas(layout.size)
+    canvas.update(layout)
+    return canvas
+
+
+def raster(layout: Layout) -> np.ndarray:
+    """Draw ``layout`` as a (size, size) uint8 grey image, black on white; :func:`encode_png`
+    of it is :func:`paint`'s PNG. For checks on pixels before paying for PNG encoding. Not
+    thread-safe (see :func:`paint`)."""
+    return _canvas(layout).grey()
+
+
+def encode_png(grey: np.ndarray) -> bytes:
+    """An (H, W) uint8 grey image as 8-bit grayscale PNG bytes without metadata, at
+    :data:`PNG_LEVEL`; the same bytes for the same pixels."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(grey, mode="L").save(out, format="PNG", compress_level=PNG_LEVEL)
+    return out.getvalue()
+
+
 def paint(layout: Layout, fmt: str) -> bytes:
     """Draw ``layout`` as ``fmt`` (``"png"`` or ``"svg"``) bytes: black on white, the same
     bytes for the same layout. Raises ValueError for another format. Not thread-safe: the
     figure for each size is shared within the process."""
     if fmt not in ("png", "svg"):
         raise ValueError(f"unknown image format {fmt!r}: expected 'png' or 'svg'")
-    canvas = _CANVASES.get(layout.size)
-    if canvas is None:
-        canvas = _CANVASES[layout.size] = _Canvas(layout.size)
-    canvas.update(layout)
-    return canvas.png() if fmt == "png" else canvas.svg()
+    if fmt == "png":
+        return encode_png(raster(layout))
+    return _canvas(layout).svg()

@@ -178,13 +178,23 @@ def _attempt(
     return dataclasses.replace(layout, labels=labels)
 
 
-def _inside(plan: Layout, margin: float) -> bool:
-    """True if every point keeps ``margin`` px from the frame and every circle stays inside."""
-    xy = np.array(list(plan.points.values())).reshape(-1, 2)
-    if xy.size and (xy.min() < margin or xy.max() > plan.size - margin):
+def fits(scene: Scene, size: int, view: tuple[float, np.ndarray]) -> bool:
+    """True if ``scene`` drawn on a ``size``² image with ``view`` (another layout's
+    :attr:`Layout.view`) keeps every point one font size from the frame and every circle inside
+    it: the test :func:`layout` applies before it places labels with that view. Pure numpy,
+    microseconds; raises nothing for finite coordinates."""
+    scale, mid = view
+    font = size * FONT_SCALE
+    xy = size / 2 + (scene.coords - mid) * np.array([scale, -scale])
+    if xy.size and (xy.min() < font or xy.max() > size - font):
         return False
-    c, edge = plan.circles, plan.stroke_px
-    return bool(np.all(c[:, :2] - c[:, 2:] >= edge) and np.all(c[:, :2] + c[:, 2:] <= plan.size - edge))
+    edge = STROKE * font
+    for c in scene.circles:
+        centre = size / 2 + (c.center - mid) * np.array([scale, -scale])
+        r = c.radius * scale
+        if np.any(centre - r < edge) or np.any(centre + r > size - edge):
+            return False
+    return True
 
 
 def layout(
@@ -213,9 +223,9 @@ def layout(
     extents = [text_extent(n, font) for n in scene.names]
     widest = max(max(e.x1 - e.x0, e.y1 - e.y0) for e in extents)
     margin = (EDGE + RADII[0]) * font + widest + 2 * PAD
-    if view is not None:
+    if view is not None and fits(scene, size, view):
         kept = _attempt(scene, size, font, margin, givens, auto_marks, view)
-        if kept.clashes == 0 and _inside(kept, font):
+        if kept.clashes == 0:
             return kept
     best = _attempt(scene, size, font, margin, givens, auto_marks)
     for k in range(1, ATTEMPTS):

@@ -231,7 +231,8 @@ def verify_image(
     first; never raises for a bad candidate. The accepted negative carries the restored
     program and how it is false."""
     from geoforge.render import layout
-    from geoforge.render.draw import paint
+    from geoforge.render.draw import encode_png, raster
+    from geoforge.render.layout import fits
 
     if not isinstance(candidate, ImageCandidate) or not isinstance(candidate.program, Program):
         return Verdict(False, "malformed candidate")
@@ -263,18 +264,20 @@ def verify_image(
         if _printed(scene) == _printed(positive.scene):
             return Verdict(False, "the positive up to similarity")
         how = "value"
+    if not fits(scene, size, ref.view):
+        return Verdict(False, "needs a new framing")
     plan = layout(scene, size, view=ref.view)
     if plan.clashes:
         return Verdict(False, "labels not legible")
     if plan.scale != ref.view[0] or not np.array_equal(plan.centre, ref.view[1]):
         return Verdict(False, "needs a new framing")
-    png = paint(plan, "png")
-    grey = _grey(png)
+    grey = raster(plan).astype(np.int16)
     diff = pixel_difference(grey, ref.grey)
     if diff < margins.pixel_diff:
         return Verdict(False, "not visibly different")
     if ink_kept(ref.grey, grey) < margins.ink_kept:
         return Verdict(False, "moves most of the figure")
+    png = encode_png(grey.astype(np.uint8))
     final = dataclasses.replace(candidate, program=scene.program)
     accepted = Accepted(plugin, final, violated, png, diff, how=how, restored=restored)
     return Verdict(True, accepted=accepted)

@@ -16,7 +16,7 @@ from itertools import combinations
 
 import numpy as np
 
-from geoforge.caption import CLAIM_KINDS, Claim
+from geoforge.caption.claims import CLAIM_KINDS, VALUE_KINDS, Claim
 from geoforge.errors import GeoforgeError
 from geoforge.facts import SHAPES, Fact, check_fact_shape, drawn_radii, residual
 from geoforge.geometry import angle_at, cross, norm
@@ -193,7 +193,7 @@ def how_false(claim: Claim, scene: Scene) -> str:
         return "absent point"
     if any(f.name == "drawn_circle" and not drawn_radii(scene, f.args[0]) for f in claim.facts()):
         return "undrawn circle"
-    return "value" if claim.kind in ("length", "angle") else "geometry"
+    return "value" if claim.kind in VALUE_KINDS else "geometry"
 
 
 def how_false_of(violated: list[tuple[Claim, float]], scene: Scene) -> str:
@@ -266,11 +266,11 @@ def _degenerate(claim: Claim) -> str | None:
             return f"claim `{text}` has a segment or angle with coinciding ends in `{fact.text()}`"
         if fact.name in ("para", "perp", "cong") and {pts[0], pts[1]} == {pts[2], pts[3]}:
             return f"claim `{text}` relates line {pts[0]}{pts[1]} to itself"
-    if claim.kind in ("length", "angle"):
+    if claim.kind in VALUE_KINDS:
         from geoforge.exact import parse_value
 
         value = float(parse_value(claim.args[-1]))
-        low, high = (0.0, MAX_VALUE) if claim.kind == "length" else (0.0, 180.0)
+        low, high = (0.0, 180.0) if claim.kind == "angle" else (0.0, MAX_VALUE)
         if not low < value < high:
             unit = "" if claim.kind == "length" else "°"
             return f"claim `{text}`: {value:g}{unit} is not between {low:g}{unit} and {high:g}{unit}"

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 
 import geoforge
+from geoforge.caption.claims import VALUE_KINDS
 from geoforge.perturb import CaptionCandidate, Positive
 from geoforge.verify import violation
 
@@ -50,7 +51,7 @@ class Retrieval:
             claims = pool[k].claims
             if any(p not in names for c in claims for f in c.facts() for p in f.points):
                 return True, True
-            relation = [c for c in claims if c.kind not in ("length", "angle")]
+            relation = [c for c in claims if c.kind not in VALUE_KINDS]
             return False, all(violation(c, positive.scene) < 1.0 for c in relation)
 
         ranked = [int(k) for k in np.argsort(-scores, kind="stable")]
