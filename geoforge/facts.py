@@ -16,6 +16,15 @@ and ``aconst rconst lconst`` (Newclid), plus value facts:
 * ``drawn_circle o x1 x2 ...``: the points lie on a circle drawn about ``o`` (a caption's
   "circle O"); false when the figure draws no circle about ``o``.
 
+Newclid's goal predicates (``LMCRC/Newclid`` ``rules.txt``, ``Newclid/Newclid``): ``sameclock``
+(two triangles have the same orientation), ``sameside a b c x y z`` (a lies on the same side of
+b and c as x of y and z), ``obtuse_angle a b c`` (∠abc > 90°), ``simtrir``/``contrir``
+(similar/congruent with opposite orientations; ``simtri``/``contri`` accept either),
+``r2const``/``l2const`` (squared ratio/length), ``lequation k1 a b k2 c d ... v`` (Σ kᵢ·|pᵢqᵢ| =
+v), ``aequation k1 a b c d ... v`` (Σ kᵢ·∠(line, line) = v), and the value-asking ``acompute``,
+``rcompute``, ``lcompute``, which hold whenever their value is defined
+(:func:`geoforge.goals.answer` gives the value).
+
 A residual is 0 when the fact holds exactly. Its unit depends on the fact's *kind*:
 
 * ``length``: a distance divided by :attr:`Scene.scale` (the diagram's size);
@@ -467,10 +476,6 @@ PREDICATES: dict[str, PredicateSpec] = {
     "rcompute": PredicateSpec(4, "ratio", _compute),
     "lcompute": PredicateSpec(2, "length", _compute),
 }
-#: Goals that ask for a value instead of stating a fact (Newclid): ``acompute a b c d`` the
-#: directed angle from line ab to line cd, ``rcompute a b c d`` the ratio |ab|/|cd|,
-#: ``lcompute a b`` the length |ab|.
-COMPUTE_GOALS = ("acompute", "rcompute", "lcompute")
 
 
 def residual(fact: Fact, scene: SceneLike) -> float:
