@@ -119,7 +119,7 @@ class RunLog:
         ``val``: held-out metrics computed after it (:func:`geoforge_train.evaluate.evaluate`)."""
         if not self.enabled:
             return
-        row: dict[str, float] = {
+        row: dict[str, float | None] = {
             "step": step + 1,
             "epoch": epoch,
             "loss": loss,
@@ -169,10 +169,8 @@ class RunLog:
                 f"loss {loss:.4f} lr {lr:.3g} logit_scale {scale:.2f} {rate:.1f} samples/s"
             )
         if val is not None and self.lines is not None:
-            scores = ", ".join(
-                f"{key} " + ("n/a" if row[f"val_{key}"] is None else f"{100 * row[f'val_{key}']:.1f}%")
-                for key in VAL_KEYS
-            )
+            shares = {key: row[f"val_{key}"] for key in VAL_KEYS}
+            scores = ", ".join(f"{k} {'n/a' if v is None else f'{100 * v:.1f}%'}" for k, v in shares.items())
             self._line(f"val at step {step + 1} ({val['samples']} held-out samples): {scores}")
 
     def _line(self, text: str) -> None:

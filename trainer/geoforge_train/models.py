@@ -51,7 +51,7 @@ def preprocess_cfg(model: nn.Module) -> dict[str, Any]:
     [h, w] in pixels, ``mode``, per-channel ``mean`` and ``std`` (a pretrained tag's own
     statistics, or :data:`GEOFORGE_NORMALISATION` for geoforge's configs), and
     :data:`NO_CROP`'s resizing. What training, evaluation, checkpoints and exports use."""
-    cfg = dict(model.visual.preprocess_cfg)
+    cfg = dict(model.visual.preprocess_cfg)  # type: ignore[union-attr,arg-type]
     size = cfg["size"]
     cfg["size"] = list(size) if isinstance(size, (tuple, list)) else [size, size]
     cfg["mean"], cfg["std"] = list(cfg["mean"]), list(cfg["std"])
