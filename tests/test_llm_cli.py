@@ -109,3 +109,16 @@ print(json.dumps([info.to_json(), sorted({name for name, _ in found.rejections})
     }
     assert "provenance" not in info
     assert rejected_by and not [name for name in rejected_by if "llm" in name] and imported is False
+
+
+def test_the_cli_defaults_are_the_plugins_defaults():
+    import inspect
+
+    from geoforge_llm.config import LLMConfig
+
+    from geoforge.cli.corpus import generate
+
+    defaults = {n: p.default for n, p in inspect.signature(generate).parameters.items()}
+    config = LLMConfig("m")
+    for name in ("backend", "api_key_env", "concurrency", "budget", "timeout", "per_positive", "allow_swap"):
+        assert defaults[f"llm_{name}"] == getattr(config, name), name

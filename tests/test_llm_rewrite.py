@@ -40,7 +40,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, server: ChatServer, **settings: o
         "BASE_URL": server.url,
         "API_KEY_ENV": "GEOFORGE_TEST_LLM_KEY",
         "CONCURRENCY": 1,
-        "TIMEOUT": 0.5,
+        "TIMEOUT": 5,
         "RETRIES": 1,
         "CACHE": "off",
         **{k.upper(): v for k, v in settings.items()},
@@ -63,7 +63,7 @@ def right_triangle():  # type: ignore[no-untyped-def]
     )
 
 
-def run(positive, host: PluginHost, **wanted: int):  # type: ignore[no-untyped-def]
+def run(positive, host: PluginHost, **wanted: float):  # type: ignore[no-untyped-def]
     return make_negatives(
         positive, render(positive.scene), host, NegativeConfig(**wanted), np.random.default_rng(0)
     )
@@ -94,13 +94,13 @@ def test_scripted_replies_are_verified_and_every_rejection_counted_by_reason(mon
         fenced(program.replace("foot D A B C", "foot D A C B")),  # the same foot: breaks nothing
         Reply(status=429, retry_after_ms=10),  # rate limited, then ...
         fenced(program.replace("D = foot D A B C", "D = on_line D B C, aconst C B A D 70")),  # ... valid
-        Reply(hang=5),  # hangs past the 0.5 s timeout, and again on the retry
-        Reply(hang=5),
+        Reply(hang=30),  # hangs past the timeout, and again on the retry
+        Reply(hang=30),
     ]
     with ChatServer(script) as server:
-        configure(monkeypatch, server, per_positive=8)
+        configure(monkeypatch, server, per_positive=8, timeout=1.0)  # slack for a busy machine
         host = llm_host()
-        found = run(positive, host, image=10)
+        found = run(positive, host, image=10, time_budget=120)
         assert server.count == 10  # 8 requests: one retried after the 429, one after a timeout
         assert set(server.authorizations) == {f"Bearer {KEY}"}
     assert dict(found.rejections) == {
