@@ -23,6 +23,7 @@ from geoforge.cli import (  # noqa: F401  (they register their commands)
     corpus_tools,
     engine,
     export,
+    mmgeolm,
     train,
 )
 from geoforge.cli.app import _state, app, err
