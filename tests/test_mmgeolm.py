@@ -368,3 +368,19 @@ def test_stage_settings_that_do_not_fit_are_refused_by_name() -> None:
     for config, message in bad:
         with pytest.raises(UsageError, match=message):
             config.check()
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_in_smoke_mode_on_the_cpu() -> None:
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "mmgeolm_sft.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert report["smoke"] and report["steps"] == 4 and report["timed_steps"] == 3
+    assert report["tokens_per_example"] > 196 // 4 and report["tokens_per_s"] > 0

@@ -162,9 +162,9 @@ def assemble(
 ) -> MMGeoLM:
     """A new MMGeoLM: the tower's and the LLM's weights in a ``LlavaForConditionalGeneration``
     with a fresh 2-layer GELU projector (seeded), ``<image>`` added to the tokenizer and the LM's
-    embeddings resized to it. ``feature_layer`` is the tower's hidden state the projector reads
-    (``-2``: the penultimate layer); ``select`` is ``default`` (drop CLS) or ``full``. Raises
-    UsageError for another ``select`` or a layer the tower does not have."""
+    embeddings grown to it if they are smaller. ``feature_layer`` is the tower's hidden state
+    the projector reads (``-2``: the penultimate layer); ``select`` is ``default`` (drop CLS)
+    or ``full``. Raises UsageError for another ``select`` or a layer the tower does not have."""
     from transformers import LlavaConfig, LlavaForConditionalGeneration
 
     if select not in ("default", "full"):
@@ -177,7 +177,8 @@ def assemble(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     torch.manual_seed(seed)  # the new `<image>` embedding row and the projector
-    llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    if len(tokenizer) > llm.get_input_embeddings().num_embeddings:  # never shrink (Qwen pads its vocab)
+        llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     config = LlavaConfig(
         vision_config=tower.config,
         text_config=llm.config,
