@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -148,7 +148,7 @@ def eval_mmgeolm(
     examples = (
         qa_examples(data, flips=True, limit=limit) if fmt == "geoforge" else read_benchmark(data, fmt)[:limit]
     )
-    result = {"checkpoint": checkpoint, "data": str(data), "format": fmt}
+    result: dict[str, Any] = {"checkpoint": checkpoint, "data": str(data), "format": fmt}
     result.update(evaluate(load(checkpoint, dev), examples, dev, batch_size))
     if as_json:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")

@@ -62,7 +62,7 @@ class _Asked:
 
 
 def _shuffled(items: list, rng: np.random.Generator, cap: int) -> list:  # type: ignore[type-arg]
-    order = rng.permutation(len(items)) if items else []
+    order: list[int] = [int(i) for i in rng.permutation(len(items))] if items else []
     return [items[i] for i in order][:cap]
 
 
@@ -85,9 +85,11 @@ def _perception(
                 continue
             seen.add(relation.same(scene, subject))
             flips = tuple(
-                Flip(i, a)
+                Flip(i, other)
                 for i, neg in enumerate(negatives)
-                if neg is not None and (a := relation.answer(neg, subject)) is not None and a != answer
+                if neg is not None
+                and (other := relation.answer(neg, subject)) is not None
+                and other != answer
             )
             pool.append(_Asked(relation.name, subject, answer, flips))
     chosen: list[_Asked] = []
@@ -102,9 +104,9 @@ def _perception(
                 i,
             ),
         )
-        a = pool.pop(best)
-        uses[(a.relation, a.answer.value if a.answer.kind == "yesno" else "")] += 1
-        chosen.append(a)
+        picked = pool.pop(best)
+        uses[(picked.relation, picked.answer.value if picked.answer.kind == "yesno" else "")] += 1
+        chosen.append(picked)
     return chosen
 
 

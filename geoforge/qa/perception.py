@@ -39,7 +39,7 @@ Subject = tuple[str, ...]
 def stated_facts(claims: Sequence[Claim]) -> list[Fact]:
     """The facts ``claims`` state, with ``shape`` facts expanded into their defining facts
     (:data:`geoforge.facts.SHAPES`)."""
-    out = []
+    out: list[Fact] = []
     for claim in claims:
         for f in claim.facts():
             if f.name == "shape":
@@ -232,7 +232,7 @@ def _line_pairs(scene: Scene, facts: list[Fact], name: str) -> tuple[list[Subjec
         f.args for f in facts if f.name == name and drawn(scene, *f.args[:2]) and drawn(scene, *f.args[2:])
     ]
     segs = segments(scene)
-    others = [
+    others: list[Subject] = [
         (*p, *q)
         for p, q in combinations(segs, 2)
         if not any(set(p) <= set(g) and set(q) <= set(g) for g in scene.lines)
@@ -251,7 +251,7 @@ def _para_subjects(scene: Scene, facts: list[Fact]) -> list[Subject]:
 
 
 def _on_segment_subjects(scene: Scene, facts: list[Fact]) -> list[Subject]:
-    on = []
+    on: list[Subject] = []
     for f in facts:
         if f.name in ("coll", "midp"):
             on.extend(t for t in permutations(f.args, 3) if drawn(scene, t[1], t[2]))

@@ -184,7 +184,7 @@ def assemble(
         text_config=llm.config,
         image_token_index=tokenizer.convert_tokens_to_ids(IMAGE),
         projector_hidden_act="gelu",
-        vision_feature_select_strategy=select,
+        vision_feature_select_strategy=select,  # type: ignore[arg-type]
         vision_feature_layer=feature_layer,
         image_seq_length=tower_features(tower.config, select),
         tie_word_embeddings=bool(getattr(llm.config, "tie_word_embeddings", False)),
@@ -280,4 +280,4 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> MMGeoLM:
     except (OSError, ValueError, RuntimeError) as e:
         raise ModelError(f"{where}: cannot load the MMGeoLM: {str(e).splitlines()[0]}") from None
     meta = json.loads((where / "mmgeolm.json").read_text(encoding="utf-8"))
-    return MMGeoLM(model.to(device).eval(), tokenizer, processor, meta)
+    return MMGeoLM(model.to(device).eval(), tokenizer, processor, meta)  # type: ignore[arg-type]
