@@ -17,26 +17,27 @@ torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
 from geoforge_train.data import CorpusIndex, DataError, shard_paths  # noqa: E402
-from trainer_support import GEOFORGE, SHARD, N, _env, _log, _ok  # noqa: E402
+from trainer_support import GEOFORGE, _env, _log, _ok  # noqa: E402
 
 pytest_plugins = ["trainer_support"]
 
-#: 4 steps of batch 4, a line every 2 steps, evaluation on the held-out corpus every 2 steps,
-#: a checkpoint every 2 steps.
+#: 4 steps of batch 4 (2 epochs of 8 samples), a line every 2 steps, evaluation on the
+#: held-out corpus every 2 steps, a checkpoint every 2 steps.
 STEPS, EVERY = 4, 2
 
 
 @pytest.fixture(scope="module")
 def habits_run(
-    corpus: Path, bare_corpus: Path, caption_corpus: Path, tmp_path_factory: pytest.TempPathFactory
+    bare_corpus: Path, caption_corpus: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """``geoforge train mmclip ... | cat``: stdout is a pipe."""
+    """``geoforge train mmclip ... | cat``: stdout is a pipe. Two corpora of 4 samples, one
+    named by a brace pattern."""
     if not GEOFORGE.is_file():
         pytest.skip("no geoforge script next to the interpreter")
     out = tmp_path_factory.mktemp("habits") / "run"
-    data = f"{corpus}/shard-{{000000..000001}}.tar::{bare_corpus}"
+    data = f"{bare_corpus}/shard-{{000000..000000}}.tar::{caption_corpus}"
     cmd = [str(GEOFORGE), "train", "mmclip", "--data", data, "--out", str(out), "--batch-size", "4"]
-    cmd += ["--max-steps", str(STEPS), "--warmup", "1", "--log-every", str(EVERY), "--save-every", str(EVERY)]
+    cmd += ["--epochs", "2", "--warmup", "1", "--log-every", str(EVERY), "--save-every", str(EVERY)]
     cmd += ["--val-data", str(caption_corpus), "--val-every", str(EVERY)]
     proc = _ok(subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=_env()))
     return out, proc
@@ -48,7 +49,7 @@ def test_a_piped_run_prints_a_progress_line_every_log_every_steps(habits_run) ->
     assert [ln.split()[1] for ln in lines] == ["2/4", "4/4"], proc.stdout
     rows = _log(habits_run[0])
     for line, row in zip(lines, (rows[1], rows[3])):
-        want = rf"step {row['step']}/4 \(\d+%\) epoch 0 loss {row['loss']:.4f} lr .* samples/s"
+        want = rf"step {row['step']}/4 \(\d+%\) epoch {row['epoch']} loss {row['loss']:.4f} lr .* samples/s"
         assert re.fullmatch(want, line), line
     assert "\x1b[" not in proc.stdout and "━" not in proc.stdout + proc.stderr  # no bar in a pipe
 
@@ -96,20 +97,19 @@ def test_a_run_keeps_one_copy_of_each_checkpoint(habits_run) -> None:  # type: i
         "resize_mode": "longest",
         "fill_color": 255,
     }
-    assert state["config"]["data"].endswith("bare") and "{000000..000001}" in state["config"]["data"]
+    assert state["config"]["data"].endswith("captions") and "{000000..000000}" in state["config"]["data"]
 
 
 def test_data_takes_brace_patterns_and_several_sources(
-    corpus: Path, bare_corpus: Path, tmp_path: Path
+    bare_corpus: Path, caption_corpus: Path, tmp_path: Path
 ) -> None:
-    shards = sorted(corpus.glob("shard-*.tar"))
-    spec = f"{corpus}/shard-{{000000..000001}}.tar::{bare_corpus}"
-    assert [p for p, _ in shard_paths(spec)] == [*shards, bare_corpus / "shard-000000.tar"]
-    assert [n for _, n in shard_paths(str(corpus))] == [SHARD, N - SHARD]  # sizes.json counts
-    assert len(CorpusIndex.build(spec).samples) == N + 4
-    (tmp_path / "c0").symlink_to(corpus)
-    (tmp_path / "c1").symlink_to(bare_corpus)
-    assert len(CorpusIndex.build(f"{tmp_path}/c{{0..1}}").samples) == N + 4
+    spec = f"{bare_corpus}/shard-{{000000..000000}}.tar::{caption_corpus}"
+    shard = "shard-000000.tar"
+    assert shard_paths(spec) == [(bare_corpus / shard, None), (caption_corpus / shard, 4)]  # sizes.json's
+    assert len(CorpusIndex.build(spec).samples) == 8
+    (tmp_path / "c0").symlink_to(bare_corpus)
+    (tmp_path / "c1").symlink_to(caption_corpus)
+    assert len(CorpusIndex.build(f"{tmp_path}/c{{0..1}}").samples) == 8
     with pytest.raises(DataError, match=r"c7: no such corpus directory or shard"):
         CorpusIndex.build(f"{tmp_path}/c{{0,7}}")
 
