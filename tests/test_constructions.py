@@ -214,7 +214,8 @@ SPECIAL = {
     # |cb| = |cd| and cb ⊥ ba, as in jgex_ag_231.txt.
     "e5128": "b c = segment b c; a = on_tline a b b c; d = on_circle d c b; x y = e5128 x y a b c d",
     # Circles of radii |oa| and |oa|/2 whose centres are 2|oa| apart: they do not meet.
-    "cc_itangent": "o a = segment o a; w = mirror w o a; b = midpoint b a w; x y z i = cc_itangent x y z i o a w b",
+    "cc_itangent": "o a = segment o a; w = mirror w o a; b = midpoint b a w; "
+    "x y z i = cc_itangent x y z i o a w b",
     # a outside the circle about o through b.
     "tangent": "o b = segment o b; c = mirror c b o; a = on_opline a c b; x y = tangent x y a o b",
 }
