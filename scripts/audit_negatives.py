@@ -11,8 +11,8 @@ It reads only the WebDataset shards (``CORPUS_DIR/shard-*.tar``: ``KEY.png``, ``
 geoforge.corpus). Captions are read by this audit's own parser of the caption
 text (scripts/audit/reader.py) and judged on the figure's drawn points and circles
 (scripts/audit_claims.py). The figure is re-realised and re-rendered with geoforge.program,
-geoforge.realise and geoforge.render only, and must reproduce the stored PNG byte for byte, so
-the audit judges the very points that were drawn (scripts/audit/figures.py). geoforge.caption,
+geoforge.realise and geoforge.render only, and must reproduce the stored positive PNG byte for
+byte and each image negative's tile pixel for pixel, so the audit judges the very points that were drawn (scripts/audit/figures.py). geoforge.caption,
 geoforge.verify, geoforge.negatives and the plugins are never imported, and geoforge.facts
 (which geoforge.program loads) is never called to judge.
 
