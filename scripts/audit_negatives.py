@@ -12,8 +12,9 @@ geoforge.corpus). Captions are read by this audit's own parser of the caption
 text (scripts/audit/reader.py) and judged on the figure's drawn points and circles
 (scripts/audit_claims.py). The figure is re-realised and re-rendered with geoforge.program,
 geoforge.realise and geoforge.render only, and must reproduce the stored positive PNG byte for
-byte and each image negative's tile pixel for pixel, so the audit judges the very points that were drawn (scripts/audit/figures.py). geoforge.caption,
-geoforge.verify, geoforge.negatives and the plugins are never imported, and geoforge.facts
+byte and each image negative's tile pixel for pixel, so the audit judges the very points that
+were drawn (scripts/audit/figures.py). geoforge.caption, geoforge.verify, geoforge.negatives
+and the plugins are never imported, and geoforge.facts
 (which geoforge.program loads) is never called to judge.
 
 Judged, for up to ``--limit`` negatives of each kind (samples in order):
