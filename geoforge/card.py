@@ -33,6 +33,7 @@ SAMPLE_FIELDS = {
     "family": "the figure family the sampler drew (`triangle`, `quadrilateral`, ...)",
     "features": "the features of the figure (`altitude`, `circumcircle`, ...)",
     "program": "the diagram program (geoforge's DSL, a superset of AlphaGeometry's)",
+    "dialect": "the dialect `program` is written in (`alphageometry`; see `geoforge.dialect`)",
     "canonical_hash": "the program's canonical hash (invariant under point renaming)",
     "realise_seed": "the seed that realises `program` into these points",
     "points": "`[{name, x, y}]`: the realised coordinates (float64, rounded to 12 digits)",

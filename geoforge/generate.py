@@ -154,6 +154,7 @@ def make_sample(recipe: Recipe, seed: int, index: int) -> Sample:
             "family": spec.family,
             "features": spec.features,
             "program": spec.program.text(),
+            "dialect": spec.program.dialect,
             "canonical_hash": spec.program.canonical_hash(),
             "realise_seed": realise_seed,
             "points": [

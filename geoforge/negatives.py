@@ -245,7 +245,7 @@ def add_negatives(
     negatives' generator is ``SeedSequence([seed, index, 1])``.
     """
     meta = sample.meta
-    program = parse_program(str(meta["program"]))
+    program = parse_program(str(meta["program"]), dialect=str(meta.get("dialect", "alphageometry")))
     scene = realise(program, seed=int(meta["realise_seed"]))  # type: ignore[arg-type]
     cap = meta["caption"]
     claims = _claims(cap["claims"])  # type: ignore[index]
