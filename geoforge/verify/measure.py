@@ -320,5 +320,3 @@ def claim_key(claim: Claim) -> tuple[str, ...]:
     if k in ("isosceles", "right"):
         return (k, a[0], *sorted(a[1:]))
     return (k, *a)
-
-
