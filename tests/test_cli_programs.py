@@ -287,3 +287,29 @@ def test_help_shows_the_train_extra_in_brackets() -> None:
     result = cli("--help")
     assert result.returncode == 0
     assert "(needs the [train] extra)" in " ".join(result.stdout.replace("│", " ").split())
+
+
+def test_a_huge_circle_crushing_the_points_gets_a_legibility_warning(tmp_path: Path) -> None:
+    program = "a@0_0 b@1_0 c@0.5_0.02 = triangle a b c; draw circumcircle a b c"
+    result = cli("render", program, "-o", str(tmp_path / "x.png"))
+    assert result.returncode == 0
+    assert result.stderr.strip() == (
+        "warning: the points fill 6% of the image: a circle 13 times their spread crushes them together"
+    )
+
+
+def test_a_label_nearer_another_point_than_its_own_gets_a_warning() -> None:
+    import dataclasses
+
+    import numpy as np
+
+    from geoforge.legible import legibility_warnings
+    from geoforge.realise import realise
+    from geoforge.render import layout
+
+    plan = layout(realise(parse_program("a b c = triangle a b c"), seed=0))
+    label_a = next(lb for lb in plan.labels if lb.text == "a")
+    moved = plan.points["b"] - (label_a.box[:2] + label_a.box[2:]) / 2
+    far = dataclasses.replace(label_a, box=label_a.box + np.concatenate([moved, moved]))
+    plan = dataclasses.replace(plan, labels=tuple(far if lb is label_a else lb for lb in plan.labels))
+    assert legibility_warnings(plan) == ["label `a` is nearer point `b` than its own point"]
