@@ -155,15 +155,34 @@ def eval_mmclip(
     ],
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate the first N samples.")] = None,
+    per_sample: Annotated[
+        Path | None,
+        typer.Option(
+            "--per-sample", help="Also write every sample's scores, one JSON line per model and sample."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
-    """Hard-negative accuracy (per kind, both directions) and in-batch R@1 of models, side by side."""
+    """Hard-negative accuracy (per kind, both directions) and in-batch R@1 of models, side by side.
+
+    --per-sample FILE writes one JSON line per model and sample: its key and, per direction and
+    negative kind, [score of the positive, [scores of the negatives]] (also the captions scored
+    against another sample's image), for bootstrap intervals and paired tests.
+    """
     _need_train_extra()
     from geoforge_train.evaluate import evaluate, load, table
     from geoforge_train.train import resolve_device
 
     dev = resolve_device(device)
-    results = [evaluate(load(spec, dev), "::".join(data), dev, limit=limit) for spec in checkpoint]
+    results = [
+        evaluate(load(spec, dev), "::".join(data), dev, limit=limit, per_sample=per_sample is not None)
+        for spec in checkpoint
+    ]
+    if per_sample is not None:
+        with per_sample.open("w") as fh:
+            for r in results:
+                for record in r.pop("per_sample"):  # type: ignore[attr-defined]
+                    fh.write(json.dumps({"model": r["model"]} | record) + "\n")
     if as_json:
         sys.stdout.write(json.dumps(results, indent=1) + "\n")
         return

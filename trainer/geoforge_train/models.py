@@ -37,7 +37,7 @@ class CheckpointError(GeoforgeError):
 #: Normalisation of geoforge's own configs, trained from scratch on black-on-white diagrams:
 #: white maps to 0 and black to −2. With OpenAI's statistics the white background becomes a
 #: constant of about +2 in every patch and a from-scratch ViT gave nearly the same features
-#: for every figure (mean cosine 0.9999 between figures in experiments/ablation_cpu.sh).
+#: for every figure (mean cosine 0.9999 between figures in the first ablation, experiments/README.md).
 GEOFORGE_NORMALISATION = {"mean": (1.0, 1.0, 1.0), "std": (0.5, 0.5, 0.5)}
 #: How every model's images are resized: the whole figure is kept, never cropped (its longer
 #: side resized to the model's size, bicubic, centred on white). open_clip's own default crops
