@@ -333,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {out} is not empty; remove it or pass another --out", file=sys.stderr)
         return 2
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    geoforge = str(Path(sys.executable).with_name("geoforge"))
-    if not Path(geoforge).is_file():
+    beside = Path(sys.executable).with_name("geoforge")  # the venv's, as a repo-relative path if it can
+    geoforge = os.path.relpath(beside, ROOT) if beside.is_relative_to(ROOT) else str(beside)
+    if not beside.is_file():
         geoforge = shutil.which("geoforge") or "geoforge"
     # One thread per process: the processes side by side use the cores (on 2 shared cores,
     # torch's 2-thread pool was slower than one thread per run).

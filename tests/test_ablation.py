@@ -173,6 +173,8 @@ def test_goal_is_met_only_with_a_15_point_gain_a_paired_gain_and_blind_rows_at_c
     assert gain.mean == pytest.approx(0.2) and gain.low > 0
     assert met["goal"]["d_minus_a_paired"].mean == pytest.approx(0.1)
     assert met["chance"]["blind"] == 0.5 and met["chance"]["paired"] == 0.5
+    assert met["goal"]["d_above_a_clearly"]  # (d) wins a superset of (a)'s pairs: a clear gain
+    assert list(met["goal"]["blind_within_chance"]) == ["a", "b", "c", "d", "e"]
     assert all(met["goal"]["blind_within_chance"].values()) and met["goal"]["met"]
     short = ablation_table.analyse(_results(shares | {"e": (0.4, 0.7)}))
     assert short["goal"]["e_minus_a_i2c"].mean == pytest.approx(0.1)
