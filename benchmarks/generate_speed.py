@@ -15,14 +15,20 @@ counted in the stage where it was spent:
 
 Prints a table of ms per kept sample, or JSON with ``--json``.
 
+``--baseline REV`` measures this tree and git revision REV side by side, in ``--rounds``
+interleaved rounds (A B A B ..., each in a fresh process importing geoforge from its own tree;
+see ``side_by_side.py``), and prints each round, the medians and the ratio A / B of samples per
+second.
+
     .venv/bin/python benchmarks/generate_speed.py [-n 200] [--recipe corpora/mmgeo-4k.toml] [--json]
+    .venv/bin/python benchmarks/generate_speed.py --baseline f685a90 [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -30,38 +36,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import geoforge.caption
-import geoforge.generate
-import geoforge.render
-import geoforge.render.draw
-from geoforge.generate import make_sample
-from geoforge.sampler import load_recipe
+import side_by_side
 
-ROOT = Path(__file__).resolve().parents[1]
+RECIPE = "corpora/mmgeo-4k.toml"
 STAGES = ("sample+realise", "caption", "layout", "paint+PNG")
 #: (module, attribute, stage) of each function make_sample calls that is timed.
 TIMED = (
-    (geoforge.generate, "sample_spec", "sample+realise"),
-    (geoforge.generate, "realise", "sample+realise"),
-    (geoforge.generate, "make_caption", "caption"),
-    (geoforge.render, "layout", "layout"),
-    (geoforge.render.draw, "paint", "paint+PNG"),
+    ("geoforge.generate", "sample_spec", "sample+realise"),
+    ("geoforge.generate", "realise", "sample+realise"),
+    ("geoforge.generate", "make_caption", "caption"),
+    ("geoforge.render", "layout", "layout"),
+    ("geoforge.render.draw", "paint", "paint+PNG"),
 )
-
-
-def pin_one_core() -> str:
-    """Pin this process to one CPU if the OS allows it; return which, or why not."""
-    if not hasattr(os, "sched_setaffinity"):
-        return "not pinned (no sched_setaffinity)"
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return f"pinned to CPU {cpu}"
 
 
 @contextmanager
 def timed(seconds: Counter[str]) -> Iterator[None]:
     """Wrap the functions of :data:`TIMED` so their wall time adds up in ``seconds``."""
-    originals = [(module, name, getattr(module, name)) for module, name, _ in TIMED]
+    modules = [importlib.import_module(m) for m, _, _ in TIMED]
+    originals = [(module, name, getattr(module, name)) for module, (_, name, _) in zip(modules, TIMED)]
 
     def wrap(f: Callable[..., Any], stage: str) -> Callable[..., Any]:
         def timed_call(*args: Any, **kwargs: Any) -> Any:
@@ -74,7 +67,7 @@ def timed(seconds: Counter[str]) -> Iterator[None]:
         return timed_call
 
     try:
-        for (module, name, stage), (_, _, f) in zip(TIMED, originals):
+        for (module, name, f), (_, _, stage) in zip(originals, TIMED):
             setattr(module, name, wrap(f, stage))
         yield
     finally:
@@ -82,8 +75,11 @@ def timed(seconds: Counter[str]) -> Iterator[None]:
             setattr(module, name, f)
 
 
-def run(n: int, recipe_path: Path, warmup: int = 5) -> dict[str, object]:
+def run(n: int, recipe_path: str, warmup: int = 5) -> dict[str, object]:
     """Make ``n`` samples after ``warmup`` others; samples/s and ms per sample by stage."""
+    from geoforge.generate import make_sample
+    from geoforge.sampler import load_recipe
+
     recipe = load_recipe(recipe_path)
     for index in range(n, n + warmup):
         make_sample(recipe, recipe.seed, index).files()
@@ -99,7 +95,7 @@ def run(n: int, recipe_path: Path, warmup: int = 5) -> dict[str, object]:
     ms = {stage: round(1000 * seconds[stage] / n, 2) for stage in STAGES}
     ms["other"] = round(1000 * total / n - sum(ms.values()), 2)
     return {
-        "recipe": str(recipe_path),
+        "recipe": recipe_path,
         "samples": n,
         "image_size": recipe.image_size,
         "seconds": round(total, 3),
@@ -111,18 +107,16 @@ def run(n: int, recipe_path: Path, warmup: int = 5) -> dict[str, object]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=200, help="samples to time (default 200)")
-    parser.add_argument("--recipe", type=Path, default=ROOT / "corpora" / "mmgeo-4k.toml", help="recipe TOML")
-    parser.add_argument("--json", action="store_true", help="print JSON only")
-    args = parser.parse_args()
-    core = pin_one_core()
-    result = {**run(args.n, args.recipe), "cpu": core}
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return
-    print(f"{result['samples']} samples of {args.recipe} at {result['image_size']} px, {core}")
+def _row(tree: str, k: int, result: dict[str, object]) -> None:
+    print(
+        f"round {k + 1} {tree}: {result['samples_per_second']:>7} samples/s, "
+        f"{result['ms_per_sample']:>6} ms/sample {result['breakdown_ms_per_sample']}",
+        flush=True,
+    )
+
+
+def _table(result: dict[str, object], title: str) -> None:
+    print(title)
     print(f"{'stage':<24}{'ms/sample':>10}{'share':>8}")
     breakdown: dict[str, float] = result["breakdown_ms_per_sample"]  # type: ignore[assignment]
     per_sample = float(result["ms_per_sample"])  # type: ignore[arg-type]
@@ -133,6 +127,42 @@ def main() -> None:
         f"{result['samples_per_second']} samples/s on one core; "
         f"{result['rejected_figures_per_sample']} rejected figures per kept sample"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=200, help="samples to time (default 200)")
+    parser.add_argument("--recipe", default=RECIPE, help="recipe TOML (relative: to each tree's root)")
+    parser.add_argument("--baseline", metavar="REV", help="also measure git revision REV, side by side")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --baseline")
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        core = side_by_side.pin_one_core()
+        print(json.dumps({**run(args.n, args.recipe), "cpu": core, "modules": side_by_side.module_files()}))
+        return
+    script, passed = Path(__file__).resolve(), ["-n", str(args.n), "--recipe", args.recipe]
+    if args.baseline is None:
+        result = side_by_side.run_worker(script, side_by_side.ROOT, passed)
+        if args.json:
+            print(json.dumps(result, indent=2))
+            return
+        _table(
+            result,
+            f"{result['samples']} samples of {args.recipe} at {result['image_size']} px, {result['cpu']}",
+        )
+        return
+    show = (lambda *a: None) if args.json else _row
+    report = side_by_side.compare(script, passed, args.baseline, args.rounds, "samples_per_second", show)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    for tree in ("A", "B"):
+        rounds: list[dict[str, object]] = report["rounds"][tree]  # type: ignore[index]
+        middle = sorted(rounds, key=lambda r: float(r["samples_per_second"]))[len(rounds) // 2]  # type: ignore[arg-type]
+        _table(middle, f"{tree}, median round:")
+    print(side_by_side.summary(report))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,145 @@
+"""Run one benchmark on two source trees side by side, in interleaved rounds.
+
+Tree A is this working tree; tree B is a git revision (``--baseline REV``), extracted with
+``git archive`` into a temporary directory. Each round runs the benchmark's worker once per
+tree, A then B, in a fresh process of the same Python (this virtualenv) with
+``PYTHONPATH=<tree>:<tree>/plugins:<tree>/trainer``, so ``geoforge``, the built-in
+perturbations (entry points ``geoforge_perturb.*``) and the trainer are imported from that
+tree, not from the editable install (whose import hook comes after ``PYTHONPATH`` on
+``sys.meta_path``). Each worker reports the files its modules came from, and this module
+checks they lie in its tree. Interleaving makes the load of other jobs on a shared machine hit
+both trees alike; the medians and their ratio are what to compare.
+
+Used by ``negatives_speed.py`` and ``generate_speed.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Modules whose files must come from the tree being measured.
+CHECKED = ("geoforge", "geoforge.verify", "geoforge.render", "geoforge_perturb.move_vertex")
+
+
+def tree_path(tree: Path) -> str:
+    """The ``PYTHONPATH`` that imports geoforge, its plugins and its trainer from ``tree``."""
+    return os.pathsep.join(str(tree / p) if p else str(tree) for p in ("", "plugins", "trainer"))
+
+
+@contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """A temporary copy of the files of git revision ``rev`` of this repository (``git archive``:
+    no worktree or ref is added to the repository); removed on exit. Raises SystemExit(2) with
+    one line if ``rev`` is not a revision."""
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    if found.returncode != 0:
+        raise SystemExit(f"--baseline {rev}: not a git revision of {ROOT}")
+    sha = found.stdout.strip()
+    tmp = Path(tempfile.mkdtemp(prefix=f"geoforge-{sha[:7]}-"))
+    try:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", sha], capture_output=True, check=True)
+        import io
+
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(tmp, filter="data")
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pin_one_core() -> str:
+    """Pin this process to one CPU if the OS allows it (the lowest it may use); say which, or
+    why not."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned (no sched_setaffinity)"
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return f"pinned to CPU {cpu}"
+
+
+def module_files() -> dict[str, str]:
+    """The file each imported module of :data:`CHECKED` came from; for a worker to report."""
+    return {m: str(getattr(sys.modules[m], "__file__", "")) for m in CHECKED if m in sys.modules}
+
+
+def run_worker(script: Path, tree: Path, args: list[str]) -> dict[str, object]:
+    """Run ``script --worker ARGS`` with ``tree`` on ``PYTHONPATH``; its JSON result. Raises
+    RuntimeError if it fails or imported a checked module from outside ``tree``."""
+    env = {**os.environ, "PYTHONPATH": tree_path(tree)}
+    done = subprocess.run(
+        [sys.executable, str(script), "--worker", *args], capture_output=True, text=True, env=env, cwd=tree
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"worker in {tree} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout)
+    if "geoforge" not in result["modules"]:
+        raise RuntimeError(f"worker in {tree} did not import geoforge")
+    for module, path in result["modules"].items():
+        if not path or not Path(path).resolve().is_relative_to(tree.resolve()):
+            raise RuntimeError(f"worker in {tree} imported {module} from {path or 'nowhere'}")
+    return result
+
+
+def compare(
+    script: Path,
+    args: list[str],
+    baseline: str,
+    rounds: int,
+    figure: str,
+    show: Callable[[str, int, dict[str, object]], None],
+    profiled: list[str] | None = None,
+) -> dict[str, object]:
+    """Measure this tree (A) and revision ``baseline`` (B) with ``script``'s worker in
+    ``rounds`` interleaved rounds (A B A B ...). ``figure`` is the key of the result to compare
+    (larger is better); ``show(tree, round, result)`` prints a round. With ``profiled`` (extra
+    worker arguments), one more run per tree with them, not counted in the medians, goes under
+    ``"profiled"``. Returns both trees' results per round, the medians of ``figure`` and the
+    ratio A / B."""
+    results: dict[str, list[dict[str, object]]] = {"A": [], "B": []}
+    extra: dict[str, dict[str, object]] = {}
+    with checkout(baseline) as b_tree:
+        trees = {"A": ROOT, "B": b_tree}
+        for k in range(rounds):
+            for name, tree in trees.items():
+                result = run_worker(script, tree, args)
+                results[name].append(result)
+                show(name, k, result)
+        for name, tree in trees.items():
+            if profiled is not None:
+                extra[name] = run_worker(script, tree, args + profiled)
+    medians = {name: statistics.median(float(r[figure]) for r in rs) for name, rs in results.items()}  # type: ignore[arg-type]
+    return {
+        "baseline": baseline,
+        "figure": figure,
+        "rounds": results,
+        "median": medians,
+        "ratio": round(medians["A"] / medians["B"], 3),
+        "modules": {name: rs[0]["modules"] for name, rs in results.items()},
+        "profiled": extra,
+        "load": os.getloadavg(),
+    }
+
+
+def summary(report: dict[str, object]) -> str:
+    """One line: both medians, the ratio and the load average."""
+    med: dict[str, float] = report["median"]  # type: ignore[assignment]
+    load = ", ".join(f"{x:.2f}" for x in report["load"])  # type: ignore[attr-defined]
+    return (
+        f"median {report['figure']}: A (this tree) {med['A']:.3f}, B ({report['baseline']}) {med['B']:.3f}; "
+        f"ratio A/B {report['ratio']}; load average {load}"
+    )
