@@ -38,7 +38,13 @@ class NegativeConfig:
     which caption perturbations count as retrieval, a cap on candidates verified per
     kind (each image candidate costs a realisation and a render), and ``time_budget``: the
     wall-clock seconds each perturbation may spend proposing for one positive (``None``: no
-    limit; see :meth:`geoforge.plugins.PluginHost.candidates`)."""
+    limit; see :meth:`geoforge.plugins.PluginHost.candidates`).
+
+    ``retrieval_pool``: the path of a corpus-wide retrieval index
+    (:func:`geoforge.retrieval.build_index`); when set, each positive's pool is its
+    ``retrieval_candidates`` nearest captions of the whole corpus by BM25
+    (:meth:`geoforge.retrieval.PoolIndex.pool`) instead of the other samples of its shard.
+    ``None`` (the default): the shard's samples, as given to :func:`add_negatives`."""
 
     image: int = 0
     caption: int = 0
@@ -48,6 +54,8 @@ class NegativeConfig:
     retrieval_plugins: tuple[str, ...] = ("retrieval",)
     max_checks: int = 80
     time_budget: float | None = 10.0
+    retrieval_pool: str | None = None
+    retrieval_candidates: int = 64
 
     @property
     def any(self) -> bool:
@@ -242,7 +250,9 @@ def add_negatives(
     failures.
 
     The positive is re-realised from its stored program and seed (deterministic), and the
-    negatives' generator is ``SeedSequence([seed, index, 1])``.
+    negatives' generator is ``SeedSequence([seed, index, 1])``. ``pool`` is the positive's
+    retrieval pool, unless ``config.retrieval_pool`` names a corpus-wide index, which then
+    gives it (``pool`` is ignored); raises RetrievalIndexError if that index is missing or bad.
     """
     meta = sample.meta
     program = parse_program(str(meta["program"]), dialect=str(meta.get("dialect", "alphageometry")))
@@ -255,6 +265,10 @@ def add_negatives(
         list(claims),
         str(cap.get("question", "")),  # type: ignore[union-attr]
     )
+    if config.retrieval_pool is not None and config.retrieval:
+        from geoforge.retrieval import load_index
+
+        pool = load_index(config.retrieval_pool).pool(sample.key, sample.text, config.retrieval_candidates)
     positive = Positive(sample.key, program, scene, caption, claims, pool)
     host = host_for(plugins)
     before = Counter(host.failures)

@@ -2,7 +2,9 @@
 
 Similarity is BM25 over caption words (``rank_bm25``'s ``BM25Okapi``), the offline lexical
 option the MMGeoLM set-up allows for retrieval negatives. The pool is the other samples of the
-same shard, so retrieval stays deterministic under ``--resume`` and any ``--workers``.
+same shard, or, with a corpus-wide index (``NegativeConfig.retrieval_pool``), the captions of
+the whole corpus nearest to the positive (:mod:`geoforge.retrieval`); either way retrieval stays
+deterministic under ``--resume`` and any ``--workers``.
 
 A retrieved caption's claims are written in the positive's style, with its question, so that a
 negative differs from the positive in what it states and not in its form. Captions that name
@@ -13,7 +15,6 @@ retrieved caption whose claims all hold on the positive figure.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -21,14 +22,8 @@ import numpy as np
 import geoforge
 from geoforge.caption.claims import VALUE_KINDS
 from geoforge.perturb import CaptionCandidate, Positive
+from geoforge.retrieval.bm25 import EMPTY, tokens
 from geoforge.verify import violation
-
-_WORD = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
-
-
-def tokens(text: str) -> list[str]:
-    """Lower-case words, numbers and symbols (``∥``, ``⊥``, ``°``) of a caption."""
-    return [t.lower() for t in _WORD.findall(text)]
 
 
 class Retrieval:
@@ -43,7 +38,7 @@ class Retrieval:
         pool = [p for p in positive.pool if p.key != positive.key and p.claims]
         if not pool:
             return
-        bm25 = BM25Okapi([tokens(p.text) or ["∅"] for p in pool])
+        bm25 = BM25Okapi([tokens(p.text) or [EMPTY] for p in pool])
         scores = bm25.get_scores(tokens(positive.caption.text))
         names = set(positive.scene.points)
 
