@@ -62,9 +62,18 @@ def checkout(rev: str) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: Environment that keeps numerical libraries to one thread: a worker then uses one core.
+ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 def pin_one_core() -> str:
-    """Pin this process to one CPU if the OS allows it (the lowest it may use); say which, or
-    why not."""
+    """Pin this process to one CPU if the OS allows it (the lowest it may use) and
+    ``GEOFORGE_BENCH_PIN`` is not ``0``; say which, or why not. Side-by-side workers are not
+    pinned (:func:`run_worker`): on a machine shared with other jobs, a process pinned to a busy
+    CPU runs at half speed while another CPU idles, whatever the code; they run with one thread
+    (:data:`ONE_THREAD`) instead, so they still use one core at a time."""
+    if os.environ.get("GEOFORGE_BENCH_PIN") == "0":
+        return f"not pinned, one thread ({os.cpu_count()} CPUs)"
     if not hasattr(os, "sched_setaffinity"):
         return "not pinned (no sched_setaffinity)"
     cpu = min(os.sched_getaffinity(0))
@@ -80,7 +89,7 @@ def module_files() -> dict[str, str]:
 def run_worker(script: Path, tree: Path, args: list[str]) -> dict[str, object]:
     """Run ``script --worker ARGS`` with ``tree`` on ``PYTHONPATH``; its JSON result. Raises
     RuntimeError if it fails or imported a checked module from outside ``tree``."""
-    env = {**os.environ, "PYTHONPATH": tree_path(tree)}
+    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": tree_path(tree), "GEOFORGE_BENCH_PIN": "0"}
     done = subprocess.run(
         [sys.executable, str(script), "--worker", *args], capture_output=True, text=True, env=env, cwd=tree
     )
@@ -123,12 +132,15 @@ def compare(
             if profiled is not None:
                 extra[name] = run_worker(script, tree, args + profiled)
     medians = {name: statistics.median(float(r[figure]) for r in rs) for name, rs in results.items()}  # type: ignore[arg-type]
+    pairs = [float(a[figure]) / float(b[figure]) for a, b in zip(results["A"], results["B"])]  # type: ignore[arg-type]
     return {
         "baseline": baseline,
         "figure": figure,
         "rounds": results,
         "median": medians,
         "ratio": round(medians["A"] / medians["B"], 3),
+        "round_ratios": [round(x, 3) for x in pairs],
+        "median_round_ratio": round(statistics.median(pairs), 3),
         "modules": {name: rs[0]["modules"] for name, rs in results.items()},
         "profiled": extra,
         "load": os.getloadavg(),
@@ -141,5 +153,6 @@ def summary(report: dict[str, object]) -> str:
     load = ", ".join(f"{x:.2f}" for x in report["load"])  # type: ignore[attr-defined]
     return (
         f"median {report['figure']}: A (this tree) {med['A']:.3f}, B ({report['baseline']}) {med['B']:.3f}; "
-        f"ratio A/B {report['ratio']}; load average {load}"
+        f"ratio of medians A/B {report['ratio']}; per round {report['round_ratios']} "
+        f"(median {report['median_round_ratio']}); load average {load}"
     )

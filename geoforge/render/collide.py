@@ -38,27 +38,30 @@ def segment_gaps(boxes: np.ndarray, segments: np.ndarray) -> np.ndarray:
 
     ``segment_gaps(b, s) <= g`` equals ``boxes_hit_segments(inflate(b, g), s)``: growing a box
     shrinks its gaps along x and y by ``g`` and widens its extent along the segment's normal
-    ``n`` by ``g·(|nx| + |ny|)``, so one evaluation answers every clearance.
+    ``n`` by ``g·(|nx| + |ny|)``, so one evaluation answers every clearance. Computed on (K, M)
+    arrays per coordinate (no (K, M, 2) temporaries), with the same operations in the same
+    order as :func:`boxes_hit_segments`, so the same floats.
     """
-    s0, s1 = segments[None, :, :2], segments[None, :, 2:]
-    lo, hi = boxes[:, None, :2], boxes[:, None, 2:]
-    axis_gap = np.maximum(np.minimum(s0, s1) - hi, lo - np.maximum(s0, s1)).max(axis=2)
-    d = s1 - s0
-    normal = np.stack([-d[..., 1], d[..., 0]], axis=-1)
-    centre, half = (lo + hi) / 2, (hi - lo) / 2
-    reach = (np.abs(normal) * half).sum(axis=2)
-    norm1 = np.abs(normal).sum(axis=2)
-    offset = np.abs(((centre - s0) * normal).sum(axis=2)) - reach
+    bx0, by0, bx1, by1 = (boxes[:, i : i + 1] for i in range(4))
+    sx0, sy0, sx1, sy1 = segments.T
+    gap_x = np.maximum(np.minimum(sx0, sx1) - bx1, bx0 - np.maximum(sx0, sx1))
+    gap_y = np.maximum(np.minimum(sy0, sy1) - by1, by0 - np.maximum(sy0, sy1))
+    nx, ny = -(sy1 - sy0), sx1 - sx0
+    ax, ay = np.abs(nx), np.abs(ny)
+    reach = ax * ((bx1 - bx0) / 2) + ay * ((by1 - by0) / 2)
+    offset = np.abs(((bx0 + bx1) / 2 - sx0) * nx + ((by0 + by1) / 2 - sy0) * ny) - reach
+    norm1 = ax + ay
     with np.errstate(divide="ignore", invalid="ignore"):
         slack = np.where(norm1 > 0, offset / np.where(norm1 > 0, norm1, 1.0), -np.inf)
-    return np.maximum(axis_gap, slack)
+    return np.maximum(np.maximum(gap_x, gap_y), slack)
 
 
 def _near(boxes: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """Smallest distance (K, M) from each centre (M, 2) to each box (K, 4)."""
-    c = centers[None, :, :]
-    gap = np.maximum(np.maximum(boxes[:, None, :2] - c, c - boxes[:, None, 2:]), 0.0)
-    return np.hypot(gap[..., 0], gap[..., 1])
+    cx, cy = centers[:, 0], centers[:, 1]
+    gx = np.maximum(np.maximum(boxes[:, 0:1] - cx, cx - boxes[:, 2:3]), 0.0)
+    gy = np.maximum(np.maximum(boxes[:, 1:2] - cy, cy - boxes[:, 3:4]), 0.0)
+    return np.hypot(gx, gy)
 
 
 def boxes_hit_circles(boxes: np.ndarray, circles: np.ndarray) -> np.ndarray:
@@ -67,10 +70,10 @@ def boxes_hit_circles(boxes: np.ndarray, circles: np.ndarray) -> np.ndarray:
     The stroke meets a box iff the radius lies between the nearest and the farthest distance
     from the centre to the box; a box wholly inside the disc does not touch the stroke.
     """
-    c = circles[None, :, :2]
-    reach = np.maximum(np.abs(c - boxes[:, None, :2]), np.abs(c - boxes[:, None, 2:]))
-    r = circles[None, :, 2]
-    return (_near(boxes, circles[:, :2]) <= r) & (r <= np.hypot(reach[..., 0], reach[..., 1]))
+    cx, cy, r = circles.T
+    reach_x = np.maximum(np.abs(cx - boxes[:, 0:1]), np.abs(cx - boxes[:, 2:3]))
+    reach_y = np.maximum(np.abs(cy - boxes[:, 1:2]), np.abs(cy - boxes[:, 3:4]))
+    return (_near(boxes, circles[:, :2]) <= r) & (r <= np.hypot(reach_x, reach_y))
 
 
 def boxes_hit_discs(boxes: np.ndarray, centers: np.ndarray, radius: float) -> np.ndarray:
