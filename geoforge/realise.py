@@ -46,6 +46,16 @@ MAX_SPREAD = 6.0
 FACT_TOL = 1e-7
 #: Attempts at one clause before the whole program is restarted.
 CLAUSE_TRIES = 10
+#: A new point within this fraction of the diagram size of a placed one *is* that point, up to
+#: rounding (the gaps seen are 0 to 2e-15 of the size): the program builds one point twice
+#: (a centroid's midpoint that another clause also builds, the foot from a right angle's
+#: vertex), so new samples cannot separate them and the realiser gives up at once instead of
+#: restarting ``max_tries`` times. A chance coincidence this close has probability ~1e-18.
+SAME_POINT = 1e-9
+
+
+class _SamePoint(DegenerateError):
+    """A new point coincides with a placed one up to rounding (:data:`SAME_POINT`)."""
 
 
 class _Partial:
@@ -141,7 +151,7 @@ def _check_new(new: dict[str, Point], state: _Partial, pinned: bool = False) -> 
         for other, q in placed.items():
             gap = norm(p - q)
             if gap < MIN_SEPARATION * state.scale:
-                raise DegenerateError(
+                raise (_SamePoint if gap <= SAME_POINT * state.scale else DegenerateError)(
                     f"point `{name}` nearly coincides with `{other}` ({gap:.3g} apart, under "
                     f"{MIN_SEPARATION:.0%} of the figure size {state.scale:.3g})"
                 )
@@ -240,7 +250,9 @@ def realise(
     """Realise ``program`` into a Scene, deterministically from ``seed``.
 
     Each clause is tried up to :data:`CLAUSE_TRIES` times (once if it uses no randomness),
-    then the whole program is restarted, up to ``max_tries`` times. Raises RealiseError naming
+    then the whole program is restarted, up to ``max_tries`` times; a clause that builds a
+    point already placed (:data:`SAME_POINT`) fails at once, since no restart separates them.
+    Raises RealiseError naming
     the clause that failed most often, its text, the number of attempts and the last reason,
     e.g. ``cannot realise clause 3 `x = ...` after 100 tries: near-parallel lines (angle
     0.000°)``.
@@ -265,10 +277,15 @@ def realise(
                 except DegenerateError as e:
                     failures[index] += 1
                     reasons[index] = e.reason
-                    if all(c.pinned for c in program.clauses[:index]):
-                        # Only pinned points so far: every attempt would fail the same way.
+                    if isinstance(e, _SamePoint) or all(c.pinned for c in program.clauses[:index]):
+                        # The same point twice, or only pinned points so far: every attempt
+                        # would fail the same way.
                         raise RealiseError(
-                            clause=index, text=clause.text(), tries=1, reason=e.reason, source=program.source
+                            clause=index,
+                            text=clause.text(),
+                            tries=attempt,
+                            reason=e.reason,
+                            source=program.source,
                         ) from None
                     if rng.bit_generator.state == before:
                         break

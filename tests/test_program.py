@@ -398,6 +398,17 @@ def test_parallel_lines_cannot_meet() -> None:
     )
 
 
+def test_a_point_built_twice_fails_at_the_first_attempt() -> None:
+    """Both midpoints of ab are one point whatever a and b are: no restart can separate them, so
+    the realiser stops after one attempt instead of max_tries."""
+    program = parse_program("a b = segment a b; m = midpoint m a b; n = midpoint n a b")
+    with pytest.raises(RealiseError) as info:
+        realise(program, seed=0, max_tries=50)
+    assert info.value.tries == 1
+    assert info.value.clause == 3
+    assert "point `n` nearly coincides with `m` (0 apart" in str(info.value)
+
+
 def test_circle_and_line_that_never_meet() -> None:
     # The circle about a through the midpoint of ab has radius |ab|/2; the perpendicular to
     # ab at b is |ab| away from a.
