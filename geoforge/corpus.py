@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import subprocess
 import tarfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geoforge.errors import GeoforgeError, UsageError
+from geoforge.store import Store
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -56,8 +57,8 @@ def shard_name(index: int) -> str:
     return SHARD.format(index)
 
 
-def prepare_output(out: Path, *, resume: bool, overwrite: bool) -> set[int]:
-    """Get ``out`` ready and return the indices of complete shards to keep.
+def prepare_output(out: Store, *, resume: bool, overwrite: bool) -> set[int]:
+    """Get the corpus directory ``out`` ready and return the indices of complete shards to keep.
 
     A missing or empty directory is created. An existing corpus is refused unless ``resume``
     (keep complete shards) or ``overwrite`` (delete this corpus's files, nothing else) is
@@ -67,52 +68,40 @@ def prepare_output(out: Path, *, resume: bool, overwrite: bool) -> set[int]:
         raise UsageError("--resume and --overwrite exclude each other")
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    existing = [p for p in out.iterdir()]
-    shards = {int(m.group(1)) for p in existing if (m := _SHARD_RE.match(p.name))}
-    ours = [p for p in existing if _SHARD_RE.match(p.name) or p.name in _OWN_FILES or p.name.endswith(".tmp")]
+    out.makedirs()
+    existing = out.names()
+    shards = {int(m.group(1)) for name in existing if (m := _SHARD_RE.match(name))}
     if existing and not (resume or overwrite):
         raise UsageError(f"{out} is not empty: pass --resume to continue it or --overwrite to replace it")
-    for p in out.iterdir():
-        if p.name.endswith(".tmp"):
-            p.unlink()
+    out.clean_tmp()
     if overwrite:
-        for p in ours:
-            if p.exists():
-                p.unlink()
+        for name in existing:
+            if _SHARD_RE.match(name) or name in _OWN_FILES:
+                out.remove(name)
         return set()
     return shards
 
 
-def write_shard(path: Path, samples: Iterable[dict[str, bytes] | tuple[str, dict[str, bytes]]]) -> int:
-    """Write ``(key, {ext: bytes})`` pairs to the tar ``path`` atomically; returns the count.
+def write_shard(out: Store, name: str, samples: Iterable[tuple[str, dict[str, bytes]]]) -> int:
+    """Write ``(key, {ext: bytes})`` pairs to the tar ``name`` of ``out`` atomically
+    (:meth:`geoforge.store.Store.atomic`); returns the count.
 
     Members are named ``KEY.EXT`` in the order given, with mtime :data:`MTIME`, uid/gid 0,
-    empty owner names and mode 0644 (ustar format). The data go to a temporary name first,
-    are flushed and fsynced, then renamed. On any error the temporary file is removed and the
-    error re-raised.
+    empty owner names and mode 0644 (ustar format). On any error (including one raised while
+    ``samples`` is iterated) no file ``name`` is made, and the error is re-raised.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
     count = 0
-    try:
-        with open(tmp, "wb") as fh:
-            with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-                for key, files in samples:  # type: ignore[misc]
-                    for ext, data in files.items():
-                        info = tarfile.TarInfo(f"{key}.{ext}")
-                        info.size = len(data)
-                        info.mtime = MTIME
-                        info.mode = 0o644
-                        info.uid = info.gid = 0
-                        info.uname = info.gname = ""
-                        tar.addfile(info, io.BytesIO(data))
-                    count += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with out.atomic(name) as fh, tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for key, files in samples:
+            for ext, data in files.items():
+                info = tarfile.TarInfo(f"{key}.{ext}")
+                info.size = len(data)
+                info.mtime = MTIME
+                info.mode = 0o644
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(data))
+            count += 1
     return count
 
 
@@ -173,13 +162,18 @@ class Record:
         return unpack_negatives(self.files[NEGATIVES], count) if count else []
 
 
-def read_shard(path: Path) -> Iterator[Record]:
-    """Yield the samples of a shard in the order of their first members. A sample's members
-    are found by key wherever they are, so a shard whose members are not adjacent (grouped by
-    extension by another tool) reads the same (``geoforge corpus verify`` reports it). Raises
-    CorpusError if it is not a readable tar."""
+def read_shard(path: Path | str, out: Store | None = None) -> Iterator[Record]:
+    """Yield the samples of the shard ``path`` (a file, or the name of a shard of the corpus
+    ``out``) in the order of their first members. A sample's members are found by key wherever
+    they are, so a shard whose members are not adjacent (grouped by extension by another tool)
+    reads the same (``geoforge corpus verify`` reports it). Raises CorpusError if it is not a
+    readable tar."""
+    label = out.label(str(path)) if out is not None else path
     try:
-        with tarfile.open(path, "r") as tar:
+        with (
+            out.open_read(str(path)) if out is not None else open(path, "rb") as fh,
+            tarfile.open(fileobj=fh, mode="r") as tar,
+        ):
             groups: dict[str, list[tarfile.TarInfo]] = {}
             for member in tar.getmembers():
                 if member.isfile():
@@ -187,11 +181,11 @@ def read_shard(path: Path) -> Iterator[Record]:
             for key, members in groups.items():
                 record = Record(key, {})
                 for member in members:
-                    fh = tar.extractfile(member)
-                    record.files[member.name.partition(".")[2]] = fh.read() if fh else b""
+                    data = tar.extractfile(member)
+                    record.files[member.name.partition(".")[2]] = data.read() if data else b""
                 yield record
     except (tarfile.TarError, OSError) as e:
-        raise CorpusError(f"{path}: cannot read shard: {e}") from None
+        raise CorpusError(f"{label}: cannot read shard: {e}") from None
 
 
 def shards_in(out: Path) -> list[Path]:
@@ -222,52 +216,87 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def summarise(records: Iterable[Record]) -> dict[str, object]:
-    """Counts over sample metadata: samples, families, features, styles, rejections (the
-    rejected entries of each sample's ``draws``)."""
-    families: Counter[str] = Counter()
-    features: Counter[str] = Counter()
-    styles: Counter[str] = Counter()
-    rejections: Counter[str] = Counter()
-    negatives = NegativeStats()
-    n = 0
-    for r in records:
-        meta = r.meta
-        n += 1
-        families[str(meta["family"])] += 1
-        features.update(meta["features"])  # type: ignore[arg-type]
-        styles[str(meta["style"])] += 1
-        rejections.update(d for d in meta["draws"] if d != "accepted")  # type: ignore[attr-defined]
+@dataclass
+class Counts:
+    """Counts over sample metadata, added one sample at a time and merged shard by shard, so a
+    corpus of any size is counted in constant memory: samples, families, features, styles,
+    rejections (the rejected entries of each sample's ``draws``) and the negatives' totals.
+    Merging the counts of the shards in shard order gives exactly the counts of the whole
+    corpus read in order."""
+
+    samples: int = 0
+    families: Counter[str] = field(default_factory=Counter)
+    features: Counter[str] = field(default_factory=Counter)
+    styles: Counter[str] = field(default_factory=Counter)
+    rejections: Counter[str] = field(default_factory=Counter)
+    negatives: NegativeStats = field(default_factory=lambda: NegativeStats())
+
+    def add(self, meta: dict[str, Any]) -> None:
+        """Count one sample, given its decoded ``KEY.json``."""
+        self.samples += 1
+        self.families[str(meta["family"])] += 1
+        self.features.update(meta["features"])
+        self.styles[str(meta["style"])] += 1
+        self.rejections.update(d for d in meta["draws"] if d != "accepted")
         if "negatives" in meta:
-            question = str(meta["caption"].get("question", ""))  # type: ignore[attr-defined]
-            negatives.add(json.loads(str(meta["negatives"])), question)
-    out: dict[str, object] = {
-        "samples": n,
-        "families": dict(sorted(families.items())),
-        "features": dict(sorted(features.items())),
-        "styles": dict(sorted(styles.items())),
-        "rejections": dict(sorted(rejections.items())),
-    }
-    if negatives.samples:
-        out["negatives"] = negatives.to_json()
-    return out
+            question = str(meta["caption"].get("question", ""))
+            self.negatives.add(json.loads(str(meta["negatives"])), question)
+
+    def merge(self, other: Counts) -> None:
+        """Add the counts of the samples that follow (another shard's)."""
+        self.samples += other.samples
+        for mine, theirs in (
+            (self.families, other.families),
+            (self.features, other.features),
+            (self.styles, other.styles),
+            (self.rejections, other.rejections),
+        ):
+            mine.update(theirs)
+        self.negatives.merge(other.negatives)
+
+    def to_json(self) -> dict[str, object]:
+        """The manifest's ``counts``: JSON-ready, every mapping sorted by key."""
+        out: dict[str, object] = {
+            "samples": self.samples,
+            "families": dict(sorted(self.families.items())),
+            "features": dict(sorted(self.features.items())),
+            "styles": dict(sorted(self.styles.items())),
+            "rejections": dict(sorted(self.rejections.items())),
+        }
+        if self.negatives.samples:
+            out["negatives"] = self.negatives.to_json()
+        return out
+
+
+def summarise(records: Iterable[Record]) -> dict[str, object]:
+    """:class:`Counts` over ``records``, as JSON."""
+    counts = Counts()
+    for r in records:
+        counts.add(r.meta)
+    return counts.to_json()
+
+
+#: The kinds of negatives of a ``negatives`` record.
+NEGATIVE_KINDS = ("image", "caption", "retrieval")
 
 
 @dataclass
 class NegativeStats:
     """Totals over the samples' ``negatives`` records: accepted negatives by kind and plugin,
-    per-sample counts, mean pixel difference of image negatives, how each kind is false
-    (``geometry``, ``value``, ``undrawn circle``, ``absent point``), the image negatives on which
-    the engine restored a true mark, given or stroke that the plugin dropped, the caption
-    negatives of question-style positives that keep the question, rejections by plugin and
-    reason, and plugin failures with the first message of each."""
+    per-sample counts (their sum and the samples with at least 8), the mean pixel difference
+    of image negatives (summed exactly, as a fraction, so any split into shards gives the same
+    mean), how each kind is false (``geometry``, ``value``, ``undrawn circle``, ``absent
+    point``), the image negatives on which the engine restored a true mark, given or stroke
+    that the plugin dropped, the caption negatives of question-style positives that keep the
+    question, rejections by plugin and reason, and plugin failures with the first message of
+    each. Constant memory whatever the number of samples."""
 
     samples: int = 0
     accepted: Counter[str] = field(default_factory=Counter)
-    per_sample: dict[str, list[int]] = field(
-        default_factory=lambda: {"image": [], "caption": [], "retrieval": []}
-    )
-    pixel_diffs: list[float] = field(default_factory=list)
+    totals: Counter[str] = field(default_factory=Counter)
+    at_least_8: Counter[str] = field(default_factory=Counter)
+    pixel_sum: Fraction = Fraction(0)
+    pixel_n: int = 0
     rejections: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     errors: dict[str, str] = field(default_factory=dict)
@@ -278,36 +307,57 @@ class NegativeStats:
     def add(self, record: dict[str, Any], question: str = "") -> None:
         """Count one sample's negatives record; ``question`` is its positive's question."""
         self.samples += 1
-        for kind in self.per_sample:
-            self.per_sample[kind].append(len(record[kind]))
+        for kind in NEGATIVE_KINDS:
+            self.totals[kind] += len(record[kind])
+            self.at_least_8[kind] += len(record[kind]) >= 8
             self.accepted.update(f"{kind}: {x['plugin']}" for x in record[kind])
             self.how.update((kind, x.get("how", "geometry")) for x in record[kind])
         self.restored += sum(x.get("restored", 0) > 0 for x in record["image"])
         if question:
             self.questions.update(x["text"].endswith(" " + question) for x in record["caption"])
-        self.pixel_diffs.extend(x["pixel_diff"] for x in record["image"])
+        for x in record["image"]:
+            self.pixel_sum += Fraction(x["pixel_diff"])
+            self.pixel_n += 1
         self.rejections.update(record["rejections"])
         self.failures.update(record["failures"])
         for key, message in record.get("errors", {}).items():
             self.errors.setdefault(key, message)
 
+    def merge(self, other: NegativeStats) -> None:
+        """Add the totals of the samples that follow (another shard's); the first message of a
+        failure stays the earlier sample's."""
+        self.samples += other.samples
+        for mine, theirs in (
+            (self.accepted, other.accepted),
+            (self.totals, other.totals),
+            (self.at_least_8, other.at_least_8),
+            (self.rejections, other.rejections),
+            (self.failures, other.failures),
+            (self.how, other.how),
+            (self.questions, other.questions),
+        ):
+            mine.update(theirs)  # type: ignore[attr-defined]
+        self.pixel_sum += other.pixel_sum
+        self.pixel_n += other.pixel_n
+        self.restored += other.restored
+        for key, message in other.errors.items():
+            self.errors.setdefault(key, message)
+
     def to_json(self) -> dict[str, object]:
         """JSON-ready totals, with the share of samples that got at least 8 of each kind."""
+        n = max(self.samples, 1)
+        how = sorted(self.how.items())
         return {
             "samples": self.samples,
             "accepted": dict(sorted(self.accepted.items())),
-            "at_least_8": {
-                k: round(sum(v >= 8 for v in c) / max(len(c), 1), 4) for k, c in self.per_sample.items()
-            },
-            "mean_per_sample": {k: round(sum(c) / max(len(c), 1), 3) for k, c in self.per_sample.items()},
-            "mean_pixel_diff": round(sum(self.pixel_diffs) / len(self.pixel_diffs), 5)
-            if self.pixel_diffs
-            else 0.0,
+            "at_least_8": {k: round(self.at_least_8[k] / n, 4) for k in NEGATIVE_KINDS},
+            "mean_per_sample": {k: round(self.totals[k] / n, 3) for k in NEGATIVE_KINDS},
+            "mean_pixel_diff": round(float(self.pixel_sum / self.pixel_n), 5) if self.pixel_n else 0.0,
             "how_false": {
-                kind: {h: round(n / max(sum(c), 1), 4) for (k, h), n in sorted(self.how.items()) if k == kind}
-                for kind, c in self.per_sample.items()
+                kind: {h: round(c / max(self.totals[kind], 1), 4) for (k, h), c in how if k == kind}
+                for kind in NEGATIVE_KINDS
             },
-            "restored_share": round(self.restored / max(sum(self.per_sample["image"]), 1), 4),
+            "restored_share": round(self.restored / max(self.totals["image"], 1), 4),
             "question_kept": round(self.questions[True] / sum(self.questions.values()), 4)
             if self.questions
             else None,
@@ -317,8 +367,6 @@ class NegativeStats:
         }
 
 
-def write_json(path: Path, data: object) -> None:
-    """Write JSON (sorted keys, indented, UTF-8) atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+def write_json(out: Store, name: str, data: object) -> None:
+    """Write JSON (sorted keys, indented, UTF-8) to ``name`` of ``out`` atomically."""
+    out.write_text(name, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")

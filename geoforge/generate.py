@@ -11,22 +11,28 @@ import io
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from geoforge.caption import STYLES, make_caption
 from geoforge.errors import GeoforgeError, RealiseError, UsageError
 from geoforge.negatives import NegativeConfig, check_kinds, host_for, pool_entry
+from geoforge.perturb import PoolEntry
 from geoforge.plugins import PluginSpec
-from geoforge.qa import QAConfig, qa_chunk, qa_counts
+from geoforge.qa import QAConfig, add_qa, qa_counts
 from geoforge.realise import realise
 from geoforge.render.layout import Layout
 from geoforge.sampler import Recipe, sample_spec
-from geoforge.tokens import corpus_captions, long_captions
+
+if TYPE_CHECKING:
+    from geoforge.corpus import Record
+
+#: A sample as written: its key and its members, ``{ext: bytes}``.
+Encoded = tuple[str, dict[str, bytes]]
 
 #: Realisation attempts per figure; a figure that fails is replaced by a new one. Failures
 #: here are almost always structural (a foot that lands on a vertex), so more tries rarely help.
@@ -180,44 +186,107 @@ def make_sample(recipe: Recipe, seed: int, index: int) -> Sample:
     )
 
 
-def _make(args: tuple[Recipe, int, int]) -> Sample:
-    recipe, seed, index = args
-    return make_sample(recipe, seed, index)
+@dataclass(frozen=True)
+class ShardWork:
+    """What every backend runs to make a corpus's samples, as pure functions of indices, so any
+    process (a pool worker, a Ray task) makes the same bytes: ``(recipe, seed)``, the
+    ``negatives`` asked (``None``: none), the ``plugins`` that make them and the ``qa`` config
+    (``None``: no Q&A). Picklable.
 
+    A sample goes through :meth:`positives`, then :meth:`finish` (negatives, Q&A, the members
+    as written). With negatives, :meth:`finish` needs the retrieval pool of the whole shard
+    (:meth:`pool`), so a shard's positives are all made first (``pooled``).
+    """
 
-def _with_negatives(args: tuple[list[Sample], tuple, NegativeConfig, PluginSpec, int, int]) -> list[Sample]:
-    samples, pool, config, plugins, size, seed = args
-    from geoforge.negatives import add_negatives
+    recipe: Recipe
+    seed: int
+    negatives: NegativeConfig | None = None
+    plugins: PluginSpec = field(default_factory=PluginSpec)
+    qa: QAConfig | None = None
 
-    return [add_negatives(s, pool, config, plugins, size, seed) for s in samples]
+    @property
+    def pooled(self) -> bool:
+        """True if :meth:`finish` needs the shard's pool (retrieval draws from it)."""
+        return self.negatives is not None
+
+    def positives(self, indices: Iterable[int]) -> list[Sample]:
+        """Samples ``indices`` of the corpus (:func:`make_sample`). Raises SampleError."""
+        return [make_sample(self.recipe, self.seed, i) for i in indices]
+
+    def pool(self, samples: Iterable[Sample]) -> tuple[PoolEntry, ...]:
+        """The retrieval pool of a shard's positives (:func:`geoforge.negatives.pool_entry`)."""
+        return tuple(pool_entry(x) for x in samples)
+
+    def finish(self, samples: Iterable[Sample], pool: tuple[PoolEntry, ...] = ()) -> list[Encoded]:
+        """Each sample's negatives (drawn against ``pool``) and Q&A, then its members as written:
+        ``(key, {ext: bytes})`` (:meth:`Sample.files`)."""
+        out = []
+        for x in samples:
+            if self.negatives is not None:
+                from geoforge.negatives import add_negatives
+
+                x = add_negatives(x, pool, self.negatives, self.plugins, self.recipe.image_size, self.seed)
+            if self.qa is not None:
+                x = add_qa(x, self.qa, self.seed)
+            out.append((x.key, x.files()))
+        return out
+
+    def make(self, indices: Iterable[int]) -> list[Encoded]:
+        """:meth:`positives` then :meth:`finish` (for work that is not ``pooled``)."""
+        return self.finish(self.positives(indices))
+
+    def check_kept(self, first: Record, index: int, label: str) -> None:
+        """Raise UsageError unless ``first``, the first sample of the complete shard ``label``
+        kept by ``--resume``, is sample ``index`` of this corpus byte for byte (negatives and
+        Q&A aside), so ``--resume`` never mixes two corpora."""
+        remade = self.positives([index])[0]
+        stored = {k: v for k, v in first.meta.items() if k not in ("negatives", "qa")}
+        pictured = {k: first.files.get(k) for k in ("png", "txt")}
+        if (
+            first.key != remade.key
+            or pictured != {"png": remade.png, "txt": remade.text.encode()}
+            or stored != json.loads(remade.files()["json"])
+        ):
+            raise UsageError(
+                f"{label}: made by another recipe, seed or geoforge version than this run; "
+                "pass --overwrite to replace the corpus"
+            )
 
 
 def generate_corpus(
     recipe: Recipe,
-    out: Path,
+    out: Path | str,
     *,
     n: int,
     seed: int,
     workers: int = 1,
     resume: bool = False,
     overwrite: bool = False,
-    on_sample: Callable[[], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
     negatives: NegativeConfig | None = None,
     plugins: PluginSpec | None = None,
     qa: QAConfig | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, object]:
-    """Write ``n`` samples of ``(recipe, seed)`` to the corpus directory ``out``.
+    """Write ``n`` samples of ``(recipe, seed)`` to the corpus directory ``out``: a local path,
+    or any fsspec URL (``s3://``, ``gs://``, ``file://``; :class:`geoforge.store.Store`).
 
-    Samples are made in ``workers`` processes (in-process for 1) and written in index order,
-    so the shards are byte-identical for any ``workers``. ``on_sample`` is called in this
-    process after each sample (for progress bars), including those of kept shards when
-    resuming. Returns the manifest (also written to ``out/manifest.json``). Raises
-    UsageError for an output that exists without ``resume``/``overwrite``, for negatives of a
-    kind no loaded plugin makes (:func:`geoforge.negatives.check_kinds`), for a ``resume`` that
-    would change what the shards contain (:func:`geoforge.resume.check_resume`) or a kept shard
-    that another recipe or seed made (its first sample is remade to check), SampleError if a
-    sample cannot be made, OSError if the disk fails; no half shard is ever left under a
-    final name.
+    ``backend`` runs the shards (:mod:`geoforge.backends`): ``"local"``, ``workers`` processes
+    on this machine (in-process for 1); ``"ray"``, one Ray task per shard on the cluster at
+    ``ray_address`` (or a local Ray instance of ``workers`` CPUs). Every sample's generator
+    derives from ``(seed, index)`` and shards are written in index order, so the shards are
+    byte-identical for any backend and ``workers``, and ``--resume`` may continue a corpus
+    with another backend. ``on_progress(k)`` is called in this process as ``k`` more samples
+    are done (for progress bars), including those of kept shards when resuming. Returns the
+    manifest (also written to ``out/manifest.json``); it differs between backends only in its
+    ``run`` section. Raises UsageError for an output that exists without
+    ``resume``/``overwrite``, for negatives of a kind no loaded plugin makes
+    (:func:`geoforge.negatives.check_kinds`), for a ``resume`` that would change what the
+    shards contain (:func:`geoforge.resume.check_resume`) or a kept shard that another recipe or
+    seed made (its first sample is remade to check), or for an unknown or uninstalled
+    backend; SampleError if a sample cannot be made, OSError if the disk fails; no half shard
+    is ever left under a final name.
 
     With ``negatives``, each shard's positives then get their hard negatives
     (:func:`geoforge.negatives.add_negatives`), from the plugins ``plugins`` selects (each
@@ -228,131 +297,70 @@ def generate_corpus(
     The manifest's ``long_captions`` counts captions longer than an open_clip text tower's
     context (:func:`geoforge.tokens.long_captions`); the CLI warns about them.
     """
+    from geoforge.backends import make_backend, run_shards
     from geoforge.card import dataset_card
-    from geoforge.corpus import (
-        git_sha,
-        prepare_output,
-        read_shard,
-        shard_name,
-        summarise,
-        write_json,
-        write_shard,
-    )
+    from geoforge.corpus import git_sha, prepare_output, write_json
     from geoforge.resume import check_resume
+    from geoforge.store import Store
 
     start = time.perf_counter()
+    runner = make_backend(backend, workers=workers, address=ray_address)
+    store = Store.at(out)
     with_negatives = negatives is not None and negatives.any
+    spec = plugins or PluginSpec()
     if with_negatives:
-        check_kinds(negatives, host_for(plugins or PluginSpec()))  # type: ignore[arg-type]
-    keep = prepare_output(out, resume=resume, overwrite=overwrite)
-    shard_size = recipe.shard_size
+        check_kinds(negatives, host_for(spec))  # type: ignore[arg-type]
+    keep = prepare_output(store, resume=resume, overwrite=overwrite)
     head = {
         "geoforge_version": _version(),
         "git_sha": git_sha(),
         "recipe": recipe.to_json(),
         "config_hash": recipe.config_hash(),
         "negatives": asdict(negatives) if with_negatives else None,  # type: ignore[arg-type]
-        "plugins": [p.to_json() for p in host_for(plugins or PluginSpec()).plugins] if with_negatives else [],
+        "plugins": [p.to_json() for p in host_for(spec).plugins] if with_negatives else [],
         "seed": seed,
         "samples": n,
-        "qa": _qa_manifest(qa, ()),
+        "qa": _qa_manifest(qa, None),
     }
     if resume:
-        check_resume(out, head, keep, n, shard_size)
-    write_json(out / "manifest.json", {**head, "complete": False})
-    n_shards = (n + shard_size - 1) // shard_size
-    sizes: dict[str, int] = {}
-    made = 0
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-    try:
-        for s in range(n_shards):
-            lo, hi = s * shard_size, min(n, (s + 1) * shard_size)
-            path = out / shard_name(s)
-            if s in keep and sum(1 for _ in read_shard(path)) == hi - lo:
-                _check_kept(path, recipe, seed, lo)
-                sizes[path.name] = hi - lo
-                for _ in range(hi - lo):
-                    on_sample and on_sample()
-                continue
-            jobs = [(recipe, seed, i) for i in range(lo, hi)]
-            samples: Iterable[Sample] = pool.map(_make, jobs, chunksize=4) if pool else map(_make, jobs)
-            if negatives is not None and negatives.any:
-                samples = list(samples)
-                entries = tuple(pool_entry(x) for x in samples)
-                chunks = [samples[k : k + 8] for k in range(0, len(samples), 8)]
-                njobs = [
-                    (c, entries, negatives, plugins or PluginSpec(), recipe.image_size, seed) for c in chunks
-                ]
-                done = pool.map(_with_negatives, njobs) if pool else map(_with_negatives, njobs)
-                samples = (x for chunk in done for x in chunk)
-            if qa is not None:
-                samples = list(samples)
-                qjobs = [(samples[k : k + 8], qa, seed) for k in range(0, len(samples), 8)]
-                asked = pool.map(qa_chunk, qjobs) if pool else map(qa_chunk, qjobs)
-                samples = (x for chunk in asked for x in chunk)
-
-            def counted(samples: Iterable[Sample]) -> Iterator[tuple[str, dict[str, bytes]]]:
-                for x in samples:
-                    on_sample and on_sample()
-                    yield x.key, x.files()
-
-            sizes[path.name] = write_shard(path, counted(samples))
-            made += hi - lo
-    finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)
-    counts = summarise(r for name in sizes for r in read_shard(out / name))
-    long = long_captions(corpus_captions(r for name in sizes for r in read_shard(out / name)))
-    examples = [r.files["txt"].decode() for r, _ in zip(read_shard(out / shard_name(0)), range(3))]
-    write_json(out / "sizes.json", sizes)
+        check_resume(store, head, keep, n, recipe.shard_size)
+    write_json(store, "manifest.json", {**head, "complete": False})
+    work = ShardWork(recipe, seed, negatives if with_negatives else None, spec, qa)
+    tally, resumed = run_shards(work, store, n, keep, runner, on_progress)
+    write_json(store, "sizes.json", tally.sizes)
     slots = negatives.image if negatives is not None else 0
-    card = dataset_card(recipe.to_json(), counts, examples, shards=len(sizes), image_negatives=slots)
-    (out / "README.md").write_text(card, encoding="utf-8")
+    counts = tally.counts.to_json()
+    shards = len(tally.sizes)
+    card = dataset_card(recipe.to_json(), counts, tally.examples, shards=shards, image_negatives=slots)
+    store.write_text("README.md", card)
+    store.clean_tmp()  # what killed attempts left (a retried Ray task's first try)
     elapsed = time.perf_counter() - start
     manifest = {
         **head,
         "complete": True,
-        "shards": len(sizes),
+        "shards": shards,
         "counts": counts,
-        "long_captions": long.to_json(),
-        "qa": _qa_manifest(qa, (r.meta for name in sizes for r in read_shard(out / name))),
+        "long_captions": tally.long_json(),
+        "qa": _qa_manifest(qa, tally.qa_json()),
         "run": {
-            "workers": workers,
-            "resumed_shards": sorted(
-                shard_name(s) for s in keep if shard_name(s) in sizes and s * shard_size < n
-            ),
-            "samples_made": made,
+            **runner.describe(),
+            "resumed_shards": resumed,
+            "samples_made": tally.made,
             "seconds": round(elapsed, 3),
-            "samples_per_second": round(made / elapsed, 2) if elapsed > 0 else None,
+            "samples_per_second": round(tally.made / elapsed, 2) if elapsed > 0 else None,
+            "busy_worker_seconds": round(tally.busy, 3),
         },
     }
-    write_json(out / "manifest.json", manifest)
+    write_json(store, "manifest.json", manifest)
     return manifest
 
 
-def _check_kept(path: Path, recipe: Recipe, seed: int, lo: int) -> None:
-    """Raise UsageError unless the first sample of the complete shard ``path`` is sample ``lo``
-    of ``(recipe, seed)`` byte for byte, so ``--resume`` never mixes two corpora."""
-    from geoforge.corpus import read_shard
-
-    records = read_shard(path)
-    first = next(records)
-    records.close()
-    remade = _make((recipe, seed, lo))
-    stored = {k: v for k, v in first.meta.items() if k not in ("negatives", "qa")}
-    same = {k: first.files.get(k) for k in ("png", "txt")} == {"png": remade.png, "txt": remade.text.encode()}
-    if first.key != remade.key or not same or stored != json.loads(remade.files()["json"]):
-        raise UsageError(
-            f"{path}: made by another recipe, seed or geoforge version than this run; "
-            "pass --overwrite to replace the corpus"
-        )
-
-
-def _qa_manifest(qa: QAConfig | None, metas: Iterable[dict[str, object]]) -> dict[str, object] | None:
-    """The manifest's ``qa`` entry: the config and the totals, ``None`` without Q&A."""
+def _qa_manifest(qa: QAConfig | None, counts: dict[str, object] | None) -> dict[str, object] | None:
+    """The manifest's ``qa`` entry: the config and the totals (``counts``, none yet: zero),
+    ``None`` without Q&A."""
     if qa is None:
         return None
-    return {"config": asdict(qa), "counts": qa_counts(metas)}
+    return {"config": asdict(qa), "counts": counts if counts is not None else qa_counts(())}
 
 
 def _version() -> str:

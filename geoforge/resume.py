@@ -11,9 +11,9 @@ complete shard (a lower ``--n``); deleting shards always needs ``--overwrite``.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from geoforge.errors import UsageError
+from geoforge.store import Store
 
 #: Settings a resumed run must share with the run it continues, and how the user sets each.
 SETTINGS = {
@@ -44,18 +44,18 @@ def settings_of(manifest: dict[str, object]) -> dict[str, object]:
     return json.loads(json.dumps(found, sort_keys=True))
 
 
-def check_resume(out: Path, head: dict[str, object], keep: set[int], n: int, shard_size: int) -> None:
+def check_resume(out: Store, head: dict[str, object], keep: set[int], n: int, shard_size: int) -> None:
     """Raise UsageError if resuming the corpus ``out`` with the settings of the manifest
     ``head`` (this run's, before any sample is made) would change what its shards contain,
     naming the setting and both values, or would drop or replace one of the complete shards
     ``keep`` (``n`` samples in shards of ``shard_size``)."""
-    stored_path = out / "manifest.json"
-    if stored_path.is_file():
+    if out.is_file("manifest.json"):
         try:
-            stored = settings_of(json.loads(stored_path.read_text(encoding="utf-8")))
+            stored = settings_of(json.loads(out.read_text("manifest.json")))
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as e:
             raise UsageError(
-                f"{stored_path}: cannot be read to resume ({e}); pass --overwrite to start again"
+                f"{out.label('manifest.json')}: cannot be read to resume ({e}); "
+                "pass --overwrite to start again"
             ) from None
         now = settings_of(head)
         for key, how in SETTINGS.items():

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import geoforge.corpus
 import geoforge.generate
+import geoforge.store
 from geoforge.caption import Claim
 from geoforge.corpus import MTIME, read_corpus, read_shard, shards_in
 from geoforge.errors import UsageError
@@ -240,13 +240,13 @@ def test_full_disk_mid_shard_leaves_no_partial_shard_and_no_tmp(
 
     def full_open(path, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
         fh = builtins.open(path, mode, *args, **kwargs)  # noqa: SIM115 - returned open, as open() does
-        if Path(path).name == ".shard-000001.tar.tmp":
+        if Path(path).name.startswith(".shard-000001.tar."):
             opened.append(_FullDisk(fh, room=30_000))
             return opened[-1]
         return fh
 
     out = tmp_path / "full"
-    monkeypatch.setattr(geoforge.corpus, "open", full_open, raising=False)
+    monkeypatch.setattr(geoforge.store, "open", full_open, raising=False)
     with pytest.raises(OSError) as info:
         generate_corpus(recipe, out, n=N, seed=recipe.seed)
     assert info.value.errno == errno.ENOSPC

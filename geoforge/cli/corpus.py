@@ -19,10 +19,26 @@ from geoforge.cli.options import NoPluginOption, PluginOption, StrictPluginsOpti
 def generate(
     ctx: typer.Context,
     recipe: Annotated[Path, typer.Argument(help="Recipe TOML, e.g. corpora/smoke.toml.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Corpus directory to write.")],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out", "-o", help="Corpus directory to write: a path, or an fsspec URL (s3://, gs://, file://)."
+        ),
+    ],
     n: Annotated[int | None, typer.Option("--n", min=1, help="Samples (default: the recipe's).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Corpus seed (default: the recipe's).")] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes (ray: CPUs of a local Ray instance).")
+    ] = 1,
+    backend: Annotated[
+        str, typer.Option("--backend", help="What runs the shards: local (process pool) or ray (Ray tasks).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="Ray cluster to join (auto, ray://HOST:10001); default: start a local one."
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing corpus.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
@@ -114,8 +130,8 @@ def generate(
     ) as bar:
         task = bar.add_task("generate", total=total, rate="")
 
-        def tick() -> None:
-            bar.advance(task)
+        def tick(k: int) -> None:
+            bar.advance(task, k)
             speed = bar.tasks[0].speed
             bar.update(task, rate=f"{speed:6.1f} samples/s" if speed else "")
 
@@ -127,10 +143,12 @@ def generate(
             workers=workers,
             resume=resume,
             overwrite=overwrite,
-            on_sample=tick,
+            on_progress=tick,
             negatives=negatives,
             plugins=plugin_spec,
             qa=QAConfig() if qa else None,
+            backend=backend,
+            ray_address=ray_address,
         )
     if llm is not None:
         sys.stderr.write(llm_options.llm_summary(llm) + "\n")

@@ -1,0 +1,162 @@
+"""``--backend local``: the shards of a corpus on a process pool of this machine.
+
+With one worker, each shard is made in this process (:func:`~geoforge.backends.shards.run_shard`).
+With more, samples are made in jobs of a few samples (positives, then, with negatives, their
+negatives and Q&A against the shard's retrieval pool) by a ``ProcessPoolExecutor``, and this
+process writes each shard in index order as its jobs complete.
+
+Before issue 14 the pool drained at every stage of every shard: it made a shard's positives,
+waited for the last one, made their negatives, waited for the last one, wrote the shard and
+only then started the next. Here jobs are taken from a priority queue (earliest shard first,
+then its stage), and the next shards' positives are queued while a shard is finished, so a
+worker whose job ends while the shard's last jobs straggle takes work of the next shard. Memory
+stays bounded: jobs are submitted at most ``2 × workers`` at a time, and at most
+:func:`lookahead` samples (about two shards) are open at once, whatever the corpus's size.
+The run's idle worker-seconds (``workers × elapsed`` minus the seconds spent in jobs) go into
+the manifest's ``run`` section.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import TYPE_CHECKING, Any
+
+from geoforge.backends.shards import FINISH_CHUNK, POSITIVE_CHUNK, ShardSpec, run_shard, write_counted
+from geoforge.backends.tally import Tally
+from geoforge.store import Store
+
+if TYPE_CHECKING:
+    from geoforge.generate import Encoded, Sample, ShardWork
+
+#: Stages of a shard's jobs, in priority order within the shard.
+FINISH, POSITIVES = 0, 1
+
+
+def lookahead(shard_size: int, workers: int) -> int:
+    """Samples that may be open (queued, made, not yet written) at once: two shards, or enough
+    jobs to keep ``workers`` busy through a shard boundary when shards are small."""
+    return max(2 * shard_size, 8 * workers * max(POSITIVE_CHUNK, FINISH_CHUNK))
+
+
+def _timed(method: str, work: ShardWork, *args: Any) -> tuple[Any, float]:
+    """A pool job: ``work.method(*args)`` and the seconds it took in the worker."""
+    start = time.perf_counter()
+    out = getattr(work, method)(*args)
+    return out, time.perf_counter() - start
+
+
+class LocalBackend:
+    """``workers`` processes on this machine (this process alone for 1)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self.idle: float | None = None
+
+    def describe(self) -> dict[str, object]:
+        """``backend``, ``workers`` and, for a pool, ``idle_worker_seconds``."""
+        out: dict[str, object] = {"backend": "local", "workers": self.workers}
+        if self.idle is not None:
+            out["idle_worker_seconds"] = round(self.idle, 3)
+        return out
+
+    def run(
+        self, work: ShardWork, shards: Sequence[ShardSpec], out: Store, on_progress: Callable[[int], None]
+    ) -> Iterator[tuple[ShardSpec, Tally]]:
+        """Make and write ``shards`` in order (see the module's docstring)."""
+        if self.workers == 1:
+            for spec in shards:
+                yield spec, run_shard(work, spec, out, on_progress)
+            return
+        start = time.perf_counter()
+        pool = ProcessPoolExecutor(max_workers=self.workers)
+        pipeline = _Pipeline(work, shards, pool, self.workers)
+        limit = lookahead(work.recipe.shard_size, self.workers)
+        try:
+            for pos, spec in enumerate(shards):
+                while pipeline.opened < len(shards) and (
+                    pipeline.opened == pos or sum(s.size for s in shards[pos : pipeline.opened + 1]) <= limit
+                ):
+                    pipeline.open()
+                tally = write_counted(out, spec, pipeline.samples(pos), on_progress, work.qa is not None)
+                tally.busy = pipeline.take_busy()
+                yield spec, tally
+        finally:
+            pool.shutdown(cancel_futures=True)
+            self.idle = self.workers * (time.perf_counter() - start) - pipeline.busy_total
+
+
+class _Pipeline:
+    """The jobs of the open shards on ``pool``: at most ``2 × workers`` submitted, the rest in a
+    heap ordered by (shard, stage, chunk); finished chunks wait in ``outputs`` until written."""
+
+    def __init__(self, work: ShardWork, shards: Sequence[ShardSpec], pool: ProcessPoolExecutor, workers: int):
+        self.work, self.shards, self.pool = work, shards, pool
+        self.cap = 2 * workers
+        self.opened = 0
+        self.ready: list[tuple[int, int, int]] = []
+        self.jobs: dict[tuple[int, int, int], tuple[str, tuple[Any, ...]]] = {}
+        self.inflight: dict[Future[tuple[Any, float]], tuple[int, int, int]] = {}
+        self.outputs: dict[tuple[int, int], list[Encoded]] = {}
+        self.positives: dict[int, dict[int, list[Sample]]] = {}
+        self.busy = self.busy_total = 0.0
+
+    def _push(self, key: tuple[int, int, int], method: str, *args: Any) -> None:
+        self.jobs[key] = (method, args)
+        heapq.heappush(self.ready, key)
+
+    def open(self) -> None:
+        """Queue the first-stage jobs of the next shard."""
+        pos, spec = self.opened, self.shards[self.opened]
+        method = "positives" if self.work.pooled else "make"
+        for c, lo in enumerate(range(spec.lo, spec.hi, POSITIVE_CHUNK)):
+            self._push((pos, POSITIVES, c), method, range(lo, min(spec.hi, lo + POSITIVE_CHUNK)))
+        self.opened += 1
+
+    def samples(self, pos: int) -> Iterator[Encoded]:
+        """The samples of shard ``pos`` as written, in index order, running jobs as needed."""
+        size = self.shards[pos].size
+        chunk = FINISH_CHUNK if self.work.pooled else POSITIVE_CHUNK
+        for c in range((size + chunk - 1) // chunk):
+            while (pos, c) not in self.outputs:
+                self._step()
+            yield from self.outputs.pop((pos, c))
+
+    def take_busy(self) -> float:
+        """Worker-seconds spent in jobs since the last call."""
+        busy, self.busy = self.busy, 0.0
+        return busy
+
+    def _step(self) -> None:
+        """Submit jobs up to the cap, wait for one to complete and take its result (a job's
+        error is raised here)."""
+        while len(self.inflight) < self.cap and self.ready:
+            key = heapq.heappop(self.ready)
+            method, args = self.jobs.pop(key)
+            self.inflight[self.pool.submit(_timed, method, self.work, *args)] = key
+        done, _ = wait(self.inflight, return_when=FIRST_COMPLETED)
+        for future in sorted(done, key=self.inflight.__getitem__):
+            pos, stage, c = self.inflight.pop(future)
+            result, seconds = future.result()
+            self.busy += seconds
+            self.busy_total += seconds
+            if stage == FINISH or not self.work.pooled:
+                self.outputs[(pos, c)] = result
+            else:
+                self._positives_done(pos, c, result)
+
+    def _positives_done(self, pos: int, c: int, samples: list[Sample]) -> None:
+        """Keep a chunk of shard ``pos``'s positives; once all are in, queue their last stage
+        against the shard's pool."""
+        got = self.positives.setdefault(pos, {})
+        got[c] = samples
+        spec = self.shards[pos]
+        if len(got) < (spec.size + POSITIVE_CHUNK - 1) // POSITIVE_CHUNK:
+            return
+        positives = [x for k in sorted(got) for x in got[k]]
+        del self.positives[pos]
+        pool = self.work.pool(positives)
+        for k, lo in enumerate(range(0, len(positives), FINISH_CHUNK)):
+            self._push((pos, FINISH, k), "finish", positives[lo : lo + FINISH_CHUNK], pool)
