@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -216,12 +217,12 @@ class Claim:
     args: tuple[str, ...]
 
     def facts(self) -> tuple[Fact, ...]:
-        """The facts this claim asserts, with point names substituted."""
-        out = []
-        for f in CLAIM_KINDS[self.kind].facts:
-            name, *idx = f.split()
-            out.append(Fact(name, tuple(a if not a.isdigit() else self.args[int(a)] for a in idx)))
-        return tuple(out)
+        """The facts this claim asserts, with point names substituted. Raises KeyError for an
+        unknown kind. Cached (the verifier and the plugins ask for the same claims' facts once
+        per candidate)."""
+        if isinstance(self.kind, str) and isinstance(self.args, tuple):
+            return _facts(self.kind, self.args)
+        return _facts.__wrapped__(self.kind, tuple(self.args))
 
     def holds(self, scene: Scene, tol: float = CLAIM_TOL) -> bool:
         """True if every fact of the claim has residual ≤ ``tol`` on ``scene``."""
@@ -271,3 +272,13 @@ class Target:
             return float(np.hypot(*(p[0] - p[1]))) * scene.unit
         u, v = p[0] - p[1], p[2] - p[1]
         return math.degrees(abs(math.atan2(u[0] * v[1] - u[1] * v[0], float(np.dot(u, v)))))
+
+
+@lru_cache(maxsize=65536)
+def _facts(kind: str, args: tuple[str, ...]) -> tuple[Fact, ...]:
+    """:meth:`Claim.facts` of the claim ``(kind, args)``."""
+    out = []
+    for f in CLAIM_KINDS[kind].facts:
+        name, *idx = f.split()
+        out.append(Fact(name, tuple(a if not a.isdigit() else args[int(a)] for a in idx)))
+    return tuple(out)

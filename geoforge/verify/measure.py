@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -201,6 +202,7 @@ def how_false_of(violated: list[tuple[Claim, float]], scene: Scene) -> str:
     return min((how_false(c, scene) for c, _ in violated), key=HOW.index)
 
 
+@cache
 def claim_arity(kind: str) -> int:
     """The number of arguments a claim of ``kind`` takes (points, then a value for ``length``
     and ``angle``). Raises KeyError for an unknown kind."""
@@ -215,9 +217,22 @@ def claim_problem(claim: object) -> str | None:
     Claim of a kind in :data:`geoforge.caption.CLAIM_KINDS` with a tuple of exactly
     :func:`claim_arity` non-empty strings, a ``length``/``angle`` value must parse, and it must
     not be degenerate (:func:`_degenerate`). Whether its points exist in a figure is not
-    checked here (a missing point makes a claim false)."""
+    checked here (a missing point makes a claim false). Cached for well-typed claims (every
+    caption candidate repeats most of its positive's claims)."""
     if not isinstance(claim, Claim):
         return f"not a Claim: {claim!r}"
+    if (
+        isinstance(claim.kind, str)
+        and isinstance(claim.args, tuple)
+        and all(isinstance(a, str) for a in claim.args)
+    ):
+        return _claim_problem(claim)
+    return _claim_problem.__wrapped__(claim)
+
+
+@lru_cache(maxsize=65536)
+def _claim_problem(claim: Claim) -> str | None:
+    """:func:`claim_problem` of a :class:`Claim`."""
     if claim.kind not in CLAIM_KINDS:
         return f"unknown claim kind {claim.kind!r}"
     if not isinstance(claim.args, tuple) or not all(isinstance(a, str) and a for a in claim.args):
