@@ -162,9 +162,8 @@ def _rewrites(clause: Clause, scene: Scene) -> Iterator[tuple[int, str, str]]:
 def _with_givens(negative: Program, old: Clause, text: str) -> Program:
     """Keep the figure honest: a changed ``s_angle``/``lconst`` value updates the ``given``
     that shows it; any other change drops the givens on the moved point and what depends on it.
-    Marks on the changed points go either way (a right-angle square on a 102° angle would show
-    the very relation the negative breaks)."""
-    negative = drop_marks(negative, set(old.points))
+    ``negative`` has already lost the marks on the changed points (a right-angle square on a
+    102° angle would show the very relation the negative breaks)."""
     new = negative.clauses[[c.points for c in negative.clauses].index(old.points)]
     for before, after in zip(old.calls, new.calls):
         if before == after:
@@ -196,12 +195,21 @@ class AlterRelation:
         # pairs of opposite signs), in random order among clauses: the hardest negatives are
         # the least visible changes that still break a claim.
         keys = rng.permutation(len(options))
+        unmarked: dict[int, Program | None] = {}  # clause → the program without its points' marks
         for _, _, i, text, change in sorted((o[0], int(k), *o[1:]) for o, k in zip(options, keys)):
+            points = set(program.clauses[i].points)
+            if i not in unmarked:
+                try:
+                    unmarked[i] = drop_marks(program, points)
+                except ProgramError:
+                    unmarked[i] = None
+            base = unmarked[i]
+            if base is None:
+                continue
             try:
-                negative = _with_givens(replace_clause(program, i, text), program.clauses[i], text)
+                negative = _with_givens(replace_clause(base, i, text), program.clauses[i], text)
             except ProgramError:
                 continue
-            points = set(program.clauses[i].points)
             breaks = tuple(
                 c for c in positive.caption.claims if points & {p for f in c.facts() for p in f.points}
             )

@@ -62,24 +62,36 @@ class MoveVertex:
     def propose(self, positive: Positive, rng: np.random.Generator) -> Iterator[ImageCandidate]:
         program, scene = positive.program, positive.scene
         claims = positive.caption.claims
-        mentioned = sorted({p for c in claims for f in c.facts() for p in f.points if p in scene.points})
+        named = {c: {p for f in c.facts() for p in f.points} for c in claims}
+        mentioned = sorted({p for c in claims for p in named[c] if p in scene.points})
         # Points with the fewest points built on them first: moving them changes one detail.
         weight = {p: len(dependents(program, {p})) + float(rng.uniform()) for p in mentioned}
         mentioned.sort(key=weight.__getitem__)
         directions = {p: _directions(positive, p, rng) for p in mentioned}
+        # What every move of one point shares, made once: its clause, the program without the
+        # givens and marks the move makes untrue (pinning the clause changes neither), and the
+        # claims it breaks.
+        shared = {}
+        for point in mentioned:
+            try:
+                kept = drop_marks(drop_givens(program, {point}), {point})
+            except ProgramError:
+                continue
+            breaks = tuple(c for c in claims if point in named[c])
+            shared[point] = (clause_index(program, point), kept, breaks)
         for step in STEPS:
             for point in mentioned:
-                index = clause_index(program, point)
+                if point not in shared:
+                    continue
+                index, kept, breaks = shared[point]
                 for direction in directions[point]:
                     shift = step * scene.scale * direction
                     coords = {p: tuple(scene.points[p]) for p in program.clauses[index].points}
                     coords[point] = tuple(scene.points[point] + shift)
                     try:
-                        moved = pin(program, index, coords)  # type: ignore[arg-type]
-                        negative = drop_marks(drop_givens(moved, {point}), {point})
+                        negative = pin(kept, index, coords)  # type: ignore[arg-type]
                     except ProgramError:
                         continue
-                    breaks = tuple(c for c in claims if point in {p for f in c.facts() for p in f.points})
                     change = f"move {point} by {step:.2f} of the figure"
                     yield ImageCandidate(negative, index + 1, change, breaks)
 
