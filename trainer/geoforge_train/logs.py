@@ -18,17 +18,20 @@ class RunLog:
     """Logs of one training run, written on rank 0 only (``enabled``).
 
     ``out/log.jsonl`` gets one JSON object per step (step, epoch, loss, lr, logit_scale,
-    samples_per_s, caption_duplicates, same_token_negatives), ``lr`` being the rate that step
-    used, ``caption_duplicates`` the share of the step's global batch whose caption another
-    sample of the batch shares (the loss does not treat such pairs as negatives) and
-    ``same_token_negatives`` the caption negatives masked because the tokenizer made them
-    equal to their positive. The last step of each epoch (or of the run) also gets
-    ``epoch_caption_duplicates`` (the mean of ``caption_duplicates`` over the epoch's steps)
-    and ``epoch_same_token_negatives`` (their sum), and the same figures go to stderr as one
-    plain line. Rows of an earlier run past ``start`` (the step a resumed run starts from, 0
-    for a fresh run) are dropped first, so the file holds each step once, and the kept rows
-    count towards their epoch's figures. ``out/tensorboard/`` gets the per-step scalars when
-    the ``tensorboard`` package is installed; ``close`` writes ``out/loss.png``.
+    samples_per_s, step_seconds, caption_duplicates, same_token_negatives), ``lr`` being the
+    rate that step used, ``step_seconds`` the step's wall time (data wait included, held-out
+    evaluation and checkpoints not; the first step of a run also holds ``torch.compile``'s
+    compilation and warm-up), ``samples_per_s`` the throughput of the run's steps after its
+    first (of the first alone at the first), ``caption_duplicates`` the share of the step's
+    global batch whose caption another sample of the batch shares (the loss does not treat
+    such pairs as negatives) and ``same_token_negatives`` the caption negatives masked because
+    the tokenizer made them equal to their positive. The last step of each epoch (or of the
+    run) also gets ``epoch_caption_duplicates`` (the mean of ``caption_duplicates`` over the
+    epoch's steps) and ``epoch_same_token_negatives`` (their sum), and the same figures go to
+    stderr as one plain line. Rows of an earlier run past ``start`` (the step a resumed run
+    starts from, 0 for a fresh run) are dropped first, so the file holds each step once, and
+    the kept rows count towards their epoch's figures. ``out/tensorboard/`` gets the per-step
+    scalars when the ``tensorboard`` package is installed; ``close`` writes ``out/loss.png``.
 
     A step evaluated on held-out data also gets ``val_image_to_caption``,
     ``val_caption_to_image``, ``val_r1_image_to_text``, ``val_r1_text_to_image`` (``null``
@@ -114,9 +117,11 @@ class RunLog:
         same_tokens: int,
         epoch_end: bool,
         val: dict[str, Any] | None = None,
+        seconds: float | None = None,
     ) -> None:
         """Record one optimiser step; ``epoch_end`` when it is the last of its epoch or run;
-        ``val``: held-out metrics computed after it (:func:`geoforge_train.evaluate.evaluate`)."""
+        ``val``: held-out metrics computed after it (:func:`geoforge_train.evaluate.evaluate`);
+        ``seconds``: its wall time (``step_seconds``, left out when None)."""
         if not self.enabled:
             return
         row: dict[str, float | None] = {
@@ -126,6 +131,7 @@ class RunLog:
             "lr": lr,
             "logit_scale": scale,
             "samples_per_s": round(rate, 2),
+            **({} if seconds is None else {"step_seconds": round(seconds, 4)}),
             "caption_duplicates": duplicates,
             "same_token_negatives": same_tokens,
         }
@@ -155,10 +161,12 @@ class RunLog:
                 "lr",
                 "logit_scale",
                 "samples_per_s",
+                "step_seconds",
                 "caption_duplicates",
                 "same_token_negatives",
             ):
-                self.tb.add_scalar(f"train/{key}", row[key], step + 1)
+                if key in row:
+                    self.tb.add_scalar(f"train/{key}", row[key], step + 1)
             for key in VAL_KEYS:
                 if row.get(f"val_{key}") is not None:
                     self.tb.add_scalar(f"val/{key}", row[f"val_{key}"], step + 1)

@@ -108,24 +108,33 @@ def save_checkpoint(
     holds the model's name, open_clip config (``model_cfg``) and ``preprocess_cfg``, the model,
     optimizer and scheduler state, step, loss history, RNG states (``rng``, made of tensors and
     numbers) and the run config; it loads with ``torch.load(..., weights_only=True)``. The file
-    and each link are written under a temporary name and renamed."""
+    and each link are written under a temporary name and renamed.
+
+    ``model`` may be the training module (DDP, FSDP2): the state is that of the bare model,
+    gathered whole under FSDP2 (:func:`geoforge_train.distributed.full_state`), so every rank
+    of a process group calls this and rank 0 alone writes."""
+    import torch.distributed as dist
+
+    from geoforge_train.distributed import full_state, unwrap
     from geoforge_train.train import config_json
 
-    folder = out / "checkpoints"
+    model_state, optimizer_state = full_state(model, optimizer)
+    folder, name = out / "checkpoints", f"step-{step:06d}.pt"
+    if dist.is_initialized() and dist.get_rank() != 0:
+        return folder / name
     folder.mkdir(parents=True, exist_ok=True)
     state = {
         "model_name": config.model,
         "model_cfg": copy.deepcopy(open_clip.get_model_config(config.model)),
-        "preprocess_cfg": preprocess_cfg(model),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "preprocess_cfg": preprocess_cfg(unwrap(model)),
+        "model": model_state,
+        "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict(),
         "step": step,
         "history": history,
         "rng": rng,
         "config": config_json(config),
     }
-    name = f"step-{step:06d}.pt"
     tmp = folder / f".{name}.tmp"
     torch.save(state, tmp)
     tmp.replace(folder / name)
