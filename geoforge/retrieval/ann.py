@@ -25,12 +25,12 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 #: Dense dimensions of the projected vectors (float32: 4·DIM bytes per caption).
-DIM = 64
+DIM = 128
 #: Words the projection is learned over, the most frequent first; rarer words still count in
 #: the exact re-scoring, not in the search for candidates.
 TERMS = 2048
 #: Cells searched per query (of ``nlist`` ≈ √N).
-NPROBE = 16
+NPROBE = 32
 #: Documents per block when the Gram matrix and the vectors are computed.
 _BLOCK = 8192
 
@@ -111,8 +111,7 @@ def vectors(
     d, c, w = d[keep], c[keep], w[keep]
     if len(d):
         starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
-        rows = (p.T[c] * w[:, None].astype(np.float32)).astype(np.float64)
-        out[d[starts] - lo] = np.add.reduceat(rows, starts, axis=0)
+        out[d[starts] - lo] = np.add.reduceat(p.T[c] * w[:, None].astype(np.float32), starts, axis=0)
     return out
 
 
