@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from functools import cached_property
 
 import numpy as np
 
@@ -61,17 +62,34 @@ class _SamePoint(DegenerateError):
 class _Partial:
     """The points placed so far, seen as a Scene for residuals. ``floor`` is the least
     :attr:`scale`: 1 (the size of sampled shapes), or for a program with pinned points the
-    size of the pinned figure, so that closeness thresholds scale with the figure."""
+    size of the pinned figure, so that closeness thresholds scale with the figure. The size and
+    centre are computed when first asked for (a trial state is often judged by facts that need
+    neither)."""
 
     def __init__(self, points: dict[str, Point], floor: float = 1.0) -> None:
         self.points = points
         self.floor = floor
-        xy = np.array(list(points.values())) if points else np.zeros((0, 2))
-        span = float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0)))) if len(xy) > 1 else 0.0
-        self.span = span
-        self.scale = max(span, floor)
-        self.center = xy.mean(axis=0) if len(xy) else np.zeros(2)
         self.unit = 1.0
+
+    @cached_property
+    def _xy(self) -> np.ndarray:
+        return np.array(list(self.points.values())) if self.points else np.zeros((0, 2))
+
+    @cached_property
+    def span(self) -> float:
+        """The diagonal of the points' bounding box (0 for fewer than two points)."""
+        xy = self._xy
+        return float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0)))) if len(xy) > 1 else 0.0
+
+    @cached_property
+    def scale(self) -> float:
+        """The figure size: :attr:`span`, at least ``floor``."""
+        return max(self.span, self.floor)
+
+    @cached_property
+    def center(self) -> np.ndarray:
+        """The mean of the points, (2,) float64."""
+        return self._xy.mean(axis=0) if len(self._xy) else np.zeros(2)
 
     def add(self, new: dict[str, Point]) -> _Partial:
         """These points and ``new``."""
