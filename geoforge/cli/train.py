@@ -66,6 +66,10 @@ def train_mmclip(
     data_workers: Annotated[
         int, typer.Option("--data-workers", min=0, help="DataLoader worker processes.")
     ] = 0,
+    data_cache: Annotated[
+        str | None,
+        typer.Option("--data-cache", help="Pre-decoded images of --data (geoforge corpus cache)."),
+    ] = None,
     save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint every N steps.")] = 0,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/checkpoints/latest.pt.")
@@ -116,6 +120,7 @@ def train_mmclip(
         device=device,
         seed=seed,
         workers=data_workers,
+        data_cache=data_cache,
         save_every=save_every,
         resume=resume,
         strict=strict,

@@ -20,7 +20,7 @@ import tarfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from torch.utils.data import Dataset
 
 from geoforge.corpus import NEGATIVES, unpack_negatives
 from geoforge.errors import GeoforgeError
+
+if TYPE_CHECKING:
+    from geoforge_train.cache import ImageCache
 
 #: open_clip's OPENAI_DATASET_MEAN/STD (open_clip/constants.py).
 MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -195,29 +198,59 @@ class Transform:
         size = size[0] if isinstance(size, (tuple, list)) else size
         return Transform(int(size), train, rotate, downscale, tuple(cfg["mean"]), tuple(cfg["std"]))
 
-    def __call__(self, png: bytes | Image.Image, rng: np.random.Generator | None = None) -> torch.Tensor:
-        image = (png if isinstance(png, Image.Image) else Image.open(io.BytesIO(png))).convert("RGB")
+    def pixels(self, png: bytes | Image.Image, rng: np.random.Generator | None = None) -> np.ndarray:
+        """The resized, padded image before normalisation: uint8 (size, size) for a greyscale
+        (mode ``L``) image, as every geoforge figure is, else uint8 (size, size, 3) RGB.
+
+        A greyscale image is rotated, resized and padded in ``L``: each operation acts on the
+        three equal channels of its RGB form alike, so the values equal those of the RGB path
+        (a test checks it) at a third of the cost."""
+        image = png if isinstance(png, Image.Image) else Image.open(io.BytesIO(png))
+        if image.mode != "L":
+            image = image.convert("RGB")
+        white = 255 if image.mode == "L" else (255, 255, 255)
         if self.train and rng is not None:
             if self.rotate > 0:
                 angle = float(rng.uniform(-self.rotate, self.rotate))
-                image = image.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+                image = image.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=white)
             if self.downscale < 1:
                 f = float(rng.uniform(self.downscale, 1.0))
                 side = max(image.size)
                 small = image.resize(
                     (max(1, round(image.width * f)), max(1, round(image.height * f))), Image.BICUBIC
                 )
-                canvas = Image.new("RGB", (side, side), (255, 255, 255))
+                canvas = Image.new(image.mode, (side, side), white)
                 canvas.paste(small, ((side - small.width) // 2, (side - small.height) // 2))
                 image = canvas
         ratio = max(image.size) / self.size  # open_clip's ResizeKeepRatio(longest=1), then a pad
         image = image.resize((round(image.width / ratio), round(image.height / ratio)), Image.BICUBIC)
         if image.size != (self.size, self.size):
-            canvas = Image.new("RGB", (self.size, self.size), (255, 255, 255))
+            canvas = Image.new(image.mode, (self.size, self.size), white)
             canvas.paste(image, ((self.size - image.width) // 2, (self.size - image.height) // 2))
             image = canvas
-        x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        return (x - torch.tensor(self.mean)[:, None, None]) / torch.tensor(self.std)[:, None, None]
+        return np.array(image)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 images (..., C, size, size), C = 1 (greyscale) or 3, on any device → float32
+        (..., 3, size, size): ``(x / 255 − mean) / std``, a greyscale channel used for all three.
+        The same float32 operations as :meth:`__call__`, so the values are equal bit for bit."""
+        x = x.to(torch.float32) / 255.0
+        if x.shape[-3] == 1:
+            x = x.expand(*x.shape[:-3], 3, *x.shape[-2:])
+        mean = torch.tensor(self.mean, device=x.device)[:, None, None]
+        std = torch.tensor(self.std, device=x.device)[:, None, None]
+        return (x - mean) / std
+
+    def __call__(self, png: bytes | Image.Image, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """The normalised float32 (3, size, size) image: :meth:`normalise` of :meth:`pixels`."""
+        return self.normalise(channels_first(self.pixels(png, rng)))
+
+
+def channels_first(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 (S, S) or (S, S, 3) pixels (:meth:`Transform.pixels`) → a uint8 tensor (1 or 3, S, S)
+    sharing their memory."""
+    x = torch.from_numpy(pixels)
+    return x[None] if x.ndim == 2 else x.permute(2, 0, 1)
 
 
 @dataclass(frozen=True)
@@ -236,6 +269,47 @@ class NegativeUse:
 
 
 @dataclass(frozen=True)
+class Decoded:
+    """A sample's images already through :meth:`Transform.pixels` (what a
+    :class:`geoforge_train.cache.ImageCache` holds): the positive, uint8 (S, S) or (S, S, 3), and
+    its first image negatives in record order, each with its id (see :class:`SampleEncoder`)."""
+
+    positive: np.ndarray
+    negatives: list[np.ndarray]
+    negative_ids: list[int]
+
+
+def tile_id(tile: Image.Image) -> int:
+    """A stable 63-bit id of an image negative: the first 8 bytes of the SHA-1 of its stored
+    pixels (the tile of :data:`geoforge.corpus.NEGATIVES`, before any resizing)."""
+    return int.from_bytes(hashlib.sha1(tile.tobytes()).digest()[:8], "big") >> 1
+
+
+def decode_images(files: dict[str, bytes], count: int, transform: Transform, rng: Any = None) -> Decoded:
+    """Decode a sample's positive and its first ``count`` image negatives (``files``: its shard
+    members) through ``transform.pixels``; ``rng(j)`` gives the generator of image ``j`` (0: the
+    positive), or ``None`` for none. The strip is decoded only when ``count`` > 0; a PNG's rows
+    run across every tile, so the whole strip is inflated even when fewer tiles are used.
+    Raises DataError if negatives are asked and the sample has no :data:`NEGATIVES` member."""
+    positive = transform.pixels(files["png"], rng(0) if rng else None)
+    if not count:
+        return Decoded(positive, [], [])
+    if NEGATIVES not in files:
+        key = json.loads(files["json"])["key"]
+        raise DataError(
+            f"sample {key}: image negatives recorded but no {NEGATIVES} member "
+            "(a corpus of an older geoforge): generate it again"
+        )
+    tiles = unpack_negatives(files[NEGATIVES], count)
+    mode = "L" if positive.ndim == 2 else "RGB"  # a sample's images share their channels
+    arrays = [
+        transform.pixels(t if t.mode == mode else t.convert(mode), rng(j + 1) if rng else None)
+        for j, t in enumerate(tiles)
+    ]
+    return Decoded(positive, arrays, [tile_id(t) for t in tiles])
+
+
+@dataclass(frozen=True)
 class SampleEncoder:
     """One sample's members (``{"json", "png", "txt", "negatives.png"}`` bytes, as a shard
     holds them) → a dict of tensors and ids, with the negatives ``use`` asks for.
@@ -243,29 +317,44 @@ class SampleEncoder:
     Item: ``image`` (3, S, S) float32; ``text`` (C,) int64 tokens; ``text_id`` int
     (:func:`text_id`); ``key``; ``neg_text`` (k_text, C) int64 with ``neg_text_mask``
     (k_text,) bool and ``neg_text_id`` (k_text,) int64; ``neg_image`` (k_image, 3, S, S) with
-    ``neg_image_mask`` and ``neg_image_id``; ``neg_text_kind``/``neg_image_kind``: the plugin
-    of each negative read (for evaluation). A caption negative whose token ids equal the
-    positive's (the two differ only past the tokenizer's context of C tokens, which truncates
+    ``neg_image_mask`` and ``neg_image_id`` (:func:`tile_id`); ``neg_text_kind``/``neg_image_kind``:
+    the plugin of each negative read (for evaluation). A caption negative whose token ids equal
+    the positive's (the two differ only past the tokenizer's context of C tokens, which truncates
     them) is masked like padding; ``neg_text_same_tokens`` (int) counts them. The augmentation
     of sample ``i`` in ``epoch`` is drawn from ``(seed, epoch, i)``.
+
+    With ``uint8``, ``image`` is uint8 (1 or 3, S, S) and ``neg_image`` uint8 (k_image, 1 or 3,
+    S, S) (1 channel for greyscale figures), not yet normalised: a quarter of the bytes (a twelfth
+    for greyscale) to pass between processes and to the device, where
+    :func:`geoforge_train.loader.to_device` normalises them to the float32 values above.
     """
 
     tokenizer: Any
     transform: Transform
     use: NegativeUse
     seed: int = 0
+    uint8: bool = False
 
-    def __call__(self, files: dict[str, bytes], epoch: int, i: int) -> dict[str, object]:
+    def __call__(
+        self, files: dict[str, bytes], epoch: int, i: int, decoded: Decoded | None = None
+    ) -> dict[str, object]:
+        """The item of sample ``i`` (its members ``files``); ``decoded``: its images already
+        decoded (then ``files`` needs only ``json`` and ``txt``)."""
         meta = json.loads(files["json"])
         text = files["txt"].decode()
-        rng = np.random.default_rng([self.seed, epoch, i])
+        record = json.loads(meta.get("negatives", "{}") or "{}")
+        images = record.get("image", [])[: self.use.k_image]
+        if decoded is None:
+            seeds = [self.seed, epoch, i]  # image j > 0 (negative j − 1) adds j
+            decoded = decode_images(
+                files, len(images), self.transform, lambda j: np.random.default_rng(seeds + [j] * (j > 0))
+            )
         item: dict[str, object] = {
-            "image": self.transform(files["png"], rng),
+            "image": self._tensor(decoded.positive),
             "text": self.tokenizer([text])[0],
             "text_id": text_id(text),
             "key": meta["key"],
         }
-        record = json.loads(meta.get("negatives", "{}") or "{}")
         texts: list[tuple[str, str]] = []
         for source in self.use.text_sources:
             texts += [(n["text"], n["plugin"]) for n in record.get(source, [])]
@@ -284,33 +373,34 @@ class SampleEncoder:
             [text_id(t) for t, _ in texts] + [-1] * (k - len(texts)), dtype=torch.long
         )
         item["neg_text_kind"] = [p for _, p in texts]
-        images = record.get("image", [])[: self.use.k_image]
-        if images and NEGATIVES not in files:
-            raise DataError(
-                f"sample {meta['key']}: image negatives recorded but no {NEGATIVES} member "
-                "(a corpus of an older geoforge): generate it again"
-            )
-        tiles = unpack_negatives(files[NEGATIVES], len(images)) if images else []
-        size = self.transform.size
-        neg_image = torch.zeros((self.use.k_image, 3, size, size))
-        ids = []
-        for j, tile in enumerate(tiles):
-            neg_image[j] = self.transform(tile, np.random.default_rng([self.seed, epoch, i, j + 1]))
-            ids.append(int.from_bytes(hashlib.sha1(tile.tobytes()).digest()[:8], "big") >> 1)
+        shape = item["image"].shape  # type: ignore[union-attr]
+        neg_image = torch.zeros((self.use.k_image, *shape), dtype=item["image"].dtype)  # type: ignore[union-attr]
+        for j, pixels in enumerate(decoded.negatives[: len(images)]):
+            neg_image[j] = self._tensor(pixels)
+        ids = decoded.negative_ids[: len(images)]
         item["neg_image"] = neg_image
         item["neg_image_mask"] = torch.arange(self.use.k_image) < len(images)
-        item["neg_image_id"] = torch.tensor(ids + [-1] * (self.use.k_image - len(images)), dtype=torch.long)
+        item["neg_image_id"] = torch.tensor(ids + [-1] * (self.use.k_image - len(ids)), dtype=torch.long)
         item["neg_image_kind"] = [n["plugin"] for n in images]
         return item
+
+    def _tensor(self, pixels: np.ndarray) -> torch.Tensor:
+        x = channels_first(pixels)
+        return x if self.uint8 else self.transform.normalise(x)
 
 
 class HardNegativeDataset(Dataset):
     """Samples of a corpus as dicts of tensors and ids (:class:`SampleEncoder`), read at random
     through a :class:`CorpusIndex`.
 
-    ``epoch`` seeds the training augmentation (``set_epoch``). Raises DataError if negatives
-    are asked for and the corpus records none, or, with ``require_each`` (training), if no
-    sample has a negative of some asked kind (the samples are scanned until each is found).
+    ``epoch`` seeds the training augmentation (``set_epoch``). ``uint8``: items carry uint8
+    images to be normalised on the device (:class:`SampleEncoder`). ``cache``: a
+    :class:`geoforge_train.cache.ImageCache` of this corpus; its images are read instead of
+    decoding PNGs (the shards give only each sample's JSON and caption), with the values the
+    decoding gives. Raises DataError if negatives are asked for and the corpus records none,
+    if the cache was made for other shards, another size or with augmentation asked, or, with
+    ``require_each`` (training), if no sample has a negative of some asked kind (the samples are
+    scanned until each is found).
     """
 
     def __init__(
@@ -321,9 +411,13 @@ class HardNegativeDataset(Dataset):
         use: NegativeUse,
         seed: int = 0,
         require_each: bool = False,
+        uint8: bool = False,
+        cache: ImageCache | None = None,
     ) -> None:
-        self.index, self.use = index, use
-        self.encode = SampleEncoder(tokenizer, transform, use, seed)
+        self.index, self.use, self.cache = index, use, cache
+        self.encode = SampleEncoder(tokenizer, transform, use, seed, uint8)
+        if cache is not None:
+            cache.check(index, transform)
         self.epoch = 0
         if use.any and "negatives" not in json.loads(_read(index.samples[0]["json"])):
             raise DataError(
@@ -363,16 +457,22 @@ class HardNegativeDataset(Dataset):
         (what the training loader passes, so worker processes need no shared state)."""
         epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         spans = self.index.samples[i]
+        if self.cache is not None:
+            files = {ext: _read(spans[ext]) for ext in ("json", "txt")}
+            return self.encode(files, epoch, i, self.cache.decoded(i))
         wanted = ("json", "png", "txt") + ((NEGATIVES,) if self.use.k_image and NEGATIVES in spans else ())
         return self.encode({ext: _read(spans[ext]) for ext in wanted}, epoch, i)
 
 
 def collate(items: list[dict[str, object]]) -> dict[str, object]:
-    """Stack items into a batch; lists of strings stay lists."""
+    """Stack items into a batch; lists of strings stay lists. uint8 images of greyscale (1
+    channel) and colour (3) figures in one batch are stacked with 3 channels."""
     out: dict[str, object] = {}
     for key in items[0]:
         values = [it[key] for it in items]
         if isinstance(values[0], torch.Tensor):
+            if len({v.shape for v in values}) > 1 and values[0].dtype == torch.uint8:  # grey and colour
+                values = [v.expand(*v.shape[:-3], 3, *v.shape[-2:]) for v in values]
             out[key] = torch.stack(values)  # type: ignore[arg-type]
         elif isinstance(values[0], int):
             out[key] = torch.tensor(values, dtype=torch.long)

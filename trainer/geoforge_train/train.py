@@ -26,16 +26,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from geoforge.errors import UsageError
-from geoforge_train.data import (
-    TEXT_SOURCES,
-    CorpusIndex,
-    HardNegativeDataset,
-    NegativeUse,
-    Transform,
-    collate,
-    epoch_order,
-    steps_per_epoch,
-)
+from geoforge_train.data import TEXT_SOURCES, epoch_order, steps_per_epoch
+from geoforge_train.loader import device_batches, training_dataset, training_loader
 from geoforge_train.loss import LOSSES, HardNegativeClipLoss, Negatives
 from geoforge_train.models import create_model, load_checkpoint, preprocess_cfg, save_checkpoint
 
@@ -47,7 +39,8 @@ class TrainConfig:
     shards, brace patterns). ``batch_size`` is per rank and per micro-batch; the global batch
     is ``batch_size · accum · world_size``. ``log_every``: a plain progress line every that
     many steps when the output is not an interactive terminal; ``val_every``: evaluate on
-    ``val_data`` every that many steps (0: after the last step only)."""
+    ``val_data`` every that many steps (0: after the last step only). ``data_cache``: a
+    pre-decoded image cache of ``data`` (:mod:`geoforge_train.cache`) read instead of the PNGs."""
 
     data: str
     out: str
@@ -76,6 +69,7 @@ class TrainConfig:
     log_every: int = 10
     val_data: str | None = None
     val_every: int = 0
+    data_cache: str | None = None
 
     def check(self) -> None:
         """Raise UsageError for inconsistent settings, naming the option."""
@@ -283,10 +277,8 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
     if ddp.main:
         out.mkdir(parents=True, exist_ok=True)
     model, tokenizer, image_size = create_model(config.model, config.pretrained, device)
-    index = CorpusIndex.build(config.data, strict=config.strict)
-    use = NegativeUse(config.text_negatives, config.k_text, config.k_image)
-    transform = Transform.from_cfg(preprocess_cfg(model), True, config.rotate, config.downscale)
-    dataset = HardNegativeDataset(index, tokenizer, transform, use, config.seed, require_each=True)
+    dataset = training_dataset(config, tokenizer, preprocess_cfg(model), uint8=device.type == "cuda")
+    index = dataset.index
     micro = config.batch_size
     spe = steps_per_epoch(len(dataset), micro * config.accum, ddp.world_size)
     if spe == 0:
@@ -320,15 +312,8 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
     log = RunLog(out, ddp.main, total, start, config.log_every, lines or sys.stdout)
     val: dict[str, object] | None = None
     sampler = StepBatches(len(dataset), config.seed, ddp, micro, config.accum, spe, start, total)
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        collate_fn=collate,
-        num_workers=config.workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=config.workers > 0,
-    )
-    batches = iter(loader)
+    loader = training_loader(dataset, sampler, config.workers, device)
+    batches = device_batches(loader, device, dataset.encode.transform)
     t0 = time.perf_counter()
     held_out_seconds = 0.0  # not counted in the training throughput
     step = start
