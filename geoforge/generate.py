@@ -305,7 +305,7 @@ def generate_corpus(
 
     start = time.perf_counter()
     runner = make_backend(backend, workers=workers, address=ray_address)
-    store = Store.at(out)
+    store = runner.prepare(Store.at(out))
     with_negatives = negatives is not None and negatives.any
     spec = plugins or PluginSpec()
     if with_negatives:

@@ -19,13 +19,14 @@ the manifest's ``run`` section.
 from __future__ import annotations
 
 import heapq
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from geoforge.backends.shards import FINISH_CHUNK, POSITIVE_CHUNK, ShardSpec, run_shard, write_counted
-from geoforge.backends.tally import Tally
+from geoforge.backends.tally import Tally, load_tokenizer
 from geoforge.store import Store
 
 if TYPE_CHECKING:
@@ -55,6 +56,10 @@ class LocalBackend:
         self.workers = workers
         self.idle: float | None = None
 
+    def prepare(self, out: Store) -> Store:
+        """``out`` as it is: this machine's processes reach it."""
+        return out
+
     def describe(self) -> dict[str, object]:
         """``backend``, ``workers`` and, for a pool, ``idle_worker_seconds``."""
         out: dict[str, object] = {"backend": "local", "workers": self.workers}
@@ -72,6 +77,8 @@ class LocalBackend:
             return
         start = time.perf_counter()
         pool = ProcessPoolExecutor(max_workers=self.workers)
+        pool.submit(int).result()  # the first job forks every worker: fork before the thread starts
+        threading.Thread(target=load_tokenizer, daemon=True).start()  # the first shard does not wait
         pipeline = _Pipeline(work, shards, pool, self.workers)
         limit = lookahead(work.recipe.shard_size, self.workers)
         try:

@@ -22,11 +22,13 @@ is refused.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geoforge.backends.shards import ShardSpec, run_shard
-from geoforge.backends.tally import Tally
+from geoforge.backends.tally import Tally, load_tokenizer
 from geoforge.errors import GeoforgeError, UsageError
 from geoforge.store import Store
 
@@ -75,6 +77,17 @@ class RayBackend:
         self.workers, self.address, self.max_retries = workers, address, max_retries
         self.cpus: int | None = None
 
+    def prepare(self, out: Store) -> Store:
+        """``out`` as every worker can reach it: a local path made absolute (workers may run in
+        other directories). Raises UsageError for a ``memory://`` URL (one process's memory)."""
+        if out.local:
+            return Store(Path(out.root).absolute())
+        if str(out.root).startswith("memory://"):
+            raise UsageError(
+                f"--out {out}: a memory:// filesystem lives in one process; Ray workers cannot write it"
+            )
+        return out
+
     def describe(self) -> dict[str, object]:
         """``backend``, ``workers`` (the CPUs of the Ray cluster) and the address."""
         return {"backend": "ray", "workers": self.cpus, "ray_address": self.address}
@@ -86,12 +99,7 @@ class RayBackend:
         (see the module's docstring). Raises the error a task raised, or GeoforgeError naming
         the shard if its worker died more than ``max_retries`` times."""
         ray = self.ray
-        if out.local:  # workers may run in other directories
-            out = Store(out.root.absolute())  # type: ignore[union-attr]
-        elif str(out.root).startswith("memory://"):
-            raise UsageError(
-                f"--out {out}: a memory:// filesystem lives in one process; Ray workers cannot write it"
-            )
+        out = self.prepare(out)
         started = not ray.is_initialized()
         if started:
             ray.init(
@@ -102,6 +110,8 @@ class RayBackend:
                 configure_logging=True,
             )
         from ray.util.queue import Empty, Queue
+
+        threading.Thread(target=load_tokenizer, daemon=True).start()  # the driver counts tokens
 
         queue = Queue(actor_options={"num_cpus": 0})
         pending: dict[Any, ShardSpec] = {}

@@ -57,6 +57,10 @@ def plan_shards(n: int, shard_size: int) -> list[ShardSpec]:
 class Backend(Protocol):
     """What runs a corpus's shards (:mod:`geoforge.backends.local`, :mod:`...ray_backend`)."""
 
+    def prepare(self, out: Store) -> Store:
+        """``out`` as this backend's workers reach it. Raises UsageError if they cannot."""
+        ...
+
     def run(
         self, work: ShardWork, shards: Sequence[ShardSpec], out: Store, on_progress: Callable[[int], None]
     ) -> Iterator[tuple[ShardSpec, Tally]]:

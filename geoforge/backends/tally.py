@@ -19,14 +19,23 @@ from geoforge.tokens import LongCaptions, corpus_captions, long_captions
 EXAMPLES = 3
 
 
+def load_tokenizer() -> None:
+    """Import the tokenizer that :meth:`Tally.merge` counts with (open_clip imports torch:
+    seconds), so that a run can do it while its workers make the first shard."""
+    long_captions(())
+
+
 @dataclass
 class Tally:
     """The counts of some consecutive shards: their sizes (``shard-NNNNNN.tar`` → samples, in
     shard order), the sample :class:`~geoforge.corpus.Counts`, the long-caption counts
-    (:func:`geoforge.tokens.long_captions`, tokenized shard by shard in :meth:`seal`), the Q&A
-    totals (:func:`geoforge.qa.qa_counts`) when ``with_qa``, the first :data:`EXAMPLES`
-    captions, the samples made in this run (not kept from a resumed one) and ``busy``: the
-    worker-seconds spent making them. Memory is one shard's captions at most."""
+    (:func:`geoforge.tokens.long_captions`), the Q&A totals (:func:`geoforge.qa.qa_counts`)
+    when ``with_qa``, the first :data:`EXAMPLES` captions, the samples made in this run (not
+    kept from a resumed one) and ``busy``: the worker-seconds spent making them.
+
+    A shard's tally keeps its ``captions`` (positive, caption negatives) as text; they are
+    tokenized when the tally is merged into the corpus's, in the driver, so that workers (Ray
+    tasks) never import open_clip and torch. Memory: one shard's captions at most."""
 
     with_qa: bool = False
     sizes: dict[str, int] = field(default_factory=dict)
@@ -36,31 +45,30 @@ class Tally:
     examples: list[str] = field(default_factory=list)
     made: int = 0
     busy: float = 0.0
-    _captions: list[tuple[str, list[str]]] = field(default_factory=list, repr=False)
+    captions: list[tuple[str, list[str]]] = field(default_factory=list, repr=False)
 
     def add(self, key: str, files: dict[str, bytes]) -> None:
         """Count one sample, given its members as written (``{ext: bytes}``)."""
         record = Record(key, files)
         meta = record.meta
         self.counts.add(meta)
-        self._captions.extend(corpus_captions([record]))
+        self.captions.extend(corpus_captions([record]))
         if self.with_qa:
             self._add_qa(qa_counts([meta]))
         if len(self.examples) < EXAMPLES:
             self.examples.append(files["txt"].decode())
 
     def seal(self, shard: str, samples: int) -> Tally:
-        """Close the shard ``shard`` of ``samples`` samples: record its size and count its
-        captions' tokens. Returns self."""
+        """Close the shard ``shard`` of ``samples`` samples (record its size). Returns self."""
         self.sizes[shard] = samples
-        if self._captions:
-            self._add_long(long_captions(self._captions))
-            self._captions = []
         return self
 
     def merge(self, other: Tally) -> None:
-        """Add the tally of the shards that follow these (merge in shard order)."""
+        """Add the tally of the shards that follow these (merge in shard order), counting the
+        tokens of its captions."""
         self.sizes.update(other.sizes)
+        if other.captions:
+            self._add_long(long_captions(other.captions))
         self.counts.merge(other.counts)
         if other.long is not None:
             self._add_long(other.long)

@@ -1,0 +1,230 @@
+"""``generate --backend local|ray`` (issue 14): the same corpus, byte for byte, from either
+backend and any number of workers; a killed Ray worker leaves no partial shard under a final
+name and the run completes; ``--resume`` across backends; output to fsspec URLs.
+
+The Ray tests share one local Ray instance (``ray.init(num_cpus=2)``) for the module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+import geoforge.generate
+from geoforge.corpus import read_corpus, summarise
+from geoforge.errors import UsageError
+from geoforge.generate import generate_corpus
+from geoforge.negatives import NegativeConfig
+from geoforge.qa import QAConfig
+from geoforge.sampler import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Samples of the test corpora: shards of 3, 3 and 1 samples.
+N, SHARD = 7, 3
+NAMES = {"shard-000000.tar", "shard-000001.tar", "shard-000002.tar", "sizes.json", "README.md"}
+#: The sample whose first attempt kills its Ray worker in the kill test (mid shard 1).
+DOOMED = 4
+#: Where the Ray workers' setup hook looks for the kill order (a file holding an index).
+KILL_ENV = "GEOFORGE_TEST_KILL_FILE"
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    text = (ROOT / "corpora" / "smoke.toml").read_text(encoding="utf-8")
+    path = tmp_path_factory.mktemp("recipe") / "small.toml"
+    path.write_text(re.sub(r"(?m)^shard_size = .*$", f"shard_size = {SHARD}", text), encoding="utf-8")
+    return load_recipe(path)
+
+
+#: Settings of the corpus with negatives and Q&A: retrieval draws on the shard's pool.
+RICH = {"negatives": NegativeConfig(caption=1, retrieval=1), "qa": QAConfig()}
+
+
+@pytest.fixture(scope="module")
+def plain(recipe, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """The reference corpus without negatives: one local worker."""
+    out = tmp_path_factory.mktemp("plain") / "c"
+    generate_corpus(recipe, out, n=N, seed=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rich(recipe, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """The reference corpus with negatives and Q&A: one local worker."""
+    out = tmp_path_factory.mktemp("rich") / "c"
+    generate_corpus(recipe, out, n=N, seed=1, **RICH)
+    return out
+
+
+@pytest.fixture(scope="module")
+def kill_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kill") / "order"
+
+
+@pytest.fixture(scope="module")
+def ray_instance(kill_file: Path):  # type: ignore[no-untyped-def]
+    """A local Ray instance of 2 CPUs whose workers obey a kill order: while ``kill_file``
+    holds an index, the first worker that makes that sample takes the order (renames the file
+    to ``.taken``, with the corpus directory's names at that moment) and exits at once, as a
+    killed worker would."""
+    ray = pytest.importorskip("ray")
+
+    def obey_kill_orders() -> None:
+        real = geoforge.generate.make_sample
+
+        def make_sample(recipe, seed, index):  # type: ignore[no-untyped-def]
+            order = os.environ[KILL_ENV]
+            if os.path.exists(order) and int(Path(order).read_text()) == index:
+                try:
+                    os.rename(order, order + ".taken")
+                except FileNotFoundError:  # another worker took it
+                    return real(recipe, seed, index)
+                out = Path(order).with_name("out")
+                Path(order + ".taken").write_text(json.dumps(sorted(p.name for p in out.iterdir())))
+                os._exit(1)
+            return real(recipe, seed, index)
+
+        geoforge.generate.make_sample = make_sample
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="error",
+        runtime_env={"env_vars": {KILL_ENV: str(kill_file)}, "worker_process_setup_hook": obey_kill_orders},
+    )
+    yield ray
+    ray.shutdown()
+
+
+def _assert_same_corpus(expected: Path, got: Path) -> None:
+    """Every shard, sizes.json and README.md equal as bytes, no other file but the manifest,
+    and manifest.json equal but its ``run`` section (and the git SHA: others commit while
+    the tests run)."""
+    assert {p.name for p in got.iterdir()} == NAMES | {"manifest.json"}
+    for name in sorted(NAMES):
+        assert (got / name).read_bytes() == (expected / name).read_bytes(), name
+    a = json.loads((expected / "manifest.json").read_text(encoding="utf-8"))
+    b = json.loads((got / "manifest.json").read_text(encoding="utf-8"))
+    skip = ("run", "git_sha")
+    assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
+
+
+# --- local backend ------------------------------------------------------------------------
+
+
+def test_counts_merged_shard_by_shard_equal_the_corpus_read_back(rich: Path) -> None:
+    manifest = json.loads((rich / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["counts"] == summarise(read_corpus(rich))
+    assert manifest["counts"]["negatives"]["samples"] == N
+    assert manifest["qa"]["counts"]["items"] > 0
+    assert manifest["run"]["backend"] == "local"
+
+
+def test_two_local_workers_with_negatives_write_the_same_corpus(recipe, rich: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    manifest = generate_corpus(recipe, tmp_path / "c", n=N, seed=1, workers=2, **RICH)
+    assert manifest["run"]["workers"] == 2 and manifest["run"]["idle_worker_seconds"] >= 0
+    _assert_same_corpus(rich, tmp_path / "c")
+
+
+def test_fsspec_memory_url_holds_the_same_bytes(recipe, plain: Path) -> None:  # type: ignore[no-untyped-def]
+    fsspec = pytest.importorskip("fsspec")
+    url = "memory://geoforge-test/corpus"
+    generate_corpus(recipe, url, n=N, seed=1, workers=2)
+    fs = fsspec.filesystem("memory")
+    try:
+        got = {p.rsplit("/", 1)[-1]: fs.cat(p) for p in fs.ls(url, detail=False)}
+        assert set(got) == NAMES | {"manifest.json"}
+        for name in sorted(NAMES):
+            assert got[name] == (plain / name).read_bytes(), name
+        with pytest.raises(UsageError, match=r"^memory://geoforge-test/corpus is not empty: pass --resume"):
+            generate_corpus(recipe, url, n=N, seed=1)
+    finally:
+        fs.rm(url, recursive=True)
+
+
+def test_an_unknown_backend_and_an_address_without_ray_are_usage_errors(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError, match=r"^--backend spark: expected one of local, ray$"):
+        generate_corpus(recipe, tmp_path / "c", n=1, seed=1, backend="spark")
+    with pytest.raises(UsageError, match=r"^--ray-address needs --backend ray$"):
+        generate_corpus(recipe, tmp_path / "c", n=1, seed=1, ray_address="auto")
+    assert not (tmp_path / "c").exists()
+
+
+def test_ray_missing_is_one_line_naming_the_extra(
+    recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(UsageError, match=r"^--backend ray needs Ray: pip install 'geoforge\[ray\]'$"):
+        generate_corpus(recipe, tmp_path / "c", n=1, seed=1, backend="ray")
+
+
+# --- Ray backend --------------------------------------------------------------------------
+
+
+def test_ray_writes_the_bytes_of_the_local_backend(recipe, rich: Path, ray_instance, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "c"
+    seen: list[int] = []
+    manifest = generate_corpus(
+        recipe, out.as_uri(), n=N, seed=1, backend="ray", on_progress=seen.append, **RICH
+    )
+    assert manifest["run"]["backend"] == "ray" and manifest["run"]["workers"] == 2
+    assert sum(seen) == N  # every sample counted once on the driver's bar
+    _assert_same_corpus(rich, out)
+
+
+def test_killed_ray_worker_leaves_no_partial_shard_and_the_run_completes(
+    recipe, plain: Path, ray_instance, kill_file: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    out = kill_file.with_name("out")
+    kill_file.write_text(str(DOOMED))
+    generate_corpus(recipe, out, n=N, seed=1, backend="ray")
+    taken = Path(f"{kill_file}.taken")
+    assert not kill_file.exists() and taken.exists(), "no worker was killed"
+    at_death = json.loads(taken.read_text())
+    # Shard 1 (samples 3-5) was being written under a temporary name only.
+    assert "shard-000001.tar" not in at_death
+    assert any(re.fullmatch(r"\.shard-000001\.tar\.\w+\.tmp", name) for name in at_death), at_death
+    _assert_same_corpus(plain, out)  # retried, complete, and the leftover removed
+
+
+def test_resume_across_backends_gives_the_same_corpus(
+    recipe, rich: Path, ray_instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    real = geoforge.generate.make_sample
+
+    def interrupted(recipe, seed, index):  # type: ignore[no-untyped-def]
+        if index == DOOMED:
+            raise KeyboardInterrupt
+        return real(recipe, seed, index)
+
+    out = tmp_path / "c"
+    monkeypatch.setattr(geoforge.generate, "make_sample", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        generate_corpus(recipe, out, n=N, seed=1, **RICH)
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "shard-000000.tar"]
+    # Begun locally, resumed on Ray.
+    manifest = generate_corpus(recipe, out, n=N, seed=1, resume=True, backend="ray", **RICH)
+    assert manifest["run"]["resumed_shards"] == ["shard-000000.tar"]
+    assert manifest["run"]["samples_made"] == N - SHARD
+    _assert_same_corpus(rich, out)
+    # Made on Ray, cut short after two shards, resumed locally.
+    for name in ("shard-000002.tar", "sizes.json", "README.md"):
+        (out / name).unlink()
+    manifest = generate_corpus(recipe, out, n=N, seed=1, resume=True, workers=2, **RICH)
+    assert manifest["run"]["resumed_shards"] == ["shard-000000.tar", "shard-000001.tar"]
+    _assert_same_corpus(rich, out)
+
+
+def test_ray_refuses_a_memory_url_before_writing(recipe, ray_instance) -> None:  # type: ignore[no-untyped-def]
+    fsspec = pytest.importorskip("fsspec")
+    with pytest.raises(
+        UsageError, match=r"^--out memory://geoforge-ray/c: a memory:// filesystem lives in one"
+    ):
+        generate_corpus(recipe, "memory://geoforge-ray/c", n=1, seed=1, backend="ray")
+    assert not fsspec.filesystem("memory").exists("memory://geoforge-ray/c")
