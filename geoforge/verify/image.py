@@ -31,7 +31,7 @@ from geoforge.facts import Fact, residual
 from geoforge.geometry import angle_at, norm
 from geoforge.perturb import Accepted, ImageCandidate, Positive
 from geoforge.program import Program, Statement
-from geoforge.scene import Scene, drawing
+from geoforge.scene import Scene, SceneCircle, drawing
 from geoforge.verify.measure import DEFAULT_MARGINS, Margins, how_false_of, violation
 
 #: A restored mark or given must hold to this (radians, or relative for lengths).
@@ -160,12 +160,17 @@ def false_marks(scene: Scene) -> list[str]:
     return [st.text() for st in marks if not _mark_holds(st, p)]
 
 
-def _missing_strokes(positive: Scene, program: Program, points: dict[str, np.ndarray]) -> list[Statement]:
-    """``draw`` statements for the positive's lines and circles that ``program`` no longer
-    draws though their ends are still in the figure: a line is drawn between the outermost of
-    its points that remain (a deleted end shortens it to the next point); a circle about a
-    named centre goes through the point on it whose distance from the centre changed least."""
-    lines, circles = drawing(program, points)
+def _missing_strokes(
+    positive: Scene,
+    drawn: tuple[tuple[tuple[str, ...], ...], tuple[SceneCircle, ...]],
+    points: dict[str, np.ndarray],
+) -> list[Statement]:
+    """``draw`` statements for the positive's lines and circles that a figure whose ``drawn``
+    lines and circles (:func:`geoforge.scene.drawing` of its program) no longer shows though
+    their ends are still in the figure: a line is drawn between the outermost of its points
+    that remain (a deleted end shortens it to the next point); a circle about a named centre
+    goes through the point on it whose distance from the centre changed least."""
+    lines, circles = drawn
     out = []
     for g in positive.lines:
         kept = [n for n in g if n in points]
@@ -188,17 +193,21 @@ def _missing_strokes(positive: Scene, program: Program, points: dict[str, np.nda
 
 
 def restore(positive: Scene, scene: Scene) -> tuple[Scene, int]:
-    """``scene`` (a realised negative) with every ``mark``, ``given`` and ``draw`` statement of
-    the positive that still holds on it, and every stroke of the positive whose ends it still
+    """``scene`` (a realised negative, whose ``lines`` and ``circles`` are those
+    :func:`geoforge.scene.drawing` gives for its program, as :func:`geoforge.realise.realise`
+    makes them) with every ``mark``, ``given`` and ``draw`` statement of the positive that
+    still holds on it, and every stroke of the positive whose ends it still
     has (see :func:`_missing_strokes`); returns the new scene (lines and circles redrawn) and
     how many statements were added. A negative that drops a true mark is a shortcut, not a
     hard negative (DESIGN.md, rule 5)."""
     have = {st.text() for st in scene.program.statements}
     added = [st for st in positive.program.statements if st.text() not in have and holds_on(st, scene)]
     program = scene.program
+    drawn = (scene.lines, scene.circles)  # what realise drew for scene.program
     if added:
         program = dataclasses.replace(program, statements=program.statements + tuple(added))
-    strokes = [s for s in _missing_strokes(positive, program, scene.points) if s.text() not in have]
+        drawn = drawing(program, scene.points)
+    strokes = [s for s in _missing_strokes(positive, drawn, scene.points) if s.text() not in have]
     if strokes:
         program = dataclasses.replace(program, statements=program.statements + tuple(strokes))
     if program is scene.program:
