@@ -274,3 +274,25 @@ def test_segment_gaps_answer_every_clearance_like_the_direct_test(seed: int, gro
     segments[1, 3] = segments[1, 1]  # a horizontal one
     expected = boxes_hit_segments(inflate(boxes, grow), segments)
     assert np.array_equal(segment_gaps(boxes, segments) <= grow, expected)
+
+
+@given(seed=st.integers(0, 2**32 - 1), height=st.integers(1, 40), width=st.integers(1, 40))
+@settings(max_examples=40, deadline=None)
+def test_encode_png_decodes_to_the_same_pixels_with_pillow(seed: int, height: int, width: int) -> None:
+    from geoforge.render.draw import encode_png
+
+    grey = np.random.default_rng(seed).integers(0, 256, (height, width), dtype=np.uint8)
+    png = encode_png(grey)
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.mode == "L" and im.size == (width, height)
+        assert np.array_equal(np.asarray(im), grey)
+    assert encode_png(grey.copy()) == png
+
+
+def test_encode_png_refuses_what_is_not_a_grey_image() -> None:
+    from geoforge.render.draw import encode_png
+
+    with pytest.raises(ValueError, match="2-D uint8 array, got 3-D uint8"):
+        encode_png(np.zeros((4, 4, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="got 2-D float64"):
+        encode_png(np.zeros((4, 4)))
