@@ -10,9 +10,11 @@ Layout (DESIGN.md, "Corpus on disk")::
     OUT/README.md          Hugging Face dataset card
 
 Shards are deterministic: tar members carry a fixed mtime, owner and mode, and samples are
-written in index order whatever the number of workers. A shard is written to
-``.shard-NNNNNN.tar.tmp`` and renamed when complete, so a kill or a full disk never leaves a
-half shard under a final name; ``resume`` keeps complete shards and redoes the rest.
+written in index order whatever the backend and the number of workers. A shard is written to
+``.shard-NNNNNN.tar.TOKEN.tmp`` and renamed when complete (:meth:`geoforge.store.Store.atomic`),
+so a kill or a full disk never leaves a half shard under a final name; ``resume`` keeps
+complete shards and redoes the rest. The directory may be any fsspec URL
+(:class:`geoforge.store.Store`).
 """
 
 from __future__ import annotations

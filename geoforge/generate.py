@@ -12,7 +12,8 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from contextlib import closing
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from geoforge.sampler import Recipe, sample_spec
 
 if TYPE_CHECKING:
     from geoforge.corpus import Record
+    from geoforge.store import Store
 
 #: A sample as written: its key and its members, ``{ext: bytes}``.
 Encoded = tuple[str, dict[str, bytes]]
@@ -206,8 +208,17 @@ class ShardWork:
 
     @property
     def pooled(self) -> bool:
-        """True if :meth:`finish` needs the shard's pool (retrieval draws from it)."""
-        return self.negatives is not None
+        """True if :meth:`finish` needs the shard's pool: negatives whose retrieval draws from
+        the shard, not from a corpus-wide index (``negatives.retrieval_pool``)."""
+        return self.negatives is not None and self.negatives.retrieval_pool is None
+
+    def captions(self, indices: range) -> list[tuple[str, str]]:
+        """``(key, caption)`` of samples ``indices`` without painting them
+        (:func:`geoforge.retrieval.captions.sampled_captions`): what a corpus-wide retrieval
+        index holds."""
+        from geoforge.retrieval.captions import sampled_captions
+
+        return list(sampled_captions(self.recipe, self.seed, indices))
 
     def positives(self, indices: Iterable[int]) -> list[Sample]:
         """Samples ``indices`` of the corpus (:func:`make_sample`). Raises SampleError."""
@@ -268,6 +279,7 @@ def generate_corpus(
     qa: QAConfig | None = None,
     backend: str = "local",
     ray_address: str | None = None,
+    retrieval_pool: str = "shard",
 ) -> dict[str, object]:
     """Write ``n`` samples of ``(recipe, seed)`` to the corpus directory ``out``: a local path,
     or any fsspec URL (``s3://``, ``gs://``, ``file://``; :class:`geoforge.store.Store`).
@@ -290,69 +302,92 @@ def generate_corpus(
 
     With ``negatives``, each shard's positives then get their hard negatives
     (:func:`geoforge.negatives.add_negatives`), from the plugins ``plugins`` selects (each
-    worker loads the same list); retrieval draws on the other samples of the same shard.
+    worker loads the same list); retrieval draws on the other samples of the same shard, or,
+    with ``retrieval_pool="corpus"``, on every positive of the corpus: a first pass indexes
+    every positive caption (:func:`geoforge.retrieval.build_index`, into ``out/retrieval``; a
+    local ``out`` only, which every worker reads), then the shards are made. Raises
+    UsageError for a corpus pool without retrieval negatives or with a URL ``out``.
     With ``qa``, each sample then gets its questions and exact answers, with the image
     negatives that flip them (:func:`geoforge.qa.add_qa`; counts in the manifest's ``qa``).
 
     The manifest's ``long_captions`` counts captions longer than an open_clip text tower's
     context (:func:`geoforge.tokens.long_captions`); the CLI warns about them.
     """
-    from geoforge.backends import make_backend, run_shards
+    from geoforge.backends import make_backend, plan_shards, run_shards
     from geoforge.card import dataset_card
     from geoforge.corpus import git_sha, prepare_output, write_json
     from geoforge.resume import check_resume
     from geoforge.store import Store
 
     start = time.perf_counter()
-    runner = make_backend(backend, workers=workers, address=ray_address)
-    store = runner.prepare(Store.at(out))
-    with_negatives = negatives is not None and negatives.any
-    spec = plugins or PluginSpec()
-    if with_negatives:
-        check_kinds(negatives, host_for(spec))  # type: ignore[arg-type]
-    keep = prepare_output(store, resume=resume, overwrite=overwrite)
-    head = {
-        "geoforge_version": _version(),
-        "git_sha": git_sha(),
-        "recipe": recipe.to_json(),
-        "config_hash": recipe.config_hash(),
-        "negatives": asdict(negatives) if with_negatives else None,  # type: ignore[arg-type]
-        "plugins": [p.to_json() for p in host_for(spec).plugins] if with_negatives else [],
-        "seed": seed,
-        "samples": n,
-        "qa": _qa_manifest(qa, None),
-    }
-    if resume:
-        check_resume(store, head, keep, n, recipe.shard_size)
-    write_json(store, "manifest.json", {**head, "complete": False})
-    work = ShardWork(recipe, seed, negatives if with_negatives else None, spec, qa)
-    tally, resumed = run_shards(work, store, n, keep, runner, on_progress)
-    write_json(store, "sizes.json", tally.sizes)
-    slots = negatives.image if negatives is not None else 0
-    counts = tally.counts.to_json()
-    shards = len(tally.sizes)
-    card = dataset_card(recipe.to_json(), counts, tally.examples, shards=shards, image_negatives=slots)
-    store.write_text("README.md", card)
-    store.clean_tmp()  # what killed attempts left (a retried Ray task's first try)
-    elapsed = time.perf_counter() - start
-    manifest = {
-        **head,
-        "complete": True,
-        "shards": shards,
-        "counts": counts,
-        "long_captions": tally.long_json(),
-        "qa": _qa_manifest(qa, tally.qa_json()),
-        "run": {
-            **runner.describe(),
-            "resumed_shards": resumed,
-            "samples_made": tally.made,
-            "seconds": round(elapsed, 3),
-            "samples_per_second": round(tally.made / elapsed, 2) if elapsed > 0 else None,
-            "busy_worker_seconds": round(tally.busy, 3),
-        },
-    }
-    write_json(store, "manifest.json", manifest)
-    return manifest
+    with closing(make_backend(backend, workers=workers, address=ray_address)) as runner:
+        store = runner.prepare(Store.at(out))
+        _check_pool(retrieval_pool, negatives, store)
+        with_negatives = negatives is not None and negatives.any
+        spec = plugins or PluginSpec()
+        if with_negatives:
+            check_kinds(negatives, host_for(spec))  # type: ignore[arg-type]
+        keep = prepare_output(store, resume=resume, overwrite=overwrite)
+        head = {
+            "geoforge_version": _version(),
+            "git_sha": git_sha(),
+            "recipe": recipe.to_json(),
+            "config_hash": recipe.config_hash(),
+            "negatives": asdict(negatives) if with_negatives else None,  # type: ignore[arg-type]
+            "plugins": [p.to_json() for p in host_for(spec).plugins] if with_negatives else [],
+            "seed": seed,
+            "samples": n,
+            "qa": _qa_manifest(qa, None),
+            "retrieval_pool": retrieval_pool,
+        }
+        if resume:
+            check_resume(store, head, keep, n, recipe.shard_size)
+        write_json(store, "manifest.json", {**head, "complete": False})
+        work = ShardWork(recipe, seed, negatives if with_negatives else None, spec, qa)
+        if retrieval_pool == "corpus":  # first pass: index every positive caption
+            from geoforge.retrieval import build_index
+
+            index = Path(store.root) / "retrieval"
+            build_index(runner.captions(work, plan_shards(n, recipe.shard_size)), index, overwrite=True)
+            work = replace(work, negatives=replace(negatives, retrieval_pool=str(index)))  # type: ignore[type-var]
+        tally, resumed = run_shards(work, store, n, keep, runner, on_progress)
+        write_json(store, "sizes.json", tally.sizes)
+        slots = negatives.image if negatives is not None else 0
+        counts = tally.counts.to_json()
+        shards = len(tally.sizes)
+        card = dataset_card(recipe.to_json(), counts, tally.examples, shards=shards, image_negatives=slots)
+        store.write_text("README.md", card)
+        store.clean_tmp()  # what killed attempts left (a retried Ray task's first try)
+        elapsed = time.perf_counter() - start
+        manifest = {
+            **head,
+            "complete": True,
+            "shards": shards,
+            "counts": counts,
+            "long_captions": tally.long_json(),
+            "qa": _qa_manifest(qa, tally.qa_json()),
+            "run": {
+                **runner.describe(),
+                "resumed_shards": resumed,
+                "samples_made": tally.made,
+                "seconds": round(elapsed, 3),
+                "samples_per_second": round(tally.made / elapsed, 2) if elapsed > 0 else None,
+                "busy_worker_seconds": round(tally.busy, 3),
+            },
+        }
+        write_json(store, "manifest.json", manifest)
+        return manifest
+
+
+def _check_pool(pool: str, negatives: NegativeConfig | None, out: Store) -> None:
+    """Raise UsageError unless ``pool`` is ``shard`` or ``corpus``, and a ``corpus`` pool has
+    retrieval negatives to draw and a local corpus directory to hold its index."""
+    if pool not in ("shard", "corpus"):
+        raise UsageError(f"--retrieval-pool {pool}: expected shard or corpus")
+    if pool == "corpus" and (negatives is None or not negatives.retrieval):
+        raise UsageError("--retrieval-pool corpus draws retrieval negatives: pass --retrieval-negatives N")
+    if pool == "corpus" and not out.local:
+        raise UsageError(f"--retrieval-pool corpus: the index is a local directory; --out {out} is a URL")
 
 
 def _qa_manifest(qa: QAConfig | None, counts: dict[str, object] | None) -> dict[str, object] | None:

@@ -24,6 +24,7 @@ SETTINGS = {
     "negatives": "the negative settings (--image-negatives, --caption-negatives, --retrieval-negatives)",
     "plugins": "the plugin set (--plugin, --no-plugin, GEOFORGE_PLUGINS, installed plugins)",
     "qa": "--qa",
+    "retrieval_pool": "--retrieval-pool",
 }
 
 
@@ -40,6 +41,7 @@ def settings_of(manifest: dict[str, object]) -> dict[str, object]:
         "negatives": manifest.get("negatives"),
         "plugins": sorted(f"{p['name']} {p['version']}" for p in plugins),  # type: ignore[union-attr,index]
         "qa": qa.get("config") if isinstance(qa, dict) else None,
+        "retrieval_pool": manifest.get("retrieval_pool") or "shard",  # older manifests: shard
     }
     return json.loads(json.dumps(found, sort_keys=True))
 

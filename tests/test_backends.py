@@ -163,6 +163,39 @@ def test_ray_missing_is_one_line_naming_the_extra(
         generate_corpus(recipe, tmp_path / "c", n=1, seed=1, backend="ray")
 
 
+def test_corpus_retrieval_pool_draws_across_shards_the_same_for_any_workers(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("faiss")
+    negatives = NegativeConfig(retrieval=2)
+    one, two = tmp_path / "one", tmp_path / "two"
+    generate_corpus(recipe, one, n=N, seed=1, negatives=negatives, retrieval_pool="corpus")
+    manifest = generate_corpus(
+        recipe, two, n=N, seed=1, workers=2, negatives=negatives, retrieval_pool="corpus"
+    )
+    assert manifest["retrieval_pool"] == "corpus" and (two / "retrieval").is_dir()
+    for name in sorted(NAMES):
+        assert (two / name).read_bytes() == (one / name).read_bytes(), name
+    sources = [  # (shard of the positive, shard of the sample it was retrieved from)
+        (int(r.key) // SHARD, int(re.match(r"retrieved from (\d{8})", n["change"])[1]) // SHARD)  # type: ignore[index]
+        for r in read_corpus(one)
+        for n in json.loads(r.meta["negatives"])["retrieval"]
+    ]
+    across = [pair for pair in sources if pair[0] != pair[1]]
+    assert across, "no retrieval negative came from another shard"
+    with pytest.raises(
+        UsageError, match=r'^--resume: --retrieval-pool differs .*\("corpus" there, "shard" now\)'
+    ):
+        generate_corpus(recipe, one, n=N, seed=1, negatives=negatives, resume=True)
+
+
+def test_corpus_retrieval_pool_needs_retrieval_negatives_and_a_local_out(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError, match=r"^--retrieval-pool corpus draws retrieval negatives"):
+        generate_corpus(recipe, tmp_path / "c", n=2, seed=1, retrieval_pool="corpus")
+    with pytest.raises(UsageError, match=r"^--retrieval-pool corpus: the index is a local directory"):
+        pool = {"negatives": NegativeConfig(retrieval=1), "retrieval_pool": "corpus"}
+        generate_corpus(recipe, "memory://x/c", n=2, seed=1, **pool)
+    assert not (tmp_path / "c").exists()
+
+
 # --- Ray backend --------------------------------------------------------------------------
 
 

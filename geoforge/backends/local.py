@@ -19,7 +19,6 @@ the manifest's ``run`` section.
 from __future__ import annotations
 
 import heapq
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -32,6 +31,8 @@ from geoforge.store import Store
 if TYPE_CHECKING:
     from geoforge.generate import Encoded, Sample, ShardWork
 
+#: Samples per job of the captions pass of ``--retrieval-pool corpus``.
+CAPTION_CHUNK = 64
 #: Stages of a shard's jobs, in priority order within the shard.
 FINISH, POSITIVES = 0, 1
 
@@ -60,6 +61,25 @@ class LocalBackend:
         """``out`` as it is: this machine's processes reach it."""
         return out
 
+    def close(self) -> None:
+        """Nothing to release: each run's pool is shut down when the run ends."""
+
+    def captions(self, work: ShardWork, shards: Sequence[ShardSpec]) -> Iterator[tuple[str, str]]:
+        """``(key, caption)`` of every positive of ``shards``, in corpus order, made in jobs of
+        :data:`CAPTION_CHUNK` samples (:meth:`geoforge.generate.ShardWork.captions`)."""
+        chunks = [
+            range(lo, min(s.hi, lo + CAPTION_CHUNK))
+            for s in shards
+            for lo in range(s.lo, s.hi, CAPTION_CHUNK)
+        ]
+        if self.workers == 1:
+            for chunk in chunks:
+                yield from work.captions(chunk)
+            return
+        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+            for got in pool.map(work.captions, chunks):
+                yield from got
+
     def describe(self) -> dict[str, object]:
         """``backend``, ``workers`` and, for a pool, ``idle_worker_seconds``."""
         out: dict[str, object] = {"backend": "local", "workers": self.workers}
@@ -75,10 +95,9 @@ class LocalBackend:
             for spec in shards:
                 yield spec, run_shard(work, spec, out, on_progress)
             return
+        load_tokenizer()  # now, not at the first merge: the pool would drain while it loads
         start = time.perf_counter()
         pool = ProcessPoolExecutor(max_workers=self.workers)
-        pool.submit(int).result()  # the first job forks every worker: fork before the thread starts
-        threading.Thread(target=load_tokenizer, daemon=True).start()  # the first shard does not wait
         pipeline = _Pipeline(work, shards, pool, self.workers)
         limit = lookahead(work.recipe.shard_size, self.workers)
         try:

@@ -22,7 +22,6 @@ is refused.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +65,11 @@ def _shard_task(work: ShardWork, spec: ShardSpec, out: Store, queue: Any) -> Tal
     return run_shard(work, spec, out, report)
 
 
+def _captions_task(work: ShardWork, spec: ShardSpec) -> list[tuple[str, str]]:
+    """The Ray task of the first pass of ``--retrieval-pool corpus``: the shard's captions."""
+    return work.captions(range(spec.lo, spec.hi))
+
+
 class RayBackend:
     """Shards as Ray tasks, one CPU each, on the cluster at ``address`` (``"auto"``,
     ``"ray://host:10001"``); with no address, on the Ray instance this process already started,
@@ -76,6 +80,7 @@ class RayBackend:
         self.ray = import_ray()
         self.workers, self.address, self.max_retries = workers, address, max_retries
         self.cpus: int | None = None
+        self.started = False
 
     def prepare(self, out: Store) -> Store:
         """``out`` as every worker can reach it: a local path made absolute (workers may run in
@@ -100,28 +105,18 @@ class RayBackend:
         the shard if its worker died more than ``max_retries`` times."""
         ray = self.ray
         out = self.prepare(out)
-        started = not ray.is_initialized()
-        if started:
-            ray.init(
-                address=self.address,
-                num_cpus=None if self.address else self.workers,
-                include_dashboard=False,
-                logging_level="warning",
-                configure_logging=True,
-            )
+        self._start()
         from ray.util.queue import Empty, Queue
-
-        threading.Thread(target=load_tokenizer, daemon=True).start()  # the driver counts tokens
 
         queue = Queue(actor_options={"num_cpus": 0})
         pending: dict[Any, ShardSpec] = {}
         try:
-            self.cpus = int(ray.cluster_resources().get("CPU", 0))
             task = ray.remote(_shard_task).options(
                 num_cpus=1, max_retries=self.max_retries, retry_exceptions=False
             )
             shared = ray.put(work)
             pending = {task.remote(shared, spec, out, queue): spec for spec in shards}
+            load_tokenizer()  # while the first tasks run: the driver counts the tokens
             reported: dict[int, int] = {}
 
             def advance(index: int, written: int) -> None:
@@ -146,11 +141,39 @@ class RayBackend:
             for ref in pending:
                 ray.cancel(ref, force=True)
             queue.shutdown()
-            if started:
-                ray.shutdown()
 
-    def _result(self, ref: Any, spec: ShardSpec) -> Tally:
-        """The tally a task returned; its geoforge error re-raised as is."""
+    def captions(self, work: ShardWork, shards: Sequence[ShardSpec]) -> Iterator[tuple[str, str]]:
+        """``(key, caption)`` of every positive of ``shards``, in corpus order, one Ray task per
+        shard (:meth:`geoforge.generate.ShardWork.captions`)."""
+        self._start()
+        task = self.ray.remote(_captions_task).options(num_cpus=1, max_retries=self.max_retries)
+        shared = self.ray.put(work)
+        refs = [task.remote(shared, spec) for spec in shards]
+        for ref, spec in zip(refs, shards):
+            yield from self._result(ref, spec)
+
+    def close(self) -> None:
+        """Shut down the local Ray instance this backend started, if any."""
+        if self.started:
+            self.ray.shutdown()
+            self.started = False
+
+    def _start(self) -> None:
+        """Join the cluster (or start a local instance) unless this process is connected."""
+        ray = self.ray
+        if not ray.is_initialized():
+            ray.init(
+                address=self.address,
+                num_cpus=None if self.address else self.workers,
+                include_dashboard=False,
+                logging_level="warning",
+                configure_logging=True,
+            )
+            self.started = True
+        self.cpus = int(ray.cluster_resources().get("CPU", 0))
+
+    def _result(self, ref: Any, spec: ShardSpec) -> Any:
+        """What the task of shard ``spec`` returned; its geoforge error re-raised as is."""
         ray = self.ray
         try:
             return ray.get(ref)  # type: ignore[no-any-return]

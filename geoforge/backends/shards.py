@@ -68,8 +68,17 @@ class Backend(Protocol):
         tally as it completes (in any order). ``on_progress(k)``: ``k`` more samples done."""
         ...
 
+    def captions(self, work: ShardWork, shards: Sequence[ShardSpec]) -> Iterator[tuple[str, str]]:
+        """``(key, caption)`` of every positive of ``shards`` in corpus order (the first pass of
+        ``--retrieval-pool corpus``)."""
+        ...
+
     def describe(self) -> dict[str, object]:
         """The manifest's ``run`` fields of this backend (name, workers, timings)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the backend started (a local Ray instance)."""
         ...
 
 

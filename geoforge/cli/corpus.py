@@ -57,6 +57,14 @@ def generate(
             "--retrieval-negatives", min=0, help="Retrieved caption negatives per sample (paper: ≤ 30)."
         ),
     ] = 0,
+    retrieval_pool: Annotated[
+        str,
+        typer.Option(
+            "--retrieval-pool",
+            help="Where retrieval negatives come from: shard (its own shard) or corpus (an index of every "
+            "positive caption, built in a first pass into OUT/retrieval).",
+        ),
+    ] = "shard",
     qa: Annotated[
         bool,
         typer.Option(
@@ -149,6 +157,7 @@ def generate(
             qa=QAConfig() if qa else None,
             backend=backend,
             ray_address=ray_address,
+            retrieval_pool=retrieval_pool,
         )
     if llm is not None:
         sys.stderr.write(llm_options.llm_summary(llm) + "\n")
