@@ -242,13 +242,13 @@ def test_a_negative_that_moves_most_of_the_figure_is_rejected() -> None:
 
 
 def test_move_vertex_moves_a_point_across_its_line_not_along_it() -> None:
-    from geoforge_perturb.move_vertex import _directions
+    from geoforge_perturb.move_vertex import _directions, _draws
 
     positive = make_positive(UNPRINTED, ["right A B C", "on_segment D B C"])
     p = positive.scene.points
     along = (p["C"] - p["B"]) / np.linalg.norm(p["C"] - p["B"])
     for seed in range(5):
-        best = _directions(positive, "D", np.random.default_rng(seed))[0]
+        best = _directions(positive, "D", _draws(np.random.default_rng(seed)))[0]
         assert abs(float(best @ along)) < math.cos(math.radians(60))
 
 

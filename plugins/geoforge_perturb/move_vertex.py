@@ -20,9 +20,11 @@ from collections.abc import Iterator
 import numpy as np
 
 import geoforge
+from geoforge.caption import Claim
 from geoforge.edit import clause_index, dependents, drop_givens, drop_marks, pin
 from geoforge.errors import ProgramError
 from geoforge.perturb import ImageCandidate, Positive
+from geoforge.program import Program
 from geoforge.verify import violation
 
 #: Displacements tried, as fractions of the diagram size.
@@ -33,15 +35,24 @@ STEPS = (0.06, 0.1, 0.16, 0.24)
 COMPASS = np.arange(8) * np.pi / 4
 
 
-def _directions(positive: Positive, point: str, rng: np.random.Generator, n: int = 3) -> list[np.ndarray]:
+def _draws(rng: np.random.Generator) -> tuple[float, list[float]]:
+    """The random numbers :func:`_directions` uses for one point: the turn of the compass
+    (radians) and one tie-break per direction, drawn in that order."""
+    turn = float(rng.uniform(0, np.pi / 4))
+    return turn, [float(rng.uniform()) for _ in COMPASS]
+
+
+def _directions(
+    positive: Positive, point: str, draws: tuple[float, list[float]], n: int = 3
+) -> list[np.ndarray]:
     """The ``n`` unit vectors (2,), of eight compass directions turned by a random angle, that
     make the stated claims on ``point`` most clearly false when ``point`` alone moves a little
     (:func:`geoforge.verify.violation`, points built on it held still): a move that breaks a
     claim by construction, rather than one along the point's own line. Ties keep a random
-    order."""
+    order. ``draws`` are :func:`_draws`'s turn and tie-breaks."""
     scene = positive.scene
     claims = [c for c in positive.caption.claims if point in {p for f in c.facts() for p in f.points}]
-    turn = rng.uniform(0, np.pi / 4)
+    turn, ties = draws
     units = [np.array([np.cos(t + turn), np.sin(t + turn)]) for t in COMPASS]
     probe = 0.05 * scene.scale
     scores = []
@@ -49,7 +60,7 @@ def _directions(positive: Positive, point: str, rng: np.random.Generator, n: int
         moved = {**scene.points, point: scene.points[point] + probe * u}
         trial = dataclasses.replace(scene, points=moved)
         scores.append(sum(min(violation(c, trial), 10.0) for c in claims))
-    order = sorted(range(len(units)), key=lambda k: (-round(scores[k], 6), float(rng.uniform())))
+    order = sorted(range(len(units)), key=lambda k: (-round(scores[k], 6), ties[k]))
     return [units[k] for k in order[:n]]
 
 
@@ -67,24 +78,32 @@ class MoveVertex:
         # Points with the fewest points built on them first: moving them changes one detail.
         weight = {p: len(dependents(program, {p})) + float(rng.uniform()) for p in mentioned}
         mentioned.sort(key=weight.__getitem__)
-        directions = {p: _directions(positive, p, rng) for p in mentioned}
-        # What every move of one point shares, made once: its clause, the program without the
-        # givens and marks the move makes untrue (pinning the clause changes neither), and the
-        # claims it breaks.
-        shared = {}
-        for point in mentioned:
-            try:
-                kept = drop_marks(drop_givens(program, {point}), {point})
-            except ProgramError:
-                continue
-            breaks = tuple(c for c in claims if point in named[c])
-            shared[point] = (clause_index(program, point), kept, breaks)
+        draws = {p: _draws(rng) for p in mentioned}
+        # What every move of one point shares, made when the point's first move is asked for (the
+        # verifier often has its negatives before the last points): its clause, the program without
+        # the givens and marks the move makes untrue (pinning the clause changes neither), the
+        # claims it breaks and its directions. ``None``: the point cannot be moved.
+        shared: dict[str, tuple[int, Program, tuple[Claim, ...], list[np.ndarray]] | None] = {}
+
+        def moves(point: str) -> tuple[int, Program, tuple[Claim, ...], list[np.ndarray]] | None:
+            if point not in shared:
+                try:
+                    kept = drop_marks(drop_givens(program, {point}), {point})
+                except ProgramError:
+                    shared[point] = None
+                    return None
+                breaks = tuple(c for c in claims if point in named[c])
+                directions = _directions(positive, point, draws[point])
+                shared[point] = (clause_index(program, point), kept, breaks, directions)
+            return shared[point]
+
         for step in STEPS:
             for point in mentioned:
-                if point not in shared:
+                found = moves(point)
+                if found is None:
                     continue
-                index, kept, breaks = shared[point]
-                for direction in directions[point]:
+                index, kept, breaks, directions = found
+                for direction in directions:
                     shift = step * scene.scale * direction
                     coords = {p: tuple(scene.points[p]) for p in program.clauses[index].points}
                     coords[point] = tuple(scene.points[point] + shift)
