@@ -8,7 +8,9 @@ Captions: ``--captions FILE`` (JSON lines ``[key, text]``, e.g. written by ``--w
 ``--recipe``/``--seed``, without painting). A pool of N > D captions repeats the D distinct
 captions in order under distinct keys; the report says so. Each size and mode is measured in a
 fresh process (``multiprocessing`` spawn), so its peak RSS (``ru_maxrss``) is its own; the RSS
-of the process after its imports is reported too. Recall@n is measured on the distinct captions
+of the process after its imports is reported too. Queries run in another fresh process, which
+reports its RSS growth (memory-mapped index pages included: shared by every worker) and its
+private memory growth (each worker's own). Recall@n is measured on the distinct captions
 only (repeats would make ties): for each of ``--queries`` captions, the share of the
 approximate pool's n whose exact BM25 score reaches the exact n-th best score.
 
@@ -42,6 +44,13 @@ def _now_rss_mib() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def _private_mib() -> float:
+    """This process's private (not shared, not file-backed-clean-shared) memory, from smaps_rollup."""
+    with open("/proc/self/smaps_rollup") as f:
+        fields = dict(line.split(":", 1) for line in f if line.startswith("Private"))
+    return sum(int(v.split()[0]) for v in fields.values()) / 1024
+
+
 def read_captions(path: Path) -> list[str]:
     """The caption texts of a JSON-lines ``[key, text]`` file, in order."""
     with open(path, encoding="utf-8") as f:
@@ -54,39 +63,45 @@ def pool(texts: list[str], n: int) -> Iterator[tuple[str, str]]:
         yield f"{i:08d}", text
 
 
-def measure(captions: Path, n: int, approximate: bool, queries: int, out: Path) -> dict[str, float]:
-    """Build an index of ``n`` captions (exact or approximate) under ``out``, load it and query
-    it ``queries`` times (captions spread evenly over the distinct ones); run in a fresh process."""
-    from geoforge.retrieval import build_index, load_index
+def measure_build(captions: Path, n: int, approximate: bool, out: Path) -> dict[str, object]:
+    """Build an index of ``n`` captions (exact or approximate) under ``out``; run in a fresh
+    process, so ``peak_rss_build_mib`` is the build's."""
+    from geoforge.retrieval import build_index
 
     texts = read_captions(captions)
     base = _now_rss_mib()
     start = time.perf_counter()
     path = build_index(pool(texts, n), out, approximate_above=0 if approximate else n)
-    build_s = time.perf_counter() - start
-    build_peak = _rss_mib()
-    size = sum(f.stat().st_size for f in path.iterdir())
-    del texts
-    start = time.perf_counter()
-    index = load_index(path)
-    load_s = time.perf_counter() - start
-    step = max(1, min(n, 10**9) // queries)
-    asked = [index.entry(i) for i in range(0, n, step)][:queries]
-    start = time.perf_counter()
-    for e in asked:
-        index.pool(e.key, e.text, 64)
-    query_s = (time.perf_counter() - start) / len(asked)
     return {
         "captions": n,
         "mode": "approximate" if approximate else "exact",
-        "build_s": build_s,
-        "load_s": load_s,
-        "query_ms": 1e3 * query_s,
-        "index_bytes": size,
+        "build_s": time.perf_counter() - start,
         "rss_after_imports_mib": base,
-        "peak_rss_build_mib": build_peak,
-        "rss_after_queries_mib": _now_rss_mib(),
+        "peak_rss_build_mib": _rss_mib(),
+        "index_bytes": sum(f.stat().st_size for f in path.iterdir()),
         "files": {f.name: f.stat().st_size for f in sorted(path.iterdir())},
+    }
+
+
+def measure_query(out: Path, queries: int) -> dict[str, float]:
+    """Load the index at ``out`` and ask it for 64-caption pools of ``queries`` of its captions
+    (evenly spread); run in a fresh process. The RSS counts the memory-mapped index pages it
+    touched (shared by every worker process); the private memory is this process's own."""
+    from geoforge.retrieval import load_index
+
+    base, private = _now_rss_mib(), _private_mib()
+    start = time.perf_counter()
+    index = load_index(out)
+    load_s = time.perf_counter() - start
+    asked = [index.entry(i) for i in range(0, len(index), max(1, len(index) // queries))][:queries]
+    start = time.perf_counter()
+    for e in asked:
+        index.pool(e.key, e.text, 64)
+    return {
+        "load_s": load_s,
+        "query_ms": 1e3 * (time.perf_counter() - start) / len(asked),
+        "rss_after_queries_mib": _now_rss_mib() - base,
+        "private_after_queries_mib": _private_mib() - private,
     }
 
 
@@ -137,7 +152,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 300_000])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--recall-n", type=int, nargs="+", default=[10, 64])
-    ap.add_argument("--nprobe", type=int, nargs="+", default=[4, 16, 64])
+    ap.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64, 141])
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     captions = args.captions
@@ -159,7 +174,8 @@ def main() -> None:
         for n in args.sizes:
             for approximate in (False, True):
                 where = work / f"{n}-{approximate}"
-                rows.append(_fresh(measure, captions, n, approximate, args.queries, where))
+                row = _fresh(measure_build, captions, n, approximate, where)
+                rows.append({**row, **_fresh(measure_query, where, args.queries)})
                 shutil.rmtree(where)
         ns, nprobes = tuple(args.recall_n), tuple(args.nprobe)
         recalls = _fresh(recall, captions, args.queries, ns, nprobes, work / "recall")
@@ -176,13 +192,14 @@ def main() -> None:
 
 def show(report: dict) -> None:
     """Print ``report`` as a table, the per-million figures and the recalls."""
-    head = ("captions", "mode", "build s", "query ms", "index MiB", "peak RSS MiB", "base")
-    print("{:>9} {:>11} {:>8} {:>9} {:>10} {:>13} {:>6}".format(*head))
+    head = ("captions", "mode", "build s", "query ms", "index MiB", "peak RSS", "base", "query RSS", "own")
+    print("{:>9} {:>11} {:>8} {:>9} {:>10} {:>13} {:>6} {:>10} {:>8}".format(*head))
     for r in report["sizes"]:
         print(
             f"{r['captions']:>9} {r['mode']:>11} {r['build_s']:>8.1f} {r['query_ms']:>9.2f} "
             f"{r['index_bytes'] / 2**20:>10.1f} {r['peak_rss_build_mib']:>13.0f} "
-            f"{r['rss_after_imports_mib']:>6.0f}"
+            f"{r['rss_after_imports_mib']:>6.0f} {r['rss_after_queries_mib']:>10.0f} "
+            f"{r['private_after_queries_mib']:>8.0f}"
         )
     for mode, m in report["per_million"].items():
         print(

@@ -29,8 +29,8 @@ DIM = 128
 #: Words the projection is learned over, the most frequent first; rarer words still count in
 #: the exact re-scoring, not in the search for candidates.
 TERMS = 2048
-#: Cells searched per query (of ``nlist`` ≈ √N).
-NPROBE = 32
+#: Fewest cells searched per query (see :func:`nprobe_for`).
+NPROBE = 64
 #: Documents per block when the Gram matrix and the vectors are computed.
 _BLOCK = 8192
 
@@ -55,6 +55,15 @@ def nlist_for(n_docs: int) -> int:
     ("Guidelines to choose an index": between 4√N and 16√N cells for millions; √N keeps each
     cell's k-means well trained from a sample of 64 points per cell)."""
     return max(1, round(n_docs**0.5))
+
+
+def nprobe_for(nlist: int) -> int:
+    """Cells searched per query: a quarter of the ``nlist`` cells, at least :data:`NPROBE` (all
+    of them for pools up to 4,096 captions). Measured on 20,000 distinct captions (141 cells),
+    recall@64 against exact BM25 was 0.966 with 32 cells searched, 0.988 with 64, 0.995 with all
+    141 (benchmarks/retrieval_index.py); it falls as the share of cells searched falls, so the
+    share is kept from falling below a quarter."""
+    return min(nlist, max(NPROBE, nlist // 4))
 
 
 def _segments(doc: np.ndarray, lo: int, hi: int) -> tuple[int, int]:

@@ -161,7 +161,7 @@ def _write(entries: Iterable[tuple[str, str]], tmp: Path, approximate_above: int
         np.save(tmp / "projection_column.npy", column)
         nlist = ann.build_ivf(doc, term, weight, column, p, n, tmp / "ivf.faiss")
         dim, terms = (int(x) for x in p.shape)
-        meta.update(mode="approximate", dim=dim, terms=terms, nlist=nlist, nprobe=ann.NPROBE)
+        meta.update(mode="approximate", dim=dim, terms=terms, nlist=nlist, nprobe=ann.nprobe_for(nlist))
     (tmp / "index.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -198,7 +198,8 @@ class PoolIndex:
             ivf_path = path / "ivf.faiss"
             if not ivf_path.is_file():
                 raise RetrievalIndexError(f"{ivf_path}: missing (expected an approximate pool's faiss index)")
-            self.ivf = faiss.read_index(str(ivf_path))
+            # memory-mapped: the inverted lists stay in the page cache, shared by every worker
+            self.ivf = faiss.read_index(str(ivf_path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
             self.ivf.nprobe = int(meta["nprobe"])
 
     def __len__(self) -> int:
