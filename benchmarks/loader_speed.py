@@ -21,7 +21,9 @@ uint8 cache of ``geoforge corpus cache``, built here first) it reports
 and whether ``--host-workers`` workers (default 16, an H200 host) at the measured per-worker
 rate feed ``--need`` samples/s (default 193, ViT-B-16 with 10 + 10 negatives on one H200,
 issue 15). ``--baseline REV`` also measures the decoded path of git revision REV (a temporary
-``git worktree``) in a child process, just before this tree's runs, and prints the ratios.
+``git worktree``) in a child process, in turn with this tree's runs (one round each, ``--rounds``
+times, so that a changing load affects both alike), and prints the ratios of the in-process
+rates.
 
     .venv/bin/python benchmarks/loader_speed.py [--data DIR] [--model ViT-B-16] [--baseline REV] [--json]
 """
@@ -56,7 +58,7 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=12, help="timed batches per run (12)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed batches first (2)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (1 2)")
-    parser.add_argument("--rounds", type=int, default=2, help="repeats of each run; the median counts (2)")
+    parser.add_argument("--rounds", type=int, default=3, help="repeats of each run; the median counts (3)")
     parser.add_argument("--paths", nargs="+", default=["decoded", "cache"], choices=["decoded", "cache"])
     parser.add_argument("--host-workers", type=int, default=16, help="workers of the GPU host (16)")
     parser.add_argument("--need", type=float, default=193.0, help="samples/s to feed (193)")
@@ -99,8 +101,11 @@ def _pieces(config: Any, tokenizer: Any, preprocess: dict[str, Any], batches: in
     before geoforge_train.loader existed builds them as its train() did."""
     from geoforge_train.train import Dist, StepBatches
 
-    try:
-        from geoforge_train.loader import training_dataset, training_loader
+    try:  # (an editable install may find a module of another tree: check where it is)
+        from geoforge_train import loader
+
+        if not Path(loader.__file__).resolve().is_relative_to(TREE.resolve()):
+            raise ImportError(loader.__file__)
     except ImportError:  # the baseline tree: train()'s own lines of that revision
         import torch
         from geoforge_train.data import CorpusIndex, HardNegativeDataset, NegativeUse, Transform, collate
@@ -120,7 +125,8 @@ def _pieces(config: Any, tokenizer: Any, preprocess: dict[str, Any], batches: in
                 persistent_workers=workers > 0,
             )
     else:
-        dataset = training_dataset(config, tokenizer, preprocess, uint8=True)  # as for CUDA
+        training_loader = loader.training_loader
+        dataset = loader.training_dataset(config, tokenizer, preprocess, uint8=True)  # as for CUDA
     import torch
 
     spe = len(dataset) // config.batch_size
@@ -146,21 +152,25 @@ def _time_run(args: argparse.Namespace, data: str, cache: str | None, workers: i
     return args.batches * args.batch / seconds
 
 
-def measure(args: argparse.Namespace, data: str, cache: str | None) -> dict[str, Any]:
-    """Every run of one path of this tree, ``--rounds`` times; medians."""
+def measure(args: argparse.Namespace, data: str, cache: str | None) -> dict[str, float]:
+    """One round of one path of this tree: samples/s in process and with each worker count."""
     import torch
 
     torch.set_num_threads(1)  # as in a DataLoader worker
     tp = _model(args.model)
-    runs: dict[str, list[float]] = {}
-    for _ in range(args.rounds):
-        for workers in [0, *args.workers]:
-            runs.setdefault(f"workers_{workers}", []).append(_time_run(args, data, cache, workers, tp))
-    out: dict[str, Any] = {"in_process": round(statistics.median(runs.pop("workers_0")), 1)}
+    return {f"workers_{w}": _time_run(args, data, cache, w, tp) for w in [0, *args.workers]}
+
+
+def summary(rounds: list[dict[str, float]]) -> dict[str, Any]:
+    """Medians over rounds: ``in_process`` samples/s, and per worker count samples/s and per
+    worker; ``runs``: every round's figures."""
+    runs = {key: [r[key] for r in rounds] for key in rounds[0]}
+    out: dict[str, Any] = {"in_process": round(statistics.median(runs["workers_0"]), 1)}
     for name, rates in runs.items():
         workers = int(name.split("_")[1])
-        rate = statistics.median(rates)
-        out[name] = {"samples_per_s": round(rate, 1), "per_worker": round(rate / workers, 1)}
+        if workers:
+            rate = statistics.median(rates)
+            out[name] = {"samples_per_s": round(rate, 1), "per_worker": round(rate / workers, 1)}
     out["runs"] = {k: [round(r, 1) for r in v] for k, v in runs.items()}
     return out
 
@@ -211,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     if args.child:
         child = argparse.Namespace(**json.loads(args.child))
-        print(json.dumps(measure(child, child.data, None)))
+        print(json.dumps(measure(child, child.data, None)))  # one round
         return 0
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="loader-speed-") as tmp:
@@ -228,12 +238,17 @@ def main(argv: list[str] | None = None) -> int:
             "load_before": os.getloadavg()[0],
             "cpu_count": os.cpu_count(),
         }
+        caches = {p: _cache(data, size, root) if p == "cache" else None for p in args.paths}
+        rounds: dict[str, list[dict[str, float]]] = {}
+        for _ in range(args.rounds):  # the trees and paths in turn, so that load drifts alike
+            if args.baseline:
+                rounds.setdefault("baseline", []).append(_baseline(args, args.baseline, data, root))
+            for path, cache in caches.items():
+                rounds.setdefault(path, []).append(measure(args, data, cache))
+        for path, runs in rounds.items():
+            result[path] = summary(runs)
         if args.baseline:
-            result["baseline"] = {"revision": args.baseline, **_baseline(args, args.baseline, data, root)}
-        for path in args.paths:
-            cache = _cache(data, size, root) if path == "cache" else None
-            result[path] = measure(args, data, cache)
-        if args.baseline:
+            result["baseline"]["revision"] = args.baseline
             subprocess.run(
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(root / "baseline")],
                 capture_output=True,

@@ -66,14 +66,17 @@ def training_loader(
 
 
 def to_device(batch: dict[str, Any], device: torch.device, transform: Transform) -> dict[str, Any]:
-    """``batch`` with its tensors on ``device`` (non-blocking copies from pinned memory) and its
-    uint8 ``image`` (B, C, S, S) and ``neg_image`` (B, L, C, S, S) normalised there to float32
-    with 3 channels (:meth:`geoforge_train.data.Transform.normalise`); padded negatives
-    (``neg_image_mask`` false) are all-zero, as the CPU path leaves them. Lists stay lists."""
-    out = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    """``batch`` with its images on ``device``: ``image`` (B, C, S, S) and ``neg_image``
+    (B, L, C, S, S) copied without blocking (from pinned memory) and, if uint8, normalised there
+    to float32 with 3 channels (:meth:`geoforge_train.data.Transform.normalise`), padded
+    negatives (``neg_image_mask`` false) all-zero as the CPU path leaves them. The other entries
+    stay where they are (the training step moves what it needs)."""
+    out = dict(batch)
+    for key in ("image", "neg_image"):
+        out[key] = batch[key].to(device, non_blocking=True)
     if out["image"].dtype == torch.uint8:
         out["image"] = transform.normalise(out["image"])
-        mask = out["neg_image_mask"][..., None, None, None]
+        mask = batch["neg_image_mask"].to(device, non_blocking=True)[..., None, None, None]
         out["neg_image"] = torch.where(mask, transform.normalise(out["neg_image"]), 0.0)
     return out
 
