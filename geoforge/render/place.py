@@ -202,8 +202,8 @@ def _static_costs(
     cost += HIT * hard + NEAR * (near_other - hard_other) + OUTSIDE * outside
     rows = np.flatnonzero(own >= 0)
     centre = (boxes[rows, :2] + boxes[rows, 2:]) / 2
-    gap = centre[:, None, :] - obstacles.points[None, :, :]
-    d = np.hypot(gap[..., 0], gap[..., 1])
+    px, py = obstacles.points[:, 0], obstacles.points[:, 1]
+    d = np.hypot(centre[:, 0:1] - px, centre[:, 1:2] - py)
     mine = d[np.arange(len(rows)), own[rows]]
     cost[rows] += AMBIGUOUS * (d < mine[:, None] - 1e-9).any(axis=1)
     return np.split(cost, np.cumsum([len(r.boxes) for r in requests])[:-1])
