@@ -262,6 +262,38 @@ def _false_given(scene: Scene) -> tuple[int, str] | None:
     return None
 
 
+#: A snapshot of a first attempt after some clauses: the points, the generator's state, and the
+#: failures and reasons so far.
+_Snapshot = tuple[dict[str, Point], dict, Counter, dict]
+#: A trie of clauses: each realised clause maps to the snapshot after it and the next level.
+_Trie = dict[Clause, tuple[_Snapshot, "_Trie"]]
+
+
+class _Prefixes:
+    """First attempts near one reference, by their clauses (a trie), so that a program that
+    starts with the same clauses as one realised before resumes after them.
+
+    The hard negatives of one positive are realised near it one after another, and most keep
+    the positive's first clauses (a moved point, an altered clause or a deleted one is usually
+    late). What a first attempt has done after clause k depends only on the clauses up to k,
+    the seed, the size floor and the reference, so resuming from a snapshot gives the same
+    floats, generator state and failure counts as placing those clauses again. Only the last
+    reference is kept (the positive whose negatives are being verified)."""
+
+    def __init__(self) -> None:
+        self.key: tuple[tuple[str, float, float], ...] | None = None
+        self.tries: dict[tuple[int, float], _Trie] = {}
+
+    def trie(self, reference: dict[str, Point], seed: int, floor: float) -> _Trie:
+        key = tuple((n, float(p[0]), float(p[1])) for n, p in reference.items())
+        if key != self.key:
+            self.key, self.tries = key, {}
+        return self.tries.setdefault((seed, floor), {})
+
+
+_PREFIXES = _Prefixes()
+
+
 def realise(
     program: Program, seed: int = 0, *, max_tries: int = 100, reference: dict[str, Point] | None = None
 ) -> Scene:
@@ -278,15 +310,32 @@ def realise(
     ``reference`` maps point names to float64 (2,) coordinates of another realisation (the
     positive of a hard negative): choices that would be random follow it, so an unchanged
     clause reproduces its points and a changed one lands as near to them as its loci allow.
+    Near the same reference, a first attempt resumes after the longest run of first clauses
+    realised before (:class:`_Prefixes`), with the same result.
     """
     rng = np.random.default_rng(seed)
     failures: Counter[int] = Counter()
     reasons: dict[int, str] = {}
     floor = _pinned_size(program) if any(c.pinned for c in program.clauses) else 1.0
+    trie = _PREFIXES.trie(reference, seed, floor) if reference is not None else None
     for attempt in range(1, max_tries + 1):
         state = _Partial({}, floor)
+        node = trie if attempt == 1 else None
+        first = 0
+        if node is not None:
+            snapshot = None
+            for clause in program.clauses:
+                if clause not in node:
+                    break
+                snapshot, node = node[clause]
+                first += 1
+            if snapshot is not None:
+                points, rng_state, failed, why = snapshot
+                state = _Partial({n: p.copy() for n, p in points.items()}, floor)
+                rng.bit_generator.state = rng_state
+                failures, reasons = Counter(failed), dict(why)
         complete = True
-        for index, clause in enumerate(program.clauses, start=1):
+        for index, clause in enumerate(program.clauses[first:], start=first + 1):
             placed = False
             for _ in range(CLAUSE_TRIES):
                 before = rng.bit_generator.state
@@ -314,6 +363,11 @@ def realise(
             if not placed:
                 complete = False
                 break
+            if node is not None:
+                points = {n: p.copy() for n, p in state.points.items()}
+                child: _Trie = {}
+                node[clause] = ((points, rng.bit_generator.state, Counter(failures), dict(reasons)), child)
+                node = child
         if complete:
             lines, circles = drawing(program, state.points)
             scene = Scene(program, dict(state.points), seed, attempt, lines, circles)

@@ -409,6 +409,30 @@ def test_a_point_built_twice_fails_at_the_first_attempt() -> None:
     assert "point `n` nearly coincides with `m` (0 apart" in str(info.value)
 
 
+def test_realising_near_a_reference_resumes_after_shared_clauses_with_the_same_result() -> None:
+    """Negatives of one positive share its first clauses; the second realisation resumes after
+    them (geoforge.realise._Prefixes) and must equal a realisation from scratch, floats and
+    attempts included."""
+    import geoforge.realise as realise_module
+
+    text = "a b c = triangle a b c; d = on_line d b c; e = on_circle e a b; f = midpoint f d e"
+    positive = realise(parse_program(text), seed=3)
+    changed = [
+        text,
+        text.replace("f = midpoint f d e", "f = on_line f d e"),
+        text.replace("e = on_circle e a b", "e = on_line e a c"),
+    ]
+    resumed = [realise(parse_program(t), seed=3, max_tries=3, reference=positive.points) for t in changed]
+    realise_module._PREFIXES.__init__()  # forget the shared clauses
+    fresh = []
+    for t in changed:
+        fresh.append(realise(parse_program(t), seed=3, max_tries=3, reference=positive.points))
+        realise_module._PREFIXES.__init__()
+    for a, b in zip(resumed, fresh):
+        assert a.tries == b.tries
+        assert {n: p.tolist() for n, p in a.points.items()} == {n: p.tolist() for n, p in b.points.items()}
+
+
 def test_circle_and_line_that_never_meet() -> None:
     # The circle about a through the midpoint of ab has radius |ab|/2; the perpendicular to
     # ab at b is |ab| away from a.
