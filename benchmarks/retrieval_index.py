@@ -10,7 +10,7 @@ captions in order under distinct keys; the report says so. Each size and mode is
 fresh process (``multiprocessing`` spawn), so its peak RSS (``ru_maxrss``) is its own; the RSS
 of the process after its imports is reported too. Queries run in another fresh process, which
 reports its RSS growth (memory-mapped index pages included: shared by every worker) and its
-private memory growth (each worker's own). Recall@n is measured on the distinct captions
+anonymous memory growth (each worker's own). Recall@n is measured on the distinct captions
 only (repeats would make ties): for each of ``--queries`` captions, the share of the
 approximate pool's n whose exact BM25 score reaches the exact n-th best score.
 
@@ -32,6 +32,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from geoforge.perturb import PoolEntry
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,23 +46,27 @@ def _now_rss_mib() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def _private_mib() -> float:
-    """This process's private (not shared, not file-backed-clean-shared) memory, from smaps_rollup."""
+def _anonymous_mib() -> float:
+    """This process's anonymous memory (heap, not file-backed), from /proc/self/smaps_rollup:
+    what each worker holds of its own, where the memory-mapped index is shared."""
     with open("/proc/self/smaps_rollup") as f:
-        fields = dict(line.split(":", 1) for line in f if line.startswith("Private"))
-    return sum(int(v.split()[0]) for v in fields.values()) / 1024
+        return next(int(line.split()[1]) for line in f if line.startswith("Anonymous:")) / 1024
 
 
-def read_captions(path: Path) -> list[str]:
-    """The caption texts of a JSON-lines ``[key, text]`` file, in order."""
+def read_captions(path: Path) -> list[PoolEntry]:
+    """The captions of a JSON-lines ``[key, text]`` file, in order, with their claims read back
+    from their text (as a corpus stores them)."""
+    from geoforge.caption import read_caption
+
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line)[1] for line in f]
+        rows = [json.loads(line) for line in f]
+    return [PoolEntry(k, t, tuple(read_caption(t).claims)) for k, t in rows]
 
 
-def pool(texts: list[str], n: int) -> Iterator[tuple[str, str]]:
-    """``n`` entries: the distinct ``texts`` repeated in order, keys ``00000000``, ``00000001``..."""
-    for i, text in zip(range(n), itertools.cycle(texts)):
-        yield f"{i:08d}", text
+def pool(captions: list[PoolEntry], n: int) -> Iterator[PoolEntry]:
+    """``n`` entries: the distinct ``captions`` repeated in order, keys ``00000000``, ``00000001``..."""
+    for i, e in zip(range(n), itertools.cycle(captions)):
+        yield PoolEntry(f"{i:08d}", e.text, e.claims)
 
 
 def measure_build(captions: Path, n: int, approximate: bool, out: Path) -> dict[str, object]:
@@ -86,10 +92,10 @@ def measure_build(captions: Path, n: int, approximate: bool, out: Path) -> dict[
 def measure_query(out: Path, queries: int) -> dict[str, float]:
     """Load the index at ``out`` and ask it for 64-caption pools of ``queries`` of its captions
     (evenly spread); run in a fresh process. The RSS counts the memory-mapped index pages it
-    touched (shared by every worker process); the private memory is this process's own."""
+    touched (shared by every worker process); the anonymous memory is this process's own."""
     from geoforge.retrieval import load_index
 
-    base, private = _now_rss_mib(), _private_mib()
+    base, anonymous = _now_rss_mib(), _anonymous_mib()
     start = time.perf_counter()
     index = load_index(out)
     load_s = time.perf_counter() - start
@@ -101,7 +107,7 @@ def measure_query(out: Path, queries: int) -> dict[str, float]:
         "load_s": load_s,
         "query_ms": 1e3 * (time.perf_counter() - start) / len(asked),
         "rss_after_queries_mib": _now_rss_mib() - base,
-        "private_after_queries_mib": _private_mib() - private,
+        "anonymous_after_queries_mib": _anonymous_mib() - anonymous,
     }
 
 
@@ -123,9 +129,9 @@ def recall(
         for n in ns:
             got = []
             for i in range(0, len(texts), step)[:n_queries]:
-                scores = index.postings.scores(texts[i])
+                scores = index.postings.scores(texts[i].text)
                 exact = [int(j) for j in _top(scores, n + 1) if j != i][:n]
-                approx = [int(j) for j in index.ranked(texts[i], RERANK * (n + 1)) if j != i][:n]
+                approx = [int(j) for j in index.ranked(texts[i].text, RERANK * (n + 1)) if j != i][:n]
                 cut = scores[exact[-1]]
                 got.append(sum(scores[j] >= cut for j in approx) / n)
             rows.append({"captions": len(texts), "n": n, "nprobe": nprobe, "recall": float(np.mean(got))})
@@ -162,8 +168,8 @@ def main() -> None:
 
         captions = args.write or Path(tempfile.mkdtemp()) / "captions.jsonl"
         with open(captions, "w", encoding="utf-8") as f:
-            for key, text in sampled_captions(load_recipe(args.recipe), args.seed, range(args.distinct)):
-                f.write(json.dumps([key, text], ensure_ascii=False) + "\n")
+            for e in sampled_captions(load_recipe(args.recipe), args.seed, range(args.distinct)):
+                f.write(json.dumps([e.key, e.text], ensure_ascii=False) + "\n")
         if args.write:
             return
     with open(captions, encoding="utf-8") as f:
@@ -199,7 +205,7 @@ def show(report: dict) -> None:
             f"{r['captions']:>9} {r['mode']:>11} {r['build_s']:>8.1f} {r['query_ms']:>9.2f} "
             f"{r['index_bytes'] / 2**20:>10.1f} {r['peak_rss_build_mib']:>13.0f} "
             f"{r['rss_after_imports_mib']:>6.0f} {r['rss_after_queries_mib']:>10.0f} "
-            f"{r['private_after_queries_mib']:>8.0f}"
+            f"{r['anonymous_after_queries_mib']:>8.0f}"
         )
     for mode, m in report["per_million"].items():
         print(

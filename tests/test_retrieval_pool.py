@@ -47,12 +47,12 @@ def smoke_samples() -> list[Sample]:
 
 def test_fixture_captions_are_the_sampler_captions_of_mmgeo_4k_seed_14() -> None:
     recipe = load_recipe(ROOT / "corpora/mmgeo-4k.toml")
-    assert list(sampled_captions(recipe, 14, range(3))) == _captions(3)
+    assert [(e.key, e.text) for e in sampled_captions(recipe, 14, range(3))] == _captions(3)
 
 
 def test_sampled_captions_are_make_sample_captions(smoke_samples: list[Sample]) -> None:
     recipe = load_recipe(ROOT / "corpora/smoke.toml")
-    assert list(sampled_captions(recipe, 0, range(2 * SHARD))) == [(s.key, s.text) for s in smoke_samples]
+    assert list(sampled_captions(recipe, 0, range(2 * SHARD))) == [pool_entry(s) for s in smoke_samples]
 
 
 def test_exact_scores_are_rank_bm25_bit_for_bit_and_the_pool_is_its_ranking(tmp_path: Path) -> None:
@@ -70,9 +70,13 @@ def test_exact_scores_are_rank_bm25_bit_for_bit_and_the_pool_is_its_ranking(tmp_
         assert all(e.text == dict(rows)[e.key] and e.claims for e in got)
 
 
-def test_pool_entries_carry_the_claims_the_corpus_stores(tmp_path: Path, smoke_samples: list[Sample]) -> None:
-    index = load_index(build_index(((s.key, s.text) for s in smoke_samples), tmp_path / "ix"))
+@pytest.mark.parametrize("given", ["entries", "texts"])
+def test_pool_entries_carry_the_claims_the_corpus_stores(
+    tmp_path: Path, smoke_samples: list[Sample], given: str
+) -> None:
     stored = {s.key: pool_entry(s) for s in smoke_samples}
+    rows = stored.values() if given == "entries" else ((s.key, s.text) for s in smoke_samples)
+    index = load_index(build_index(rows, tmp_path / "ix"))
     entries = index.pool(smoke_samples[0].key, smoke_samples[0].text, 31)
     assert len(entries) == 31
     assert all(e == stored[e.key] for e in entries)
@@ -114,7 +118,7 @@ def _negatives(args: tuple[list[Sample], NegativeConfig]) -> list[bytes]:
 def test_corpus_pool_draws_retrieval_negatives_from_other_shards_the_same_in_any_worker_count(
     tmp_path: Path, smoke_samples: list[Sample]
 ) -> None:
-    path = build_index(((s.key, s.text) for s in smoke_samples), tmp_path / "retrieval")
+    path = build_index((pool_entry(s) for s in smoke_samples), tmp_path / "retrieval")
     config = NegativeConfig(retrieval=3, retrieval_pool=str(path))
     first = smoke_samples[:SHARD]
     alone = _negatives((first, config))
@@ -182,6 +186,8 @@ def test_build_refuses_an_existing_index_duplicate_keys_and_no_captions(tmp_path
         build_index([*rows, rows[3]], tmp_path / "dup")
     with pytest.raises(RetrievalIndexError, match="no captions to index"):
         build_index([], tmp_path / "empty")
+    with pytest.raises(RetrievalIndexError, match="caption 7: not a geoforge caption"):
+        build_index([("7", "Hello there.")], tmp_path / "prose")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ix"]  # no half index left behind
 
 

@@ -14,13 +14,15 @@ import numpy as np
 
 from geoforge.caption import STYLES, make_caption
 from geoforge.errors import GeoforgeError
+from geoforge.perturb import PoolEntry
 from geoforge.sampler import Recipe, sample_spec
 
 
-def sampled_captions(recipe: Recipe, seed: int, indices: range) -> Iterator[tuple[str, str]]:
-    """``(key, caption text)`` of samples ``indices`` of the corpus ``(recipe, seed)``, keys
-    zero-padded as the corpus writes them. A sample with no good figure in
-    :data:`geoforge.generate.MAX_FIGURES` draws is skipped."""
+def sampled_captions(recipe: Recipe, seed: int, indices: range) -> Iterator[PoolEntry]:
+    """Key, caption text and claims of samples ``indices`` of the corpus ``(recipe, seed)``, as
+    :func:`geoforge.negatives.pool_entry` gives them for a made sample (keys zero-padded as the
+    corpus writes them). A sample with no good figure in :data:`geoforge.generate.MAX_FIGURES`
+    draws is skipped."""
     from geoforge.generate import MAX_FIGURES, REALISE_TRIES, illegible
     from geoforge.realise import realise
     from geoforge.render import layout
@@ -38,5 +40,6 @@ def sampled_captions(recipe: Recipe, seed: int, indices: range) -> Iterator[tupl
             made = {s: make_caption(scene, spec.claims, s, rng, spec.targets) for s in STYLES}
             if any(lost for _, lost in made.values()) or illegible(layout(scene, recipe.image_size)):
                 continue
-            yield f"{index:08d}", made[style][0].text
+            caption = made[style][0]
+            yield PoolEntry(f"{index:08d}", caption.text, tuple(caption.claims))
             break
