@@ -40,7 +40,7 @@ def training_dataset(
     index = CorpusIndex.build(config.data, strict=config.strict)
     use = NegativeUse(config.text_negatives, config.k_text, config.k_image)
     transform = Transform.from_cfg(preprocess, True, config.rotate, config.downscale)
-    cache = ImageCache.open(config.data_cache) if getattr(config, "data_cache", None) else None
+    cache = ImageCache.open(config.data_cache) if config.data_cache else None
     return HardNegativeDataset(
         index, tokenizer, transform, use, config.seed, require_each=True, uint8=uint8, cache=cache
     )
