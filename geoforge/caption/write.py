@@ -114,7 +114,8 @@ def make_caption(
     """
     if style not in STYLES:
         raise ValueError(f"unknown caption style {style!r}: expected one of {', '.join(STYLES)}")
-    kept = [c for c in claims if c.holds(scene)]
+    holding = _holding(scene, claims)
+    kept = [c for c, ok in zip(claims, holding) if ok]
     dropped = [c for c in claims if c not in kept]
     answer = None
     question = ""
@@ -126,6 +127,28 @@ def make_caption(
     text = caption_text(kept, style, rng, question)
     _check_readback(text, kept, question)
     return Caption(text, style, kept, question, answer), dropped
+
+
+#: The last scene whose claims were checked, and the results by claim: a sample's caption is
+#: written in every style from one scene, and the check (residuals of every fact) is the same.
+_LAST: list[tuple[Scene, dict[Claim, bool]]] = []
+
+
+def _holding(scene: Scene, claims: list[Claim]) -> list[bool]:
+    """``claim.holds(scene)`` for each claim, remembered for the last scene (the very object:
+    the cache keeps it, so its ``id`` cannot be reused)."""
+    if not _LAST or _LAST[0][0] is not scene:
+        _LAST[:] = [(scene, {})]
+    known = _LAST[0][1]
+    out = []
+    for c in claims:
+        if not isinstance(c.args, tuple):  # unhashable: not remembered
+            out.append(c.holds(scene))
+            continue
+        if c not in known:
+            known[c] = c.holds(scene)
+        out.append(known[c])
+    return out
 
 
 def question_text(target: Target) -> str:
