@@ -60,8 +60,41 @@ def train_mmclip(
     ] = None,
     k_text: Annotated[int, typer.Option("--k-text", min=0, help="Caption negatives per sample.")] = 0,
     k_image: Annotated[int, typer.Option("--k-image", min=0, help="Image negatives per sample.")] = 0,
-    precision: Annotated[str, typer.Option("--precision", help="fp32 or bf16 (autocast).")] = "fp32",
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="auto (bf16 on GPUs that support it, else fp32), fp32 or bf16 (autocast; "
+            "open_clip's amp_bf16).",
+        ),
+    ] = "auto",
+    device: Annotated[
+        str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")
+    ] = "auto",
+    grad_checkpointing: Annotated[
+        bool,
+        typer.Option(
+            "--grad-checkpointing",
+            help="Recompute each transformer block in the backward pass: less memory, more compute "
+            "(open_clip's --grad-checkpointing).",
+        ),
+    ] = False,
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the model (open_clip's --torchcompile); the first step, which "
+            "compiles, is timed apart.",
+        ),
+    ] = False,
+    fsdp: Annotated[
+        bool,
+        typer.Option(
+            "--fsdp",
+            help="Shard weights, gradients and optimizer state across ranks with FSDP2 instead of "
+            "DDP (under torchrun).",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     data_workers: Annotated[
         int, typer.Option("--data-workers", min=0, help="DataLoader worker processes.")
@@ -95,7 +128,8 @@ def train_mmclip(
 ) -> None:
     """Train an MMCLIP vision encoder (any open_clip model) with verified hard negatives.
 
-    Many processes: torchrun --nproc_per_node N $(which geoforge) train mmclip ...
+    Many processes: torchrun --nproc-per-node N $(which geoforge) train mmclip ...; several
+    machines: docs/distributed.md.
     """
     _need_train_extra()
     from geoforge_train.train import TrainConfig, train
@@ -129,6 +163,9 @@ def train_mmclip(
         log_every=log_every,
         val_data="::".join(val_data) if val_data else None,
         val_every=val_every,
+        grad_checkpointing=grad_checkpointing,
+        compile=compile_model,
+        fsdp=fsdp,
     )
     summary = train(config, lines=sys.stderr if as_json else sys.stdout)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -138,8 +175,15 @@ def train_mmclip(
             out_console = Console(highlight=False, width=120)
             loss_text = f"{summary['final_loss']:.4f}"
             out_console.print(
-                f"trained {summary['steps']} steps in {summary['seconds']} s; final loss {loss_text}"
+                f"trained {summary['steps']} steps in {summary['seconds']} s on {summary['device']} "
+                f"({summary['precision']}); final loss {loss_text}"
             )
+            if summary["step_seconds"] is not None:
+                out_console.print(
+                    f"first step {summary['first_step_seconds']} s"
+                    + (" (compilation included)" if compile_model else "")
+                    + f", then {summary['step_seconds']} s per step (median)"
+                )
             out_console.print(
                 f"checkpoint {summary['checkpoint']}; log {out / 'log.jsonl'}; curve {out / 'loss.png'}"
             )
@@ -158,7 +202,9 @@ def eval_mmclip(
     data: Annotated[
         list[str], typer.Option("--data", help="Held-out corpus with negatives (as train's --data).")
     ],
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[
+        str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")
+    ] = "auto",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate the first N samples.")] = None,
     per_sample: Annotated[
         Path | None,
@@ -175,8 +221,8 @@ def eval_mmclip(
     against another sample's image), for bootstrap intervals and paired tests.
     """
     _need_train_extra()
+    from geoforge_train.distributed import resolve_device
     from geoforge_train.evaluate import evaluate, load, table
-    from geoforge_train.train import resolve_device
 
     dev = resolve_device(device)
     results = [

@@ -1,21 +1,22 @@
-"""The MMCLIP training loop: a thin loop on torch, single process or torchrun + DDP.
+"""The MMCLIP training loop: a thin loop on torch, single process or torchrun + DDP or FSDP2.
 
 Launch: ``geoforge train mmclip --data DIR --out RUN`` on one process, or ``torchrun
---nproc_per_node N $(which geoforge) train mmclip ...`` (gloo on CPU, nccl on GPU). The loop
-has bf16 autocast on GPU, gradient accumulation that keeps every negative in the loss (features
-of the other micro-batches are cached, as open_clip's ``accum_freq`` does), a cosine schedule
-with linear warmup, checkpoints with optimizer, scheduler and RNG state, ``--resume``,
-JSONL and TensorBoard logs and a loss-curve PNG.
+--nproc-per-node N $(which geoforge) train mmclip ...`` (gloo on CPU, nccl on GPU; several
+machines and FSDP2 in :mod:`geoforge_train.distributed` and docs/distributed.md). The loop
+has bf16 autocast by default on GPUs that support it, gradient accumulation that keeps every
+negative in the loss (features of the other micro-batches are cached, as open_clip's
+``accum_freq`` does), open_clip's gradient checkpointing and ``torch.compile`` on request, a
+cosine schedule with linear warmup, checkpoints with optimizer, scheduler and RNG state,
+``--resume``, JSONL and TensorBoard logs and a loss-curve PNG.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
+import statistics
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -27,6 +28,19 @@ from torch import Tensor, nn
 
 from geoforge.errors import UsageError
 from geoforge_train.data import TEXT_SOURCES, epoch_order, steps_per_epoch
+from geoforge_train.distributed import (
+    PRECISIONS,
+    Dist,
+    finish_gradients,
+    gradient_sync,
+    init_distributed,
+    load_optimizer,
+    resolve_device,
+    resolve_precision,
+    transformer_blocks,
+    unwrap,
+    wrap,
+)
 from geoforge_train.loader import device_batches, training_dataset, training_loader
 from geoforge_train.loss import LOSSES, HardNegativeClipLoss, Negatives
 from geoforge_train.models import create_model, load_checkpoint, preprocess_cfg, save_checkpoint
@@ -39,8 +53,13 @@ class TrainConfig:
     shards, brace patterns). ``batch_size`` is per rank and per micro-batch; the global batch
     is ``batch_size · accum · world_size``. ``log_every``: a plain progress line every that
     many steps when the output is not an interactive terminal; ``val_every``: evaluate on
-    ``val_data`` every that many steps (0: after the last step only). ``data_cache``: a
-    pre-decoded image cache of ``data`` (:mod:`geoforge_train.cache`) read instead of the PNGs."""
+    ``val_data`` every that many steps (0: after the last step only). ``device`` and
+    ``precision`` may be ``auto`` (:func:`geoforge_train.distributed.resolve_device`,
+    :func:`~geoforge_train.distributed.resolve_precision`); ``grad_checkpointing`` recomputes
+    each transformer block in the backward pass (open_clip's ``set_grad_checkpointing``);
+    ``compile`` applies ``torch.compile`` to the model; ``fsdp`` shards it with FSDP2 instead
+    of DDP. ``data_cache``: a pre-decoded image cache of ``data`` (:mod:`geoforge_train.cache`)
+    read instead of the PNGs."""
 
     data: str
     out: str
@@ -57,8 +76,8 @@ class TrainConfig:
     text_negatives: tuple[str, ...] = ()
     k_text: int = 0
     k_image: int = 0
-    precision: str = "fp32"
-    device: str = "cpu"
+    precision: str = "auto"
+    device: str = "auto"
     seed: int = 0
     workers: int = 0
     save_every: int = 0
@@ -69,6 +88,9 @@ class TrainConfig:
     log_every: int = 10
     val_data: str | None = None
     val_every: int = 0
+    grad_checkpointing: bool = False
+    compile: bool = False
+    fsdp: bool = False
     data_cache: str | None = None
 
     def check(self) -> None:
@@ -86,8 +108,8 @@ class TrainConfig:
             )
         if self.loss != "mmclip" and not (self.k_text or self.k_image):
             raise UsageError(f"--loss {self.loss} needs negatives: set --k-text and/or --k-image")
-        if self.precision not in ("fp32", "bf16"):
-            raise UsageError(f"--precision {self.precision}: expected fp32 or bf16")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision {self.precision}: expected {', '.join(PRECISIONS)}")
         if self.batch_size < 1 or self.accum < 1 or self.epochs < 1:
             raise UsageError("--batch-size, --accum and --epochs must be at least 1")
         if not self.lr > 0:
@@ -96,47 +118,6 @@ class TrainConfig:
             raise UsageError(f"--weight-decay {self.weight_decay:g}: must be 0 or more")
         if self.val_every and not self.val_data:
             raise UsageError(f"--val-every {self.val_every} needs --val-data (a held-out corpus)")
-
-
-@dataclass
-class Dist:
-    """The process group as torchrun set it up: ``rank``, ``world_size``, ``local_rank``."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        """True on rank 0."""
-        return self.rank == 0
-
-
-def init_distributed(device: str) -> Dist:
-    """Join the torchrun process group if ``WORLD_SIZE`` > 1 (gloo on CPU, nccl on CUDA)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """A torch device from ``cpu``, ``cuda`` or ``cuda:N``. Raises UsageError if it does not
-    exist here."""
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UsageError(
-                f"--device {name}: no CUDA device is available on this machine; use --device cpu"
-            )
-        index = int(name.split(":")[1]) if ":" in name else local_rank
-        if index >= torch.cuda.device_count():
-            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
-        return torch.device("cuda", index)
-    raise UsageError(f"--device {name}: expected cpu, cuda or cuda:N")
 
 
 def cosine_lambda(warmup: int, total: int):  # type: ignore[no-untyped-def]
@@ -258,7 +239,10 @@ def _merge(batches: list[dict[str, Tensor]]) -> dict[str, Tensor]:
 def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]:
     """Run training per ``config``; returns a summary (final loss, steps, seconds, paths, and
     the last held-out metrics under ``val`` with ``val_data``). ``lines`` gets the plain
-    progress lines (default: stdout).
+    progress lines (default: stdout). The summary also holds the ``device`` and
+    ``precision`` used, ``first_step_seconds`` (the first step of this run, which holds
+    ``torch.compile``'s compilation and the warm-up) and ``step_seconds`` (the median of the
+    others; both without held-out evaluation and checkpoint writing).
 
     Raises geoforge errors for bad input (missing corpus, no negatives where asked,
     a checkpoint from another model, a device that does not exist) and lets real failures
@@ -268,8 +252,12 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
 
     config.check()
     ddp = init_distributed(config.device)
+    if config.fsdp and ddp.world_size == 1:
+        raise UsageError("--fsdp shards the model across ranks: launch it with torchrun, 2 or more processes")
     device = resolve_device(config.device, ddp.local_rank)
+    precision = resolve_precision(config.precision, device)
     if device.type == "cuda":  # TF32 matmuls for the fp32 parts (open_clip_train does the same)
+        torch.cuda.set_device(device)  # the device nccl and FSDP2's device mesh use
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(config.seed)
@@ -277,6 +265,8 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
     if ddp.main:
         out.mkdir(parents=True, exist_ok=True)
     model, tokenizer, image_size = create_model(config.model, config.pretrained, device)
+    if config.grad_checkpointing:
+        model.set_grad_checkpointing(True)  # type: ignore[operator]
     dataset = training_dataset(config, tokenizer, preprocess_cfg(model), uint8=device.type == "cuda")
     index = dataset.index
     micro = config.batch_size
@@ -287,35 +277,40 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
             f"{micro * config.accum * ddp.world_size}; lower --batch-size or --accum"
         )
     total = min(config.max_steps or spe * config.epochs, spe * config.epochs)
-    optimizer = torch.optim.AdamW(
-        _param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lambda(config.warmup, total))
-    start, history = 0, []
+    start, history, state = 0, [], None
     latest = out / "checkpoints" / "latest.pt"
     if not config.resume and latest.is_file():
         raise UsageError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
     if config.resume:
         if not latest.is_file():
             raise UsageError(f"--resume: no checkpoint at {latest}")
-        state = load_checkpoint(latest, model, config.model, optimizer, scheduler)
+        state = load_checkpoint(latest, model, config.model)  # the weights, before sharding
         check_same_run(latest, state.get("config") or {}, config)
         start, history = int(state["step"]), list(state["history"])
         _set_rng(state["rng"])
-    net: nn.Module = model
-    if ddp.world_size > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    if config.compile and config.fsdp:  # per block, FSDP2's hooks between them (as torchtitan)
+        for block in transformer_blocks(model):
+            block.compile()
+    elif config.compile:
+        model.compile()
+    net = wrap(model, ddp, device, config.fsdp, precision)
+    optimizer = torch.optim.AdamW(  # after wrap: FSDP2 replaces the parameters by their shards
+        _param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lambda(config.warmup, total))
+    if state is not None:
+        load_optimizer(net, optimizer, state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
     loss_fn = HardNegativeClipLoss(config.loss, ddp.rank, ddp.world_size)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     log = RunLog(out, ddp.main, total, start, config.log_every, lines or sys.stdout)
     val: dict[str, object] | None = None
     sampler = StepBatches(len(dataset), config.seed, ddp, micro, config.accum, spe, start, total)
     loader = training_loader(dataset, sampler, config.workers, device)
     batches = device_batches(loader, device, dataset.encode.transform)
-    t0 = time.perf_counter()
-    held_out_seconds = 0.0  # not counted in the training throughput
+    t0 = tick = time.perf_counter()
+    step_seconds: list[float] = []  # each step's, from the end of the last one's bookkeeping
+    global_batch = micro * config.accum * ddp.world_size
     step = start
     try:
         for step in range(start, total):
@@ -327,33 +322,35 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
             same = sum(int(b["neg_text_same_tokens"].sum()) for b in micro_batches)
             value, duplicates, same = _global_stats(loss, loss_fn.duplicate_share, same, ddp)
             history.append(value)
+            step_seconds.append(time.perf_counter() - tick)
             held_out = None
-            if config.val_data and ddp.main and (
-                step + 1 == total or (config.val_every and (step + 1) % config.val_every == 0)
+            # under FSDP2 every rank runs the evaluation: each forward pass gathers shards
+            if (
+                config.val_data
+                and (ddp.main or config.fsdp)
+                and (step + 1 == total or (config.val_every and (step + 1) % config.val_every == 0))
             ):
-                t_val = time.perf_counter()
                 model.eval()
                 loaded = Loaded("val", model, tokenizer, image_size, preprocess_cfg(model))
                 held_out = val = evaluate(loaded, config.val_data, device)
                 model.train()
-                held_out_seconds += time.perf_counter() - t_val
-            seen = (step + 1 - start) * micro * config.accum * ddp.world_size
             log.step(
                 step,
                 epoch,
                 value,
                 lr,
                 float(model.logit_scale.detach().exp()),
-                seen / (time.perf_counter() - t0 - held_out_seconds),
+                _rate(step_seconds, global_batch),
                 duplicates=duplicates,
                 same_tokens=same,
                 epoch_end=(step + 1) % spe == 0 or step + 1 == total,
                 val=held_out,
+                seconds=step_seconds[-1],
             )
-            if config.save_every and (step + 1) % config.save_every == 0 and ddp.main:
-                save_checkpoint(out, step + 1, model, optimizer, scheduler, config, history, _get_rng())
-        if ddp.main:
-            save_checkpoint(out, total, model, optimizer, scheduler, config, history, _get_rng(), final=True)
+            if config.save_every and (step + 1) % config.save_every == 0:
+                save_checkpoint(out, step + 1, net, optimizer, scheduler, config, history, _get_rng())
+            tick = time.perf_counter()
+        save_checkpoint(out, total, net, optimizer, scheduler, config, history, _get_rng(), final=True)
     finally:
         log.close(history)
         if ddp.world_size > 1 and dist.is_initialized():
@@ -363,6 +360,10 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         "final_loss": history[-1] if history else None,
         "val": val,
         "seconds": round(time.perf_counter() - t0, 2),
+        "first_step_seconds": round(step_seconds[0], 3) if step_seconds else None,
+        "step_seconds": round(statistics.median(step_seconds[1:]), 3) if step_seconds[1:] else None,
+        "device": str(device),
+        "precision": precision,
         "checkpoint": str(out / "checkpoints" / "final.pt"),
         "skipped_shards": index.skipped,
     }
@@ -396,9 +397,7 @@ def _step(
         with torch.no_grad(), autocast:
             cached = [encode(net, b, device) for b in batches]
         for j, b in enumerate(batches):
-            sync = j == accum - 1 or not isinstance(net, nn.parallel.DistributedDataParallel)
-            ctx = net.no_sync() if not sync else nullcontext()  # type: ignore[operator]
-            with ctx, autocast:
+            with gradient_sync(net, j == accum - 1), autocast:
                 fj = encode(net, b, device)
                 parts = [fj if k == j else c for k, c in enumerate(cached)]
                 scale, bias = fj.scale, fj.bias
@@ -415,11 +414,19 @@ def _step(
                 )
                 loss = loss_fn(f.image, f.text, f.scale, _negatives(whole, f, device), f.bias)
                 loss.backward()
+    finish_gradients(net)
     optimizer.step()
     with torch.no_grad():
-        net_model = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
-        net_model.logit_scale.clamp_(0, math.log(100))
+        unwrap(net).logit_scale.clamp_(0, math.log(100))  # type: ignore[operator]
     return loss.detach()
+
+
+def _rate(step_seconds: list[float], global_batch: int) -> float:
+    """Samples per second of a run's steps so far: the first step's own rate until there is
+    another, then that of the steps after the first (the first holds compilation, worker
+    start-up and warm-up, and is logged apart as its ``step_seconds``)."""
+    timed = step_seconds[1:] or step_seconds
+    return len(timed) * global_batch / sum(timed)
 
 
 def _global_stats(loss: Tensor, duplicates: Tensor, same_tokens: int, ddp: Dist) -> tuple[float, float, int]:
