@@ -157,6 +157,7 @@ def _check_new(new: dict[str, Point], state: _Partial, pinned: bool = False) -> 
     nearly coincides with a placed one or (unless ``pinned``: the user put it there) that is
     far outside the figure."""
     placed = dict(state.points)
+    threshold = MIN_SEPARATION * state.scale
     for name, p in new.items():
         if not np.all(np.isfinite(p)):
             raise DegenerateError(f"point `{name}` is not finite")
@@ -166,9 +167,17 @@ def _check_new(new: dict[str, Point], state: _Partial, pinned: bool = False) -> 
                 f"point `{name}` is far outside the figure ({far:.3g} from its centre, over "
                 f"{MAX_SPREAD:g} × its size {state.span:.3g})"
             )
-        for other, q in placed.items():
+        near = placed
+        xy = state._xy
+        if len(xy):
+            # All gaps at once; where even the smallest clears the threshold by far more than
+            # rounding, only this clause's own earlier points need the exact test below.
+            gaps = np.hypot(xy[:, 0] - p[0], xy[:, 1] - p[1])
+            if float(gaps.min()) > threshold * (1 + 1e-9):
+                near = {n: q for n, q in placed.items() if n not in state.points}
+        for other, q in near.items():
             gap = norm(p - q)
-            if gap < MIN_SEPARATION * state.scale:
+            if gap < threshold:
                 raise (_SamePoint if gap <= SAME_POINT * state.scale else DegenerateError)(
                     f"point `{name}` nearly coincides with `{other}` ({gap:.3g} apart, under "
                     f"{MIN_SEPARATION:.0%} of the figure size {state.scale:.3g})"
