@@ -59,10 +59,10 @@ def nlist_for(n_docs: int) -> int:
 
 def nprobe_for(nlist: int) -> int:
     """Cells searched per query: a quarter of the ``nlist`` cells, at least :data:`NPROBE` (all
-    of them for pools up to 4,096 captions). Measured on 20,000 distinct captions (141 cells),
-    recall@64 against exact BM25 was 0.966 with 32 cells searched, 0.988 with 64, 0.995 with all
-    141 (benchmarks/retrieval_index.py); it falls as the share of cells searched falls, so the
-    share is kept from falling below a quarter."""
+    of them for pools up to 4,096 captions). Measured on 20,000 distinct captions (141 cells,
+    200 queries), recall@64 against exact BM25 was 0.962 with 32 cells searched, 0.989 with 64,
+    0.993 with all 141 (benchmarks/retrieval_index.py, docs/retrieval.md); it falls as the share
+    of cells searched falls, so the share is kept from falling below a quarter."""
     return min(nlist, max(NPROBE, nlist // 4))
 
 
