@@ -131,7 +131,8 @@ def test_compile_trains_with_the_losses_of_eager_and_times_the_first_step_apart(
     caption_corpus: Path, tmp_path: Path
 ) -> None:
     """torch.compile (inductor on the CPU): about 45 s per graph on 2 cores, so slow."""
-    args = dict(data=str(caption_corpus), batch_size=2, max_steps=3, k_text=1, text_negatives=("caption",))
+    args = dict(data=str(caption_corpus), batch_size=2, epochs=2, max_steps=3)
+    args |= dict(k_text=1, text_negatives=("caption",))
     eager = train(TrainConfig(out=str(tmp_path / "eager"), **args))  # type: ignore[arg-type]
     compiled = train(TrainConfig(out=str(tmp_path / "compiled"), compile=True, **args))  # type: ignore[arg-type]
     a, b = _log(tmp_path / "eager"), _log(tmp_path / "compiled")
@@ -140,7 +141,7 @@ def test_compile_trains_with_the_losses_of_eager_and_times_the_first_step_apart(
         f"compile vs eager: loss diffs {diffs}; first step {compiled['first_step_seconds']} s vs "
         f"{eager['first_step_seconds']} s, then {compiled['step_seconds']} vs {eager['step_seconds']} s"
     )
-    assert max(diffs) <= 1e-4  # inductor fuses and reorders float32 sums
+    assert len(diffs) == 3 and max(diffs) <= 1e-5  # inductor reorders float32 sums (3.6e-7 seen)
     assert compiled["first_step_seconds"] > 5 * statistics.median([r["step_seconds"] for r in b[1:]])
 
 

@@ -191,10 +191,11 @@ def full_state(net: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[s
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     model_state, optim_state = get_state_dict(net, optimizer, options=options)
-    if not optim_state:
+    groups: Any = optim_state.get("param_groups")
+    if not groups:
         return model_state, optim_state
-    names = [name for group in optim_state["param_groups"] for name in group["params"]]
-    return model_state, _renamed(optim_state, {name: i for i, name in enumerate(names)})
+    names = [name for group in groups for name in group["params"]]
+    return model_state, _renamed(dict(optim_state), {name: i for i, name in enumerate(names)})
 
 
 def load_optimizer(net: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
