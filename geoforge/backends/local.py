@@ -19,6 +19,7 @@ the manifest's ``run`` section.
 from __future__ import annotations
 
 import heapq
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -95,9 +96,13 @@ class LocalBackend:
             for spec in shards:
                 yield spec, run_shard(work, spec, out, on_progress)
             return
-        load_tokenizer()  # now, not at the first merge: the pool would drain while it loads
         start = time.perf_counter()
         pool = ProcessPoolExecutor(max_workers=self.workers)
+        # The first job forks every worker (fork context); only then may this process import
+        # the tokenizer, in a thread while the workers start: a worker forked after it would
+        # carry torch's heap, whose pages it copies one by one as it runs.
+        pool.submit(int).result()
+        threading.Thread(target=load_tokenizer, daemon=True).start()
         pipeline = _Pipeline(work, shards, pool, self.workers)
         limit = lookahead(work.recipe.shard_size, self.workers)
         try:
