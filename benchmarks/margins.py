@@ -66,8 +66,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"{args.n} figures at {recipe.image_size} px; stroke {stroke:.2f} px; figure size "
-          f"(bounding-box diagonal) median {out['figure_size_px_median']} px")
+    print(
+        f"{args.n} figures at {recipe.image_size} px; stroke {stroke:.2f} px; figure size "
+        f"(bounding-box diagonal) median {out['figure_size_px_median']} px"
+    )
     print(f"{'share':>7} {'median px':>10} {'p10 px':>8} {'strokes':>8}")
     for share, r in rows.items():
         mark = "  ← default margin" if float(share) == DEFAULT_MARGINS.incidence else ""

@@ -20,7 +20,7 @@ MEMBERS = {
         "only in a corpus with image negatives: the image negatives side by side, one PNG "
         "`K · image_size` pixels wide and `image_size` high (K: image negatives asked per sample). "
         "Tile `i` (columns `i · image_size` to `(i + 1) · image_size`) is the negative whose "
-        '`tile` is `i` in the `negatives` record; tiles past the sample\'s own count are white. '
+        "`tile` is `i` in the `negatives` record; tiles past the sample's own count are white. "
         "Every sample has this member whatever number of negatives it got, so every reader "
         "sees one schema"
     ),

@@ -212,8 +212,8 @@ class ShardWork:
         the shard, not from a corpus-wide index (``negatives.retrieval_pool``)."""
         return self.negatives is not None and self.negatives.retrieval_pool is None
 
-    def captions(self, indices: range) -> list[tuple[str, str]]:
-        """``(key, caption)`` of samples ``indices`` without painting them
+    def captions(self, indices: range) -> list[PoolEntry]:
+        """The pool entries (key, caption, claims) of samples ``indices`` without painting them
         (:func:`geoforge.retrieval.captions.sampled_captions`): what a corpus-wide retrieval
         index holds."""
         from geoforge.retrieval.captions import sampled_captions

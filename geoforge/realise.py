@@ -48,11 +48,16 @@ FACT_TOL = 1e-7
 #: Attempts at one clause before the whole program is restarted.
 CLAUSE_TRIES = 10
 #: A new point within this fraction of the diagram size of a placed one *is* that point, up to
-#: rounding (the gaps seen are 0 to 2e-15 of the size): the program builds one point twice
-#: (a centroid's midpoint that another clause also builds, the foot from a right angle's
-#: vertex), so new samples cannot separate them and the realiser gives up at once instead of
-#: restarting ``max_tries`` times. A chance coincidence this close has probability ~1e-18.
+#: rounding (the gaps seen are 0 to 2e-15 of the size). Usually the program builds one point
+#: twice (a centroid's midpoint that another clause also builds, the foot from a right angle's
+#: vertex) and no restart separates them; but it can also follow from an earlier random
+#: choice (the bisector of ∠CBD is that of ∠CBA when D falls on ray BA, JGEX E051-7) or from
+#: picking the intersection that is a placed point. So the realiser gives up once a clause has
+#: built a placed point in :data:`SAME_POINT_SHARE` of ``max_tries`` attempts, not at once.
 SAME_POINT = 1e-9
+#: Share of ``max_tries`` attempts (at least one) in which one clause builds a placed point
+#: (:data:`SAME_POINT`) before the realiser gives up on the program.
+SAME_POINT_SHARE = 0.5
 
 
 class _SamePoint(DegenerateError):
@@ -310,8 +315,8 @@ def realise(
 
     Each clause is tried up to :data:`CLAUSE_TRIES` times (once if it uses no randomness),
     then the whole program is restarted, up to ``max_tries`` times; a clause that builds a
-    point already placed (:data:`SAME_POINT`) fails at once, since no restart separates them.
-    Raises RealiseError naming
+    point already placed (:data:`SAME_POINT`) in :data:`SAME_POINT_SHARE` of them ends it
+    early, since restarts rarely separate them. Raises RealiseError naming
     the clause that failed most often, its text, the number of attempts and the last reason,
     e.g. ``cannot realise clause 3 `x = ...` after 100 tries: near-parallel lines (angle
     0.000°)``.
@@ -327,6 +332,8 @@ def realise(
     reasons: dict[int, str] = {}
     floor = _pinned_size(program) if any(c.pinned for c in program.clauses) else 1.0
     trie = _PREFIXES.trie(reference, seed, floor) if reference is not None else None
+    same_limit = max(1, int(max_tries * SAME_POINT_SHARE))
+    same: Counter[int] = Counter()  # attempts in which a clause built a placed point
     for attempt in range(1, max_tries + 1):
         state = _Partial({}, floor)
         node = trie if attempt == 1 else None
@@ -345,7 +352,7 @@ def realise(
                 failures, reasons = Counter(failed), dict(why)
         complete = True
         for index, clause in enumerate(program.clauses[first:], start=first + 1):
-            placed = False
+            placed = was_same = False
             for _ in range(CLAUSE_TRIES):
                 before = rng.bit_generator.state
                 try:
@@ -353,9 +360,12 @@ def realise(
                 except DegenerateError as e:
                     failures[index] += 1
                     reasons[index] = e.reason
-                    if isinstance(e, _SamePoint) or all(c.pinned for c in program.clauses[:index]):
-                        # The same point twice, or only pinned points so far: every attempt
-                        # would fail the same way.
+                    if isinstance(e, _SamePoint) and not was_same:
+                        was_same = True
+                        same[index] += 1
+                    if same[index] >= same_limit or all(c.pinned for c in program.clauses[:index]):
+                        # The same point twice in many attempts, or only pinned points so far:
+                        # further attempts would fail the same way.
                         raise RealiseError(
                             clause=index,
                             text=clause.text(),

@@ -65,7 +65,7 @@ from trainer_support import (  # noqa: E402
     _weights,
 )
 
-import geoforge.generate  # noqa: E402
+import geoforge.backends.tally  # noqa: E402
 from geoforge import tokens  # noqa: E402
 from geoforge.cli import app  # noqa: E402
 from geoforge.corpus import read_corpus  # noqa: E402
@@ -571,7 +571,7 @@ def test_generate_reports_long_captions_in_the_manifest_and_its_warning_line(
     }
     # A context of 12 tokens makes long captions of a small corpus: one warning line on stderr.
     monkeypatch.setattr(
-        geoforge.generate, "long_captions", functools.partial(tokens.long_captions, context=12)
+        geoforge.backends.tally, "long_captions", functools.partial(tokens.long_captions, context=12)
     )
     capsys.readouterr()
     out = tmp_path / "small"

@@ -118,9 +118,7 @@ def test_a_relabel_that_leaves_the_text_unchanged_is_rejected() -> None:
     verdict = verify_caption(positive, same, "test")
     assert (verdict.ok, verdict.reason) == (False, "same text as the positive")
     with_space = CaptionCandidate((), "whitespace", (), " " + positive.caption.text.replace(" ", "  ") + " ")
-    assert verify_caption(positive, with_space, "test").reason == (
-        "same text as the positive"
-    )
+    assert verify_caption(positive, with_space, "test").reason == ("same text as the positive")
 
 
 def test_a_polygon_order_relabel_that_keeps_every_relation_true_is_rejected() -> None:
@@ -254,8 +252,16 @@ def test_move_vertex_moves_a_point_across_its_line_not_along_it() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["length A B -3", "length A B 0", "angle A B C 400", "angle A B C 180", "angle B A B 30",
-     "equal A A B C", "perpendicular A B B A", "midpoint A A B"],
+    [
+        "length A B -3",
+        "length A B 0",
+        "angle A B C 400",
+        "angle A B C 180",
+        "angle B A B 30",
+        "equal A A B C",
+        "perpendicular A B B A",
+        "midpoint A A B",
+    ],
 )
 def test_degenerate_claims_from_a_plugin_are_malformed_not_negatives(text: str) -> None:
     # Found by a new user: "AB = -3", "∠ABC = 400°", "AB ⊥ BA" were accepted as false claims.

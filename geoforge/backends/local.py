@@ -31,6 +31,7 @@ from geoforge.store import Store
 
 if TYPE_CHECKING:
     from geoforge.generate import Encoded, Sample, ShardWork
+    from geoforge.perturb import PoolEntry
 
 #: Samples per job of the captions pass of ``--retrieval-pool corpus``.
 CAPTION_CHUNK = 64
@@ -65,8 +66,8 @@ class LocalBackend:
     def close(self) -> None:
         """Nothing to release: each run's pool is shut down when the run ends."""
 
-    def captions(self, work: ShardWork, shards: Sequence[ShardSpec]) -> Iterator[tuple[str, str]]:
-        """``(key, caption)`` of every positive of ``shards``, in corpus order, made in jobs of
+    def captions(self, work: ShardWork, shards: Sequence[ShardSpec]) -> Iterator[PoolEntry]:
+        """Pool entries (key, caption, claims) of ``shards``, in corpus order, made in jobs of
         :data:`CAPTION_CHUNK` samples (:meth:`geoforge.generate.ShardWork.captions`)."""
         chunks = [
             range(lo, min(s.hi, lo + CAPTION_CHUNK))

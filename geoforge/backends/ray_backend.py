@@ -33,6 +33,7 @@ from geoforge.store import Store
 
 if TYPE_CHECKING:
     from geoforge.generate import ShardWork
+    from geoforge.perturb import PoolEntry
 
 #: Times Ray runs a shard's task again after its worker died (Ray's default for tasks is 3).
 MAX_RETRIES = 3
@@ -142,8 +143,8 @@ class RayBackend:
                 ray.cancel(ref, force=True)
             queue.shutdown()
 
-    def captions(self, work: ShardWork, shards: Sequence[ShardSpec]) -> Iterator[tuple[str, str]]:
-        """``(key, caption)`` of every positive of ``shards``, in corpus order, one Ray task per
+    def captions(self, work: ShardWork, shards: Sequence[ShardSpec]) -> Iterator[PoolEntry]:
+        """Pool entries (key, caption, claims) of ``shards``, in corpus order, one Ray task per
         shard (:meth:`geoforge.generate.ShardWork.captions`)."""
         self._start()
         task = self.ray.remote(_captions_task).options(num_cpus=1, max_retries=self.max_retries)

@@ -21,6 +21,7 @@ from geoforge.store import Store
 
 if TYPE_CHECKING:
     from geoforge.generate import Encoded, ShardWork
+    from geoforge.perturb import PoolEntry
 
 #: Samples per job of the first stage (positives) in a worker pool.
 POSITIVE_CHUNK = 4
@@ -68,8 +69,8 @@ class Backend(Protocol):
         tally as it completes (in any order). ``on_progress(k)``: ``k`` more samples done."""
         ...
 
-    def captions(self, work: ShardWork, shards: Sequence[ShardSpec]) -> Iterator[tuple[str, str]]:
-        """``(key, caption)`` of every positive of ``shards`` in corpus order (the first pass of
+    def captions(self, work: ShardWork, shards: Sequence[ShardSpec]) -> Iterator[PoolEntry]:
+        """Pool entries (key, caption, claims) of ``shards`` in corpus order (the first pass of
         ``--retrieval-pool corpus``)."""
         ...
 
