@@ -116,22 +116,48 @@ def _own_files(out: Path) -> list[Path]:
     return [p for p in out.iterdir() if p.name == INDEX or (p.name.startswith("part-") and ".npy" in p.name)]
 
 
+def _new_folders(out: Path) -> list[Path]:
+    """``out`` and its ancestors that do not exist yet, deepest first (what ``mkdir(parents=True)``
+    would make)."""
+    made = []
+    while not out.exists() and out != out.parent:
+        made.append(out)
+        out = out.parent
+    return made
+
+
 def build_cache(data: str, out: Path, size: int, workers: int = 1, overwrite: bool = False) -> dict[str, Any]:
     """Write the cache of ``data`` (sources as :func:`geoforge_train.data.shard_paths` reads
     them) at ``size`` px into ``out``, decoding shards in ``workers`` processes; returns the
     index (plus ``images``: the count written). Raises UsageError if ``out`` holds files and
     ``overwrite`` is not given (with it, only the cache's own files are replaced), DataError for
-    a corpus that cannot be read whole (a missing or corrupt shard) or that is not greyscale."""
+    a corpus that cannot be read whole (a missing or corrupt shard) or that is not greyscale.
+    ``data`` is indexed before ``out`` is touched; when the command fails, the directories it
+    made go again with the files it wrote in them (never a directory that existed before)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"--out {out} is not empty: pass --overwrite to replace the cache in it")
+    index = CorpusIndex.build(data, strict=True)
+    made = _new_folders(out)
     out.mkdir(parents=True, exist_ok=True)
-    if any(out.iterdir()):
-        if not overwrite:
-            raise UsageError(f"--out {out} is not empty: pass --overwrite to replace the cache in it")
+    try:
         for p in _own_files(out):
             p.unlink()
-    index = CorpusIndex.build(data, strict=True)
+        return _write_cache(data, index, out, size, workers)
+    except BaseException:
+        if made:  # this command made ``out``: its files go, then each folder made that is empty
+            for p in _own_files(out):
+                p.unlink(missing_ok=True)
+            for folder in made:  # deepest first
+                if not any(folder.iterdir()):
+                    folder.rmdir()
+        raise
+
+
+def _write_cache(data: str, index: CorpusIndex, out: Path, size: int, workers: int) -> dict[str, Any]:
+    """Decode the shards of ``index`` into ``out`` (the body of :func:`build_cache`)."""
     groups = _by_shard(index)
     jobs = [(path, samples, size, out / f"part-{i:06d}") for i, (path, samples) in enumerate(groups)]
     if workers > 1 and len(jobs) > 1:

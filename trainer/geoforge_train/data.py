@@ -81,6 +81,22 @@ class CorpusIndex:
             raise DataError(f"{data}: no readable samples in {len(shards)} shard(s)")
         return index
 
+    def negative_limits(self) -> dict[str, int] | None:
+        """The most negatives of each kind (``image``, ``caption``, ``retrieval``) that a sample
+        of this index holds: what ``generate`` asked for, per the ``manifest.json`` of each
+        directory that holds an indexed shard (the largest over them; 0 for a corpus made without
+        negatives). No sample is read. ``None`` if a directory has no readable manifest."""
+        limits = dict.fromkeys(("image", *TEXT_SOURCES), 0)
+        for folder in {spans["json"][0].parent for spans in self.samples}:
+            try:
+                manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+                asked = manifest["negatives"] or {}
+                for kind in limits:
+                    limits[kind] = max(limits[kind], int(asked.get(kind, 0)))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                return None
+        return limits
+
 
 def shard_paths(data: str | Path) -> list[tuple[Path, int | None]]:
     """The shards of ``data`` with the sample count its ``sizes.json`` lists (``None`` where
@@ -266,6 +282,25 @@ class NegativeUse:
     def any(self) -> bool:
         """True if any negatives are used."""
         return bool((self.text_sources and self.k_text) or self.k_image)
+
+
+def excess_negatives(index: CorpusIndex, use: NegativeUse) -> list[str]:
+    """A warning (without ``warning:``) for ``--k-image`` and for ``--k-text`` when it asks more
+    negatives per sample than the corpus holds (:meth:`CorpusIndex.negative_limits`): the extra
+    columns are masked padding, so they change nothing. Empty when the limits are unknown."""
+    limits = index.negative_limits()
+    if limits is None:
+        return []
+    held = [("--k-image", use.k_image, limits["image"], "image")]
+    if use.text_sources:
+        text = sum(limits[s] for s in use.text_sources)
+        held.append(("--k-text", use.k_text, text, " and ".join(use.text_sources)))
+    return [
+        f"{option} {k} but the corpus holds at most {most} {kind} negatives per sample "
+        "(the rest are masked padding)"
+        for option, k, most, kind in held
+        if k > most
+    ]
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,12 @@ class RunLog:
         self.progress.start()
         self.task = self.progress.add_task("train", total=total, completed=start, info="")
 
+    def warn(self, message: str) -> None:
+        """One ``warning: message`` line on stderr (above the progress bar in a terminal), as
+        the epoch figures go; nothing on ranks other than 0."""
+        if self.enabled:
+            self.progress.console.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
+
     def _count(self, epoch: int, duplicates: float, same_tokens: int) -> None:
         totals = self.epochs[epoch]
         totals[0] += duplicates

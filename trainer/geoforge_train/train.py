@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from geoforge.errors import UsageError
-from geoforge_train.data import TEXT_SOURCES, epoch_order, steps_per_epoch
+from geoforge_train.data import TEXT_SOURCES, epoch_order, excess_negatives, steps_per_epoch
 from geoforge_train.distributed import (
     PRECISIONS,
     Dist,
@@ -242,10 +242,13 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
     progress lines (default: stdout). The summary also holds the ``device`` and
     ``precision`` used, ``first_step_seconds`` (the first step of this run, which holds
     ``torch.compile``'s compilation and the warm-up) and ``step_seconds`` (the median of the
-    others; both without held-out evaluation and checkpoint writing).
+    others; both without held-out evaluation and checkpoint writing), and ``warnings``: the
+    lines printed at the start (stderr, ``warning:`` in front), such as a ``--k-image`` or
+    ``--k-text`` above what the corpus holds (:func:`geoforge_train.data.excess_negatives`).
 
     Raises geoforge errors for bad input (missing corpus, no negatives where asked,
-    a checkpoint from another model, a device that does not exist) and lets real failures
+    a checkpoint from another model, a device that does not exist, a stale cache) before
+    ``config.out`` is created, so a refused run leaves no directory; lets real failures
     propagate."""
     from geoforge_train.evaluate import Loaded, evaluate
     from geoforge_train.logs import RunLog
@@ -261,9 +264,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(config.seed)
-    out = Path(config.out)
-    if ddp.main:
-        out.mkdir(parents=True, exist_ok=True)
+    out = Path(config.out)  # made only once the settings and data are checked (just below)
     model, tokenizer, image_size = create_model(config.model, config.pretrained, device)
     if config.grad_checkpointing:
         model.set_grad_checkpointing(True)  # type: ignore[operator]
@@ -303,7 +304,12 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         scheduler.load_state_dict(state["scheduler"])
     loss_fn = HardNegativeClipLoss(config.loss, ddp.rank, ddp.world_size)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    if ddp.main:
+        out.mkdir(parents=True, exist_ok=True)
     log = RunLog(out, ddp.main, total, start, config.log_every, lines or sys.stdout)
+    warned = excess_negatives(index, dataset.use)
+    for message in warned:
+        log.warn(message)
     val: dict[str, object] | None = None
     sampler = StepBatches(len(dataset), config.seed, ddp, micro, config.accum, spe, start, total)
     loader = training_loader(dataset, sampler, config.workers, device)
@@ -366,6 +372,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         "precision": precision,
         "checkpoint": str(out / "checkpoints" / "final.pt"),
         "skipped_shards": index.skipped,
+        "warnings": warned,
     }
 
 
