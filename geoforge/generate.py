@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -30,6 +31,7 @@ from geoforge.render.layout import Layout
 from geoforge.sampler import Recipe, sample_spec
 
 if TYPE_CHECKING:
+    from geoforge.backends import Backend, ShardSpec
     from geoforge.corpus import Record
     from geoforge.store import Store
 
@@ -305,7 +307,8 @@ def generate_corpus(
     worker loads the same list); retrieval draws on the other samples of the same shard, or,
     with ``retrieval_pool="corpus"``, on every positive of the corpus: a first pass indexes
     every positive caption (:func:`geoforge.retrieval.build_index`, into ``out/retrieval``; a
-    local ``out`` only, which every worker reads), then the shards are made. Raises
+    local ``out`` only, a path or a ``file://`` URL, which every worker reads), then the shards
+    are made. Raises
     UsageError for a corpus pool without retrieval negatives or with a URL ``out``.
     With ``qa``, each sample then gets its questions and exact answers, with the image
     negatives that flip them (:func:`geoforge.qa.add_qa`; counts in the manifest's ``qa``).
@@ -345,11 +348,16 @@ def generate_corpus(
         write_json(store, "manifest.json", {**head, "complete": False})
         work = ShardWork(recipe, seed, negatives if with_negatives else None, spec, qa)
         if retrieval_pool == "corpus":  # first pass: index every positive caption
-            from geoforge.retrieval import build_index
-
-            index = Path(store.root) / "retrieval"
-            build_index(runner.captions(work, plan_shards(n, recipe.shard_size)), index, overwrite=True)
+            index = _corpus_index(
+                store.path / "retrieval",  # type: ignore[operator]  # local (_check_pool)
+                work,
+                head,
+                plan_shards(n, recipe.shard_size),
+                runner,
+            )
             work = replace(work, negatives=replace(negatives, retrieval_pool=str(index)))  # type: ignore[type-var]
+        elif overwrite and store.path is not None and (store.path / "retrieval").is_dir():
+            shutil.rmtree(store.path / "retrieval")  # a replaced corpus's index
         tally, resumed = run_shards(work, store, n, keep, runner, on_progress)
         write_json(store, "sizes.json", tally.sizes)
         slots = negatives.image if negatives is not None else 0
@@ -379,6 +387,26 @@ def generate_corpus(
         return manifest
 
 
+#: The file in a corpus-wide retrieval index that names the corpus settings it was built for.
+INDEX_SOURCE = "corpus.json"
+
+
+def _corpus_index(
+    index: Path, work: ShardWork, head: dict[str, object], shards: list[ShardSpec], runner: Backend
+) -> Path:
+    """The corpus-wide retrieval index ``index`` of the positives of ``shards``: kept when it
+    was built for the same settings (``head`` without the git SHA, in :data:`INDEX_SOURCE`;
+    a resumed run), else built by ``runner`` (:func:`geoforge.retrieval.build_index`)."""
+    from geoforge.retrieval import build_index
+
+    source = json.dumps({k: v for k, v in head.items() if k != "git_sha"}, sort_keys=True)
+    if (index / INDEX_SOURCE).is_file() and (index / INDEX_SOURCE).read_text() == source:
+        return index
+    build_index(runner.captions(work, shards), index, overwrite=True)
+    (index / INDEX_SOURCE).write_text(source)
+    return index
+
+
 def _check_pool(pool: str, negatives: NegativeConfig | None, out: Store) -> None:
     """Raise UsageError unless ``pool`` is ``shard`` or ``corpus``, and a ``corpus`` pool has
     retrieval negatives to draw and a local corpus directory to hold its index."""
@@ -386,8 +414,11 @@ def _check_pool(pool: str, negatives: NegativeConfig | None, out: Store) -> None
         raise UsageError(f"--retrieval-pool {pool}: expected shard or corpus")
     if pool == "corpus" and (negatives is None or not negatives.retrieval):
         raise UsageError("--retrieval-pool corpus draws retrieval negatives: pass --retrieval-negatives N")
-    if pool == "corpus" and not out.local:
-        raise UsageError(f"--retrieval-pool corpus: the index is a local directory; --out {out} is a URL")
+    if pool == "corpus" and out.path is None:
+        raise UsageError(
+            f"--retrieval-pool corpus: the index is a local directory; --out {out} is not one "
+            "(a path or a file:// URL)"
+        )
 
 
 def _qa_manifest(qa: QAConfig | None, counts: dict[str, object] | None) -> dict[str, object] | None:

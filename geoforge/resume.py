@@ -63,9 +63,9 @@ def check_resume(out: Store, head: dict[str, object], keep: set[int], n: int, sh
         for key, how in SETTINGS.items():
             if stored[key] != now[key]:
                 raise UsageError(
-                    f"--resume: {how} differs from the run being resumed ({_short(stored[key])} there, "
-                    f"{_short(now[key])} now); resume with the same settings, or pass --overwrite to "
-                    "start again"
+                    f"--resume: {how} differs from the run being resumed "
+                    f"({_difference(stored[key], now[key])}); resume with the same settings, or pass "
+                    "--overwrite to start again"
                 )
     n_shards = (n + shard_size - 1) // shard_size
     beyond = sorted(s for s in keep if s >= n_shards)
@@ -74,6 +74,16 @@ def check_resume(out: Store, head: dict[str, object], keep: set[int], n: int, sh
             f"--resume with --n {n} would delete {len(beyond)} complete shard(s) from "
             f"shard-{beyond[0]:06d}.tar; pass --overwrite to replace the corpus"
         )
+
+
+def _difference(there: object, now: object, path: str = "") -> str:
+    """What differs between two settings: for mappings, each differing field by its dotted
+    path (``image: 2 there, 4 now``), else both values."""
+    if isinstance(there, dict) and isinstance(now, dict):
+        keys = sorted(k for k in there.keys() | now.keys() if there.get(k) != now.get(k))
+        return "; ".join(_difference(there.get(k), now.get(k), f"{path}{k}.") for k in keys)
+    field = f"{path[:-1]}: " if path else ""
+    return f"{field}{_short(there)} there, {_short(now)} now"
 
 
 def _short(value: object) -> str:

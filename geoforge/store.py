@@ -56,6 +56,14 @@ class Store:
         """True for a plain local directory (no fsspec)."""
         return self._fs is None
 
+    @property
+    def path(self) -> Path | None:
+        """The local directory this store writes: a plain path, or a ``file://`` URL's path;
+        ``None`` for any other filesystem."""
+        if isinstance(self.root, Path):
+            return self.root
+        return Path(self.root.removeprefix("file://")) if self.root.startswith("file://") else None
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (Store, (self.root,))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -185,6 +186,41 @@ def test_corpus_retrieval_pool_draws_across_shards_the_same_for_any_workers(reci
         UsageError, match=r'^--resume: --retrieval-pool differs .*\("corpus" there, "shard" now\)'
     ):
         generate_corpus(recipe, one, n=N, seed=1, negatives=negatives, resume=True)
+
+
+def test_corpus_pool_takes_a_file_url_and_a_resume_keeps_its_index(
+    recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    negatives = NegativeConfig(retrieval=1)
+    out = tmp_path / "c"
+    generate_corpus(recipe, out.as_uri(), n=4, seed=1, negatives=negatives, retrieval_pool="corpus")
+    index = {p.name: p.read_bytes() for p in (out / "retrieval").iterdir()}
+    assert "corpus.json" in index and json.loads(index["corpus.json"])["samples"] == 4
+    shards = {p.name: p.read_bytes() for p in out.glob("shard-*.tar")}
+    (out / "shard-000001.tar").unlink()  # an interrupted run: resume it without a new first pass
+
+    def build_index(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the index was built again")
+
+    monkeypatch.setattr("geoforge.retrieval.build_index", build_index)
+    generate_corpus(recipe, out, n=4, seed=1, negatives=negatives, retrieval_pool="corpus", resume=True)
+    assert {p.name: p.read_bytes() for p in (out / "retrieval").iterdir()} == index
+    assert {p.name: p.read_bytes() for p in out.glob("shard-*.tar")} == shards
+
+
+def test_an_unreachable_ray_address_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    out = tmp_path / "c"
+    result = subprocess.run(
+        [sys.executable, "-m", "geoforge.cli", "generate", str(ROOT / "corpora" / "smoke.toml"),
+         "--out", str(out), "--n", "2", "--backend", "ray", "--ray-address", "127.0.0.1:1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        "error: --ray-address 127.0.0.1:1: no Ray cluster answers there (Connection refused)"
+    ]
+    assert not out.exists()
 
 
 def test_corpus_retrieval_pool_needs_retrieval_negatives_and_a_local_out(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

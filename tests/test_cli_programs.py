@@ -53,7 +53,7 @@ def test_check_lists_five_different_mistakes_with_columns_in_one_run(tmp_path: P
         "? perp a b c"
     )
     path.write_text(f"five_mistakes\n{text}\n")
-    result = cli("check", str(path))
+    result = cli("check", str(path), env={"COLUMNS": "400"})  # no table cell wraps a message
     assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
     said = " ".join(result.stdout.split())
     (record,) = [json.loads(line) for line in cli("check", str(path), "--json").stdout.splitlines()]
@@ -150,10 +150,12 @@ def test_negative_seed_is_a_usage_error() -> None:
     assert result.returncode == 2 and "Invalid value for '--seed'" in result.stderr
 
 
-def test_debug_works_before_and_after_the_command(tmp_path: Path) -> None:
+def test_debug_works_before_and_after_the_command_and_keeps_the_exit_status(tmp_path: Path) -> None:
     for args in (("--debug", "render"), ("render", "--debug")):
         result = cli(*args, "a b c = triangle a b c; x = foo x a b", "-o", str(tmp_path / "x.png"))
-        assert result.returncode == 1 and "Traceback" in result.stderr, args
+        assert result.returncode == 2 and "Traceback" in result.stderr, args
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: <argument>:29: clause 2 `x = foo"), args
 
 
 # --- plugins everywhere ---------------------------------------------------------------------

@@ -97,10 +97,12 @@ def test_an_error_in_propose_is_shown_once_with_its_traceback_under_debug_and_fa
         "Traceback (most recent call last)" in result.stderr
         and 'raise ValueError("boom in propose")' in result.stderr
     )
-    # Under --debug the failure is raised with its traceback, not as an `error:` line.
-    assert result.stderr.strip().splitlines()[-1] == (
+    # Under --debug the failure's traceback comes before its `error:` line; the status is kept.
+    lines = result.stderr.strip().splitlines()
+    assert lines[-2] == (
         "geoforge.plugins.PluginFailure: plugin failure with --strict-plugins: boom: in propose (2 times)"
     )
+    assert lines[-1] == "error: plugin failure with --strict-plugins: boom: in propose (2 times)"
     errors = json.loads((out / "manifest.json").read_text())["counts"]["negatives"]["errors"]
     assert errors == {
         "boom: in propose": f"plugin boom ({plugin}) failed in propose: ValueError: boom in propose"

@@ -63,6 +63,14 @@ def test_resume_with_other_negatives_is_refused_and_keeps_every_shard(recipe, co
     assert _shards(corpus) == before
 
 
+def test_a_resume_refusal_names_the_field_that_differs(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError) as info:
+        generate_corpus(
+            recipe, corpus, n=4, seed=recipe.seed, resume=True, negatives=NegativeConfig(caption=2)
+        )
+    assert "differs from the run being resumed (caption: 1 there, 2 now); resume" in str(info.value)
+
+
 def test_resume_with_another_plugin_set_is_refused_and_keeps_every_shard(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
     before = _shards(corpus)
     with pytest.raises(UsageError, match=r"^--resume: the plugin set .* differs from the run being resumed"):

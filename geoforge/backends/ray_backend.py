@@ -22,6 +22,8 @@ is refused.
 
 from __future__ import annotations
 
+import socket
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +43,8 @@ MAX_RETRIES = 3
 REPORT_EVERY = 8
 #: Seconds the driver waits for a task before it reads the progress reports again.
 POLL_SECONDS = 0.25
+#: Seconds a cluster's address has to accept a TCP connection before the run gives up.
+CONNECT_SECONDS = 10.0
 
 
 def import_ray() -> Any:
@@ -66,7 +70,27 @@ def _shard_task(work: ShardWork, spec: ShardSpec, out: Store, queue: Any) -> Tal
     return run_shard(work, spec, out, report)
 
 
-def _captions_task(work: ShardWork, spec: ShardSpec) -> list[tuple[str, str]]:
+def _first_line(e: BaseException) -> str:
+    """The first line of ``e``'s message, or its type's name."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _probe(address: str) -> None:
+    """Raise GeoforgeError unless ``address`` (``host:port`` or ``ray://host:port``) accepts a
+    TCP connection within :data:`CONNECT_SECONDS`."""
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"--ray-address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise GeoforgeError(f"--ray-address {address}: no Ray cluster answers there ({reason})") from None
+
+
+def _captions_task(work: ShardWork, spec: ShardSpec) -> list[PoolEntry]:
     """The Ray task of the first pass of ``--retrieval-pool corpus``: the shard's captions."""
     return work.captions(range(spec.lo, spec.hi))
 
@@ -85,14 +109,15 @@ class RayBackend:
 
     def prepare(self, out: Store) -> Store:
         """``out`` as every worker can reach it: a local path made absolute (workers may run in
-        other directories). Raises UsageError for a ``memory://`` URL (one process's memory)."""
-        if out.local:
-            return Store(Path(out.root).absolute())
+        other directories). Joins the cluster first, so that nothing is written when it cannot
+        be reached. Raises UsageError for a ``memory://`` URL (one process's memory),
+        GeoforgeError when no cluster answers (:meth:`_start`)."""
         if str(out.root).startswith("memory://"):
             raise UsageError(
                 f"--out {out}: a memory:// filesystem lives in one process; Ray workers cannot write it"
             )
-        return out
+        self._start()
+        return Store(Path(out.root).absolute()) if out.local else out
 
     def describe(self) -> dict[str, object]:
         """``backend``, ``workers`` (the CPUs of the Ray cluster) and the address."""
@@ -160,16 +185,33 @@ class RayBackend:
             self.started = False
 
     def _start(self) -> None:
-        """Join the cluster (or start a local instance) unless this process is connected."""
+        """Join the cluster (or start a local instance) unless this process is connected.
+        Raises GeoforgeError naming ``--ray-address`` when no cluster answers there: a
+        ``host:port`` that refuses a TCP connection within :data:`CONNECT_SECONDS` is reported
+        at once (Ray itself would retry it for minutes), and Ray's own connection errors
+        become one line."""
         ray = self.ray
         if not ray.is_initialized():
-            ray.init(
-                address=self.address,
-                num_cpus=None if self.address else self.workers,
-                include_dashboard=False,
-                logging_level="warning",
-                configure_logging=True,
-            )
+            if self.address not in (None, "auto", "local"):
+                _probe(self.address)  # type: ignore[arg-type]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # Ray's client warns before it raises
+                    ray.init(
+                        address=self.address,
+                        num_cpus=None if self.address else self.workers,
+                        include_dashboard=False,
+                        logging_level="warning",
+                        configure_logging=True,
+                    )
+            except (ConnectionError, TimeoutError) as e:
+                hint = (
+                    "start one with `ray start --head`, or leave out --ray-address to start a "
+                    "local instance for the run"
+                )
+                raise GeoforgeError(
+                    f"--ray-address {self.address}: no Ray cluster to join ({_first_line(e)}); {hint}"
+                ) from None
             self.started = True
         self.cpus = int(ray.cluster_resources().get("CPU", 0))
 
@@ -183,7 +225,6 @@ class RayBackend:
                 raise e.cause from None
             raise GeoforgeError(f"{spec.name}: the Ray task failed: {e.cause!r}") from None
         except ray.exceptions.RayError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise GeoforgeError(
-                f"{spec.name}: the Ray task failed after {self.max_retries} retries: {first}"
+                f"{spec.name}: the Ray task failed after {self.max_retries} retries: {_first_line(e)}"
             ) from None

@@ -48,21 +48,27 @@ def main() -> None:
     try:
         app(args=args)
     except GeoforgeError as e:
-        if _state["debug"]:
-            raise
+        _traceback()
         for line in str(e).splitlines() or [type(e).__name__]:
             sys.stderr.write(f"error: {line}\n")
         sys.exit(e.exit_code)
     except _BAD_PATH as e:
-        if _state["debug"]:
-            raise
+        _traceback()
         sys.stderr.write(f"error: {e.strerror or e}: {e.filename}\n")
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
     except Exception as e:
-        if _state["debug"]:
-            raise
+        _traceback()
         sys.stderr.write(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)\n")
         sys.exit(1)
+
+
+def _traceback() -> None:
+    """With ``--debug``, print the traceback of the error being handled to stderr; the exit
+    status stays the one the error has without it (2 for bad usage, 1 for a failed run)."""
+    if _state["debug"]:
+        import traceback
+
+        traceback.print_exc()
