@@ -25,7 +25,7 @@ import re
 import subprocess
 import tarfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -256,8 +256,9 @@ class Counts:
             mine.update(theirs)
         self.negatives.merge(other.negatives)
 
-    def to_json(self) -> dict[str, object]:
-        """The manifest's ``counts``: JSON-ready, every mapping sorted by key."""
+    def to_json(self, asked: Mapping[str, int] | None = None) -> dict[str, object]:
+        """The manifest's ``counts``: JSON-ready, every mapping sorted by key; ``asked``: the
+        negatives asked per sample by kind (:meth:`NegativeStats.to_json`)."""
         out: dict[str, object] = {
             "samples": self.samples,
             "families": dict(sorted(self.families.items())),
@@ -266,26 +267,29 @@ class Counts:
             "rejections": dict(sorted(self.rejections.items())),
         }
         if self.negatives.samples:
-            out["negatives"] = self.negatives.to_json()
+            out["negatives"] = self.negatives.to_json(asked)
         return out
 
 
-def summarise(records: Iterable[Record]) -> dict[str, object]:
-    """:class:`Counts` over ``records``, as JSON."""
+def summarise(records: Iterable[Record], asked: Mapping[str, int] | None = None) -> dict[str, object]:
+    """:class:`Counts` over ``records``, as JSON; ``asked``: the negatives asked per sample by
+    kind (:meth:`NegativeStats.to_json`)."""
     counts = Counts()
     for r in records:
         counts.add(r.meta)
-    return counts.to_json()
+    return counts.to_json(asked)
 
 
 #: The kinds of negatives of a ``negatives`` record.
 NEGATIVE_KINDS = ("image", "caption", "retrieval")
+#: Negatives of one kind that count as many for a sample (the manifest's ``at_least_8``).
+MANY_NEGATIVES = 8
 
 
 @dataclass
 class NegativeStats:
     """Totals over the samples' ``negatives`` records: accepted negatives by kind and plugin,
-    per-sample counts (their sum and the samples with at least 8), the mean pixel difference
+    per-sample counts (their sum and how many samples got each number), the mean pixel difference
     of image negatives (summed exactly, as a fraction, so any split into shards gives the same
     mean), how each kind is false (``geometry``, ``value``, ``undrawn circle``, ``absent
     point``), the image negatives on which the engine restored a true mark, given or stroke
@@ -296,7 +300,8 @@ class NegativeStats:
     samples: int = 0
     accepted: Counter[str] = field(default_factory=Counter)
     totals: Counter[str] = field(default_factory=Counter)
-    at_least_8: Counter[str] = field(default_factory=Counter)
+    #: ``(kind, n)`` → samples that got exactly ``n`` negatives of ``kind``.
+    per_sample: Counter[tuple[str, int]] = field(default_factory=Counter)
     pixel_sum: Fraction = Fraction(0)
     pixel_n: int = 0
     rejections: Counter[str] = field(default_factory=Counter)
@@ -311,7 +316,7 @@ class NegativeStats:
         self.samples += 1
         for kind in NEGATIVE_KINDS:
             self.totals[kind] += len(record[kind])
-            self.at_least_8[kind] += len(record[kind]) >= 8
+            self.per_sample[kind, len(record[kind])] += 1
             self.accepted.update(f"{kind}: {x['plugin']}" for x in record[kind])
             self.how.update((kind, x.get("how", "geometry")) for x in record[kind])
         self.restored += sum(x.get("restored", 0) > 0 for x in record["image"])
@@ -332,27 +337,38 @@ class NegativeStats:
         for mine, theirs in (
             (self.accepted, other.accepted),
             (self.totals, other.totals),
-            (self.at_least_8, other.at_least_8),
+            (self.per_sample, other.per_sample),
             (self.rejections, other.rejections),
             (self.failures, other.failures),
             (self.how, other.how),
             (self.questions, other.questions),
         ):
-            mine.update(theirs)  # type: ignore[attr-defined]
+            mine.update(theirs)  # type: ignore[attr-defined, arg-type]
         self.pixel_sum += other.pixel_sum
         self.pixel_n += other.pixel_n
         self.restored += other.restored
         for key, message in other.errors.items():
             self.errors.setdefault(key, message)
 
-    def to_json(self) -> dict[str, object]:
-        """JSON-ready totals, with the share of samples that got at least 8 of each kind."""
+    def at_least(self, kind: str, threshold: int) -> int:
+        """The samples that got at least ``threshold`` negatives of ``kind``."""
+        return sum(c for (k, got), c in self.per_sample.items() if k == kind and got >= threshold)
+
+    def to_json(self, asked: Mapping[str, int] | None = None) -> dict[str, object]:
+        """JSON-ready totals, with the share of samples that got at least 8 of each kind
+        (``at_least_8``) and, since a sample cannot get more than it asked, the share that got
+        at least ``min(8, K)`` (``at_least_k``), ``K`` the number ``asked`` per sample of that
+        kind (``at_least_k_threshold``; 8 for a kind ``asked`` does not name)."""
         n = max(self.samples, 1)
         how = sorted(self.how.items())
+        asked = asked or {}
+        threshold = {k: min(MANY_NEGATIVES, int(asked.get(k, MANY_NEGATIVES))) for k in NEGATIVE_KINDS}
         return {
             "samples": self.samples,
             "accepted": dict(sorted(self.accepted.items())),
-            "at_least_8": {k: round(self.at_least_8[k] / n, 4) for k in NEGATIVE_KINDS},
+            "at_least_8": {k: round(self.at_least(k, MANY_NEGATIVES) / n, 4) for k in NEGATIVE_KINDS},
+            "at_least_k": {k: round(self.at_least(k, threshold[k]) / n, 4) for k in NEGATIVE_KINDS},
+            "at_least_k_threshold": threshold,
             "mean_per_sample": {k: round(self.totals[k] / n, 3) for k in NEGATIVE_KINDS},
             "mean_pixel_diff": round(float(self.pixel_sum / self.pixel_n), 5) if self.pixel_n else 0.0,
             "how_false": {

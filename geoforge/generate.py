@@ -282,6 +282,7 @@ def generate_corpus(
     backend: str = "local",
     ray_address: str | None = None,
     retrieval_pool: str = "shard",
+    on_status: Callable[[str], None] | None = None,
 ) -> dict[str, object]:
     """Write ``n`` samples of ``(recipe, seed)`` to the corpus directory ``out``: a local path,
     or any fsspec URL (``s3://``, ``gs://``, ``file://``; :class:`geoforge.store.Store`).
@@ -315,16 +316,24 @@ def generate_corpus(
 
     The manifest's ``long_captions`` counts captions longer than an open_clip text tower's
     context (:func:`geoforge.tokens.long_captions`); the CLI warns about them.
+
+    The run holds the output's lock throughout (:meth:`geoforge.store.Store.lock`): a local
+    directory or ``file://`` URL that another run is writing raises OutputBusy (exit 1) before
+    anything is read, removed or written; other fsspec URLs are not locked. ``on_status(line)``
+    is called before a slow start that shows no progress (Ray starting or joining a cluster).
     """
-    from geoforge.backends import make_backend, plan_shards, run_shards
+    from geoforge.backends import plan_shards, run_shards
     from geoforge.card import dataset_card
     from geoforge.corpus import git_sha, prepare_output, write_json
     from geoforge.resume import check_resume
     from geoforge.store import Store
 
     start = time.perf_counter()
-    with closing(make_backend(backend, workers=workers, address=ray_address)) as runner:
-        store = runner.prepare(Store.at(out))
+    with (
+        Store.at(out).lock() as target,
+        closing(_backend(backend, workers, ray_address, on_status)) as runner,
+    ):
+        store = runner.prepare(target)
         _check_pool(retrieval_pool, negatives, store)
         with_negatives = negatives is not None and negatives.any
         spec = plugins or PluginSpec()
@@ -361,7 +370,9 @@ def generate_corpus(
         tally, resumed = run_shards(work, store, n, keep, runner, on_progress)
         write_json(store, "sizes.json", tally.sizes)
         slots = negatives.image if negatives is not None else 0
-        counts = tally.counts.to_json()
+        counts = tally.counts.to_json(
+            asked_negatives(negatives) if negatives is not None and with_negatives else None
+        )
         shards = len(tally.sizes)
         card = dataset_card(recipe.to_json(), counts, tally.examples, shards=shards, image_negatives=slots)
         store.write_text("README.md", card)
@@ -385,6 +396,26 @@ def generate_corpus(
         }
         write_json(store, "manifest.json", manifest)
         return manifest
+
+
+def _backend(
+    name: str, workers: int, address: str | None, on_status: Callable[[str], None] | None
+) -> Backend:
+    """:func:`geoforge.backends.make_backend`, saying first (``on_status``) that Ray starts or
+    joins its cluster: seconds with no progress to show."""
+    from geoforge.backends import make_backend
+
+    if name == "ray" and on_status is not None:
+        local = address in (None, "local")
+        on_status("starting a local Ray instance…" if local else f"joining the Ray cluster at {address}…")
+    return make_backend(name, workers=workers, address=address)
+
+
+def asked_negatives(negatives: NegativeConfig) -> dict[str, int]:
+    """The negatives asked per sample, by kind (:data:`geoforge.corpus.NEGATIVE_KINDS`)."""
+    from geoforge.corpus import NEGATIVE_KINDS
+
+    return {kind: int(getattr(negatives, kind)) for kind in NEGATIVE_KINDS}
 
 
 #: The file in a corpus-wide retrieval index that names the corpus settings it was built for.

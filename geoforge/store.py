@@ -11,6 +11,10 @@ so a worker process or a Ray task reopens the same directory.
 Temporary names are ``.NAME.TOKEN.tmp``, with a token unique to each attempt, so two attempts
 at the same file (a Ray task retried while a lost worker still writes) never rename each
 other's half-written data; :meth:`Store.clean_tmp` removes the leftovers of killed attempts.
+
+A run holds :meth:`Store.lock` while it writes a local directory (``OUT/.geoforge.lock``), so a
+second run on the same output fails at once instead of removing the first run's temporary
+files; the lock file is no file of the corpus (:meth:`Store.names` leaves it out).
 """
 
 from __future__ import annotations
@@ -22,10 +26,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from geoforge.errors import UsageError
+from geoforge.errors import GeoforgeError, UsageError
 
 #: The suffix of every temporary file a store writes.
 TMP = ".tmp"
+#: The lock file a run holds in a local corpus directory while it writes it (:meth:`Store.lock`).
+LOCK = ".geoforge.lock"
+
+
+class OutputBusy(GeoforgeError):
+    """Another geoforge run holds the output's lock (:meth:`Store.lock`): a failed run, exit 1."""
 
 
 class Store:
@@ -90,12 +100,14 @@ class Store:
             self._fs.makedirs(self.root, exist_ok=True)
 
     def names(self) -> list[str]:
-        """The names of the files in the directory (none if it is missing), sorted."""
+        """The names of the files in the directory (none if it is missing), sorted; the lock
+        file :data:`LOCK` is left out (it is no file of the corpus)."""
         if isinstance(self.root, Path):
-            return sorted(p.name for p in self.root.iterdir()) if self.root.is_dir() else []
+            return sorted(p.name for p in self.root.iterdir() if p.name != LOCK) if self.root.is_dir() else []
         if not self._fs.isdir(self.root):
             return []
-        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self._fs.ls(self.root, detail=False))
+        names = (p.rstrip("/").rsplit("/", 1)[-1] for p in self._fs.ls(self.root, detail=False))
+        return sorted(name for name in names if name != LOCK)
 
     def remove(self, name: str) -> None:
         """Delete the file ``name`` if it exists."""
@@ -109,6 +121,44 @@ class Store:
         for name in self.names():
             if name.endswith(TMP):
                 self.remove(name)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[Store]:
+        """Hold an exclusive advisory lock on this directory for the block; yield the store.
+
+        A local directory (a path or a ``file://`` URL) is created if missing and locked with
+        ``fcntl.flock`` (non-blocking) on its file :data:`LOCK`, which holds this process's id;
+        the file is removed when the block ends, and so is a directory this call made if
+        nothing else was written in it (a refused run leaves no directory behind). Other fsspec
+        URLs (``s3://``, ``memory://``) have no such lock and are not locked, nor is anything on
+        a platform without ``fcntl``. Raises OutputBusy, naming the holder's pid, when another
+        run holds the lock, and UsageError when the path is a file."""
+        path = self.path
+        try:
+            import fcntl  # noqa: F401  (POSIX only)
+        except ImportError:
+            path = None
+        if path is None:
+            yield self
+            return
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{self} exists and is not a directory")
+        made = [d for d in (path, *path.parents) if not d.exists()]
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            fd = _acquire(path / LOCK, str(self))
+            try:
+                yield self
+            finally:
+                with contextlib.suppress(OSError):
+                    (path / LOCK).unlink()  # while locked: a run that opened it re-checks
+                os.close(fd)
+        finally:
+            for directory in made:  # deepest first; stops at the first that holds something
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break
 
     def open_read(self, name: str) -> IO[bytes]:
         """The file ``name``, open for binary reading. Raises OSError (FileNotFoundError)."""
@@ -154,6 +204,39 @@ class Store:
         """Write UTF-8 ``text`` to ``name`` atomically (:meth:`atomic`)."""
         with self.atomic(name) as fh:
             fh.write(text.encode("utf-8"))
+
+
+def _acquire(lock: Path, label: str) -> int:
+    """Open ``lock`` and take its exclusive ``flock`` without waiting; write this process's id
+    into it and return the descriptor. A lock file that its holder removed while this process
+    opened it is no lock: take the new one. Raises OutputBusy naming the holder's pid."""
+    import fcntl
+
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            holder = f" (pid {pid})" if pid.isdigit() else ""
+            raise OutputBusy(
+                f"{label} is being written by another geoforge run{holder}; "
+                "wait for it or choose another --out"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            here = os.stat(lock)
+        except FileNotFoundError:
+            here = None
+        mine = os.fstat(fd)
+        if here is not None and (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
 
 
 def _filesystem(url: str) -> Any:

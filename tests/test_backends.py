@@ -120,7 +120,10 @@ def _assert_same_corpus(expected: Path, got: Path) -> None:
 
 def test_counts_merged_shard_by_shard_equal_the_corpus_read_back(rich: Path) -> None:
     manifest = json.loads((rich / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["counts"] == summarise(read_corpus(rich))
+    asked = {kind: manifest["negatives"][kind] for kind in ("image", "caption", "retrieval")}
+    assert manifest["counts"] == summarise(read_corpus(rich), asked)
+    thresholds = manifest["counts"]["negatives"]["at_least_k_threshold"]
+    assert thresholds == {"image": 0, "caption": 1, "retrieval": 1}
     assert manifest["counts"]["negatives"]["samples"] == N
     assert manifest["qa"]["counts"]["items"] > 0
     assert manifest["run"]["backend"] == "local"

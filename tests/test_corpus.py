@@ -95,8 +95,9 @@ def _assert_no_partial_shard(out: Path) -> list[str]:
                 assert set(r.files) == {"json", "png", "txt"}
                 assert r.files["png"].startswith(b"\x89PNG")
             finals.append(path.name)
-        else:  # the run's settings are written first, for --resume to compare
-            assert path.name.endswith(".tmp") or path.name == "manifest.json", (
+        else:  # the run's settings are written first, for --resume to compare; a killed
+            # run leaves its lock file (unlocked, the next run takes it)
+            assert path.name.endswith(".tmp") or path.name in ("manifest.json", ".geoforge.lock"), (
                 f"unexpected leftover {path.name}"
             )
     return finals

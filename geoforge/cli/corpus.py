@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +14,9 @@ from rich.console import Console
 from geoforge.cli import llm as llm_options
 from geoforge.cli.app import _state, app, err, out
 from geoforge.cli.options import NoPluginOption, PluginOption, StrictPluginsOption, check_plugins
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 @app.command(rich_help_panel="Corpora and plugins")
@@ -126,6 +130,8 @@ def generate(
             names = ", ".join(f"{p.name} {p.version} ({p.source} {p.origin})" for p in third)
             sys.stderr.write(f"note: third-party plugins active: {names}; --no-plugin NAME skips one\n")
     total = n or spec.samples
+    if out.startswith("memory://") and backend != "ray":  # ray refuses it: one process's memory
+        sys.stderr.write(f"warning: --out {out} lives in this process's memory and is gone when it exits\n")
     with Progress(
         TextColumn("generating"),
         BarColumn(),
@@ -137,12 +143,6 @@ def generate(
         disable=as_json or not err.is_terminal,
     ) as bar:
         task = bar.add_task("generate", total=total, rate="")
-
-        def tick(k: int) -> None:
-            bar.advance(task, k)
-            speed = bar.tasks[0].speed
-            bar.update(task, rate=f"{speed:6.1f} samples/s" if speed else "")
-
         manifest = generate_corpus(
             spec,
             out,
@@ -151,14 +151,17 @@ def generate(
             workers=workers,
             resume=resume,
             overwrite=overwrite,
-            on_progress=tick,
+            on_progress=overall_rate(bar, task),
             negatives=negatives,
             plugins=plugin_spec,
             qa=QAConfig() if qa else None,
             backend=backend,
             ray_address=ray_address,
             retrieval_pool=retrieval_pool,
+            on_status=(lambda line: err.print(line, markup=False)) if err.is_terminal else None,
         )
+        rate = manifest["run"]["samples_per_second"]  # the bar ends on the summary's rate
+        bar.update(task, rate=f"{rate:6.1f} samples/s" if rate is not None else "")
     if llm is not None:
         sys.stderr.write(llm_options.llm_summary(llm) + "\n")
     if _state["debug"] and negatives.any:  # what failed inside a plugin, in this process
@@ -197,6 +200,21 @@ def generate(
     _strict_failures(failures, strict_plugins)
 
 
+def overall_rate(bar: Progress, task: TaskID) -> Callable[[int], None]:
+    """The ``on_progress`` of a run shown by ``bar``: advance ``task`` and show the rate since
+    the run began (samples done / seconds elapsed). Rich's own speed is that of its last 30 s
+    of updates, so it leaves out a slow start (Ray's) and overstates the rate."""
+
+    def tick(k: int) -> None:
+        bar.advance(task, k)
+        state = next(t for t in bar.tasks if t.id == task)
+        elapsed = state.elapsed or 0.0
+        rate = state.completed / elapsed if elapsed > 0 else 0.0
+        bar.update(task, rate=f"{rate:6.1f} samples/s" if rate else "")
+
+    return tick
+
+
 def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]
     """Yield and rejection reasons per plugin, from the manifest's negatives totals; each
     plugin failure once, with its first message."""
@@ -220,7 +238,10 @@ def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]
     for key, n in stats["failures"].items():
         message = escape(stats.get("errors", {}).get(key, ""))
         table.add_row(f"[red]{key}[/red]", "", f"failed {n} times" + (f": {message}" if message else ""))
-    share = ", ".join(f"{k} {v:.0%}" for k, v in stats["at_least_8"].items())
+    # a sample gets at most the K it asked: count those with min(8, K), kinds not asked left out
+    enough = stats.get("at_least_k", stats["at_least_8"])
+    thresholds = stats.get("at_least_k_threshold", dict.fromkeys(enough, 8))
+    share = ", ".join(f"{k} ≥ {thresholds[k]}: {v:.0%}" for k, v in enough.items() if thresholds[k]) or "none"
     how = "; ".join(
         f"{kind} " + ", ".join(f"{h} {v:.0%}" for h, v in shares.items())
         for kind, shares in stats["how_false"].items()
@@ -228,7 +249,8 @@ def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]
     )
     kept = "" if stats["question_kept"] is None else f"; questions kept {stats['question_kept']:.0%}"
     table.caption = (
-        f"samples with ≥ 8 negatives: {share}; mean pixel difference {stats['mean_pixel_diff']:.4f}\n"
+        f"samples with ≥ min(8, K) negatives: {share}; "
+        f"mean pixel difference {stats['mean_pixel_diff']:.4f}\n"
         f"false by: {how}\nimage negatives with restored true marks or strokes "
         f"{stats['restored_share']:.0%}{kept}"
     )
