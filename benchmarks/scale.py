@@ -31,11 +31,17 @@ average (``os.getloadavg``) before and after, since the machine may be shared:
     per shard. ``--tree DIR`` measures another revision exported there
     (``git archive REV geoforge plugins trainer | tar -x -C DIR``), for a before/after.
 
+``caches``
+    one worker's memory growth explained: ``--n`` positives made in this process, with
+    ``sys.getallocatedblocks()``, RSS and the entries of every bounded LRU cache of geoforge's
+    modules at three checkpoints, then the blocks and RSS after ``cache_clear()``.
+
 Examples (the figures in docs/scale.md)::
 
     .venv/bin/python benchmarks/scale.py speed --n 300 --rounds 3
     .venv/bin/python benchmarks/scale.py memory --sizes 1000 3000 10000
     .venv/bin/python benchmarks/scale.py idle --n 400 --shard-size 100 --negatives 10 10 10
+    .venv/bin/python benchmarks/scale.py caches --n 3000
 """
 
 from __future__ import annotations
@@ -213,12 +219,46 @@ def idle(args: argparse.Namespace, tmp: Path) -> None:
                       "manifest_run": manifest["run"]}))  # fmt: skip
 
 
+def caches(args: argparse.Namespace, tmp: Path) -> None:
+    """What one worker's memory growth is: positives made in this process, with Python's
+    allocated blocks, RSS and the size of every bounded LRU cache of geoforge's modules at
+    checkpoints of ``--n``, then the blocks and RSS once those caches are cleared."""
+    import importlib
+    import pkgutil
+
+    import geoforge
+    from geoforge.generate import make_sample
+    from geoforge.sampler import load_recipe
+
+    modules = [importlib.import_module(m.name) for m in pkgutil.walk_packages(geoforge.__path__, "geoforge.")
+               if not m.name.startswith("geoforge.cli")]  # fmt: skip
+    found = {f"{mod.__name__}.{name}": f for mod in modules for name, f in vars(mod).items()
+             if hasattr(f, "cache_info") and getattr(f, "__module__", None) == mod.__name__}  # fmt: skip
+
+    def rss_mib() -> float:
+        status = Path("/proc/self/status").read_text()
+        return round(int(status.split("VmRSS:")[1].split()[0]) / 1024, 1)
+
+    recipe = load_recipe(args.recipe)
+    marks = {max(1, args.n // 30), args.n // 3, args.n}
+    for i in range(args.n):
+        make_sample(recipe, recipe.seed, i)
+        if i + 1 in marks:
+            sizes = {k: f.cache_info().currsize for k, f in sorted(found.items()) if f.cache_info().currsize}
+            print(json.dumps({"samples": i + 1, "allocated_blocks": sys.getallocatedblocks(),
+                              "rss_mib": rss_mib(), "cache_entries": sizes}))  # fmt: skip
+    for f in found.values():
+        f.cache_clear()
+    cleared = {"caches_cleared": True, "allocated_blocks": sys.getallocatedblocks(), "rss_mib": rss_mib()}
+    print(json.dumps(cleared))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("speed", "memory", "idle"))
+    parser.add_argument("what", choices=("speed", "memory", "idle", "caches"))
     parser.add_argument("--recipe", type=Path, default=ROOT / "corpora" / "mmgeo-4k.toml")
     parser.add_argument("--shard-size", type=int, default=None, help="Override the recipe's shard size.")
-    parser.add_argument("--n", type=int, default=300, help="Samples per run (speed, idle).")
+    parser.add_argument("--n", type=int, default=300, help="Samples per run (speed, idle, caches).")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds (speed).")
     parser.add_argument(
@@ -228,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tree", type=Path, default=None, help="Measure the source tree in DIR (idle).")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="geoforge-scale-") as tmp:
-        {"speed": speed, "memory": memory, "idle": idle}[args.what](args, Path(tmp))
+        {"speed": speed, "memory": memory, "idle": idle, "caches": caches}[args.what](args, Path(tmp))
 
 
 if __name__ == "__main__":
