@@ -57,7 +57,7 @@ def corpus_captions(records: Iterable[Record]) -> Iterator[tuple[str, list[str]]
 
 @dataclass(frozen=True)
 class LongCaptions:
-    """Of ``captions`` captions (positives and caption negatives), ``longer`` have more than
+    """Of ``captions`` captions (positives and text negatives), ``longer`` have more than
     ``context`` tokens (start and end included), and ``same_as_positive`` caption negatives
     have the same first ``context`` tokens as their positive. ``exact`` is False when
     open_clip could not be imported: ``longer`` is then a lower bound (:func:`lower_bound`)
@@ -85,14 +85,14 @@ class LongCaptions:
             return None
         if not self.exact:
             return (
-                f"at least {self.longer} of {self.captions} captions (positives and caption negatives) "
+                f"at least {self.longer} of {self.captions} captions (positives and text negatives) "
                 f"are longer than {self.context} tokens, which open_clip text towers truncate "
                 "(estimated without open_clip; install the [train] extra for exact counts)"
             )
         return (
-            f"{self.longer} of {self.captions} captions (positives and caption negatives) are longer "
+            f"{self.longer} of {self.captions} captions (positives and text negatives) are longer "
             f"than {self.context} tokens, which open_clip text towers truncate; "
-            f"{self.same_as_positive} caption negatives become identical to their positive "
+            f"{self.same_as_positive} text negatives become identical to their positive "
             "(training masks them)"
         )
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -315,3 +317,31 @@ def test_a_label_nearer_another_point_than_its_own_gets_a_warning() -> None:
     far = dataclasses.replace(label_a, box=label_a.box + np.concatenate([moved, moved]))
     plan = dataclasses.replace(plan, labels=tuple(far if lb is label_a else lb for lb in plan.labels))
     assert legibility_warnings(plan) == ["label `a` is nearer point `b` than its own point"]
+
+
+def test_caption_into_a_pipe_writes_one_line_per_program() -> None:
+    """Into a file or pipe a caption is never broken at 80 columns (rich's width there)."""
+    result = cli("caption", "corpora/alphageometry/examples.txt", "--style", "facts")
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0 and len(lines) == 4, result.stdout
+    assert [line.split(":", 1)[0] for line in lines] == [
+        "orthocenter", "orthocenter_aux", "incenter_excenter", "euler",
+    ]  # fmt: skip
+    assert max(len(line) for line in lines) > 80
+
+
+def test_ctrl_c_in_generate_says_what_is_kept_and_how_to_resume(tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    args = ["generate", "corpora/smoke.toml", "--out", str(out), "--n", "64", "--image-negatives", "4"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "geoforge.cli", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "manifest.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the run has started writing
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == (
+        f"interrupted: the complete shards in {out} are kept; run the same command with --resume to continue"
+    )

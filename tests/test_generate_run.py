@@ -150,6 +150,12 @@ def test_share_with_enough_negatives_counts_min_of_8_and_k_asked_per_kind() -> N
     assert caption.splitlines()[0] == (
         "samples with ≥ min(8, K) negatives: image ≥ 2: 75%, caption ≥ 8: 75%; mean pixel difference 0.0100"
     )
+    assert caption.splitlines()[2].startswith("image negatives with restored true marks or strokes")
+    # without image negatives asked, nothing is said of their figures
+    text_only = stats.to_json({"image": 0, "caption": 10, "retrieval": 0})
+    lines = _negatives_table(text_only).caption.splitlines()  # type: ignore[attr-defined]
+    assert lines[0] == "samples with ≥ min(8, K) negatives: caption ≥ 8: 75%"
+    assert len(lines) == 2 and lines[1].startswith("false by:")
     merged = NegativeStats()
     for image, caption in ((2, 8), (2, 3), (1, 10), (2, 9)):
         one = NegativeStats()

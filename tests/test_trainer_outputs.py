@@ -517,8 +517,8 @@ def test_long_captions_counts_captions_past_77_tokens_and_negatives_cut_to_their
     result = tokens.long_captions(samples)
     assert result == tokens.LongCaptions(captions=5, longer=3, same_as_positive=2, exact=True)
     assert result.warning() == (
-        "3 of 5 captions (positives and caption negatives) are longer than 77 tokens, which open_clip "
-        "text towers truncate; 2 caption negatives become identical to their positive (training masks them)"
+        "3 of 5 captions (positives and text negatives) are longer than 77 tokens, which open_clip "
+        "text towers truncate; 2 text negatives become identical to their positive (training masks them)"
     )
     assert tokens.long_captions(samples, context=96).same_as_positive == 0
     assert tokens.long_captions([("Find AB.", ["Find AC."])]).warning() is None
@@ -583,8 +583,8 @@ def test_generate_reports_long_captions_in_the_manifest_and_its_warning_line(
     total = sum(1 + len(n) for _, n in captions)
     assert err == []  # the library prints nothing; the CLI prints the manifest's warning
     assert tokens.LongCaptions(**small["long_captions"]).warning() == (
-        f"{longer} of {total} captions (positives and caption negatives) "
+        f"{longer} of {total} captions (positives and text negatives) "
         "are longer than 12 tokens, which open_clip text towers truncate; "
-        f"{small['long_captions']['same_as_positive']} caption negatives become identical to their positive "
+        f"{small['long_captions']['same_as_positive']} text negatives become identical to their positive "
         "(training masks them)"
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,23 @@ def test_train_warns_once_at_the_start_when_k_exceeds_the_negatives_of_the_corpu
     assert quiet == [] and exact["warnings"] == []
     # what the warning says: the extra columns are padding, masked, so the loss is the same
     assert summary["final_loss"] == pytest.approx(exact["final_loss"], rel=1e-5)
+
+
+def test_resuming_a_finished_run_says_so_and_writes_no_checkpoint_again(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """4 samples at batch 4: one step per epoch, so 2 epochs end at step 2 whatever --max-steps."""
+    config = TrainConfig(data=str(corpus), out=str(tmp_path / "run"), epochs=2, batch_size=4, device="cpu")
+    train(config)
+    folder = tmp_path / "run" / "checkpoints"
+    before = {p.name: (p.lstat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()}
+    assert sorted(before) == ["final.pt", "latest.pt", "step-000002.pt"]
+    capsys.readouterr()
+    summary = train(replace(config, max_steps=8, resume=True))
+    said = (
+        "the run already reached its last step, 2 (--epochs 2 × 1 steps per epoch, --max-steps 8); "
+        "nothing to train"
+    )
+    assert capsys.readouterr().err.splitlines() == [f"warning: {said}"]
+    assert summary["warnings"] == [said] and summary["steps"] == 2
+    assert {p.name: (p.lstat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()} == before

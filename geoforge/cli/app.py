@@ -18,6 +18,10 @@ app = typer.Typer(
 )
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
+# Into a file or a pipe, a printed line stays one line (rich would break it at 80 columns):
+# captions, summaries and warnings are read back by programs and grep.
+for _console in (err, out):
+    _console.soft_wrap = not _console.is_terminal
 _state = {"debug": bool(os.environ.get("GEOFORGE_DEBUG"))}
 
 

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -143,7 +143,8 @@ def generate(
         disable=as_json or not err.is_terminal,
     ) as bar:
         task = bar.add_task("generate", total=total, rate="")
-        manifest = generate_corpus(
+        manifest = _interruptible(
+            generate_corpus,
             spec,
             out,
             n=total,
@@ -159,6 +160,7 @@ def generate(
             ray_address=ray_address,
             retrieval_pool=retrieval_pool,
             on_status=(lambda line: err.print(line, markup=False)) if err.is_terminal else None,
+            out_label=str(out),
         )
         rate = manifest["run"]["samples_per_second"]  # the bar ends on the summary's rate
         bar.update(task, rate=f"{rate:6.1f} samples/s" if rate is not None else "")
@@ -248,12 +250,11 @@ def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]
         if shares
     )
     kept = "" if stats["question_kept"] is None else f"; questions kept {stats['question_kept']:.0%}"
-    table.caption = (
-        f"samples with ≥ min(8, K) negatives: {share}; "
-        f"mean pixel difference {stats['mean_pixel_diff']:.4f}\n"
-        f"false by: {how}\nimage negatives with restored true marks or strokes "
-        f"{stats['restored_share']:.0%}{kept}"
-    )
+    lines = [f"samples with ≥ min(8, K) negatives: {share}", f"false by: {how}"]
+    if thresholds.get("image", 0) > 0:  # image negatives asked: what their figures show
+        lines[0] += f"; mean pixel difference {stats['mean_pixel_diff']:.4f}"
+        lines.append(f"image negatives with restored true marks or strokes {stats['restored_share']:.0%}")
+    table.caption = "\n".join(lines) + kept
     return table
 
 
@@ -316,3 +317,18 @@ def plugins(
         sys.stderr.write(message + "\n")
     if strict_plugins and host.messages:
         raise PluginFailure(f"{len(host.messages)} plugin failure(s) with --strict-plugins")
+
+
+def _interruptible(
+    run: Callable[..., dict[str, Any]], *args: Any, out_label: str, **kwargs: Any
+) -> dict[str, Any]:
+    """``run(*args, **kwargs)``; on Ctrl-C, one line saying what is kept and how to go on,
+    then exit 130 (Typer would exit 130 silently)."""
+    try:
+        return run(*args, **kwargs)
+    except KeyboardInterrupt:
+        sys.stderr.write(
+            f"interrupted: the complete shards in {out_label} are kept; run the same command with "
+            "--resume to continue\n"
+        )
+        raise typer.Exit(130) from None

@@ -33,6 +33,7 @@ averaged per group, with the learnable bias ``t`` of SigLIP (Zhai et al. 2023, E
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import torch
@@ -72,7 +73,11 @@ def gather(x: Tensor, world_size: int) -> Tensor:
         return x
     import torch.distributed.nn.functional as dist_fn
 
-    return torch.cat(dist_fn.all_gather(x), dim=0)
+    with warnings.catch_warnings():
+        # torch 2.14 deprecates it for a private module (_functional_collectives); open_clip's
+        # ClipLoss still gathers with it, and so do we, without a warning per rank and step.
+        warnings.filterwarnings("ignore", r"torch\.distributed\.nn\.functional\.all_gather", FutureWarning)
+        return torch.cat(dist_fn.all_gather(x), dim=0)
 
 
 def _check_shapes(image: Tensor, text: Tensor, neg: Negatives) -> None:

@@ -138,7 +138,21 @@ def save_checkpoint(
     tmp = folder / f".{name}.tmp"
     torch.save(state, tmp)
     tmp.replace(folder / name)
+    return link_checkpoint(out, step, final)
+
+
+def link_checkpoint(out: Path, step: int, final: bool = False) -> Path:
+    """Point ``out/checkpoints/latest.pt`` (and ``final.pt`` when ``final``) at the written
+    ``step-NNNNNN.pt`` with relative symbolic links, each made under a temporary name and
+    renamed; returns the step's path. Rank 0 alone writes in a process group."""
+    import torch.distributed as dist
+
+    folder, name = out / "checkpoints", f"step-{step:06d}.pt"
+    if dist.is_initialized() and dist.get_rank() != 0:
+        return folder / name
     for pointer in ["latest.pt"] + (["final.pt"] if final else []):
+        if (folder / pointer).is_symlink() and os.readlink(folder / pointer) == name:
+            continue  # already there (a resumed run that had nothing to train)
         link = folder / f".{pointer}.tmp"
         link.unlink(missing_ok=True)
         os.symlink(name, link)

@@ -43,7 +43,13 @@ from geoforge_train.distributed import (
 )
 from geoforge_train.loader import device_batches, training_dataset, training_loader
 from geoforge_train.loss import LOSSES, HardNegativeClipLoss, Negatives
-from geoforge_train.models import create_model, load_checkpoint, preprocess_cfg, save_checkpoint
+from geoforge_train.models import (
+    create_model,
+    link_checkpoint,
+    load_checkpoint,
+    preprocess_cfg,
+    save_checkpoint,
+)
 
 
 @dataclass
@@ -308,6 +314,13 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         out.mkdir(parents=True, exist_ok=True)
     log = RunLog(out, ddp.main, total, start, config.log_every, lines or sys.stdout)
     warned = excess_negatives(index, dataset.use)
+    if start >= total:
+        cap = f", --max-steps {config.max_steps}" if config.max_steps else ""
+        warned.append(
+            f"the run already reached its last step, {total} (--epochs {config.epochs} × {spe} steps "
+            f"per epoch{cap}); nothing to train"
+        )
+    saved = start if config.resume else None  # the last step whose checkpoint is on disk
     for message in warned:
         log.warn(message)
     val: dict[str, object] | None = None
@@ -355,8 +368,12 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
             )
             if config.save_every and (step + 1) % config.save_every == 0:
                 save_checkpoint(out, step + 1, net, optimizer, scheduler, config, history, _get_rng())
+                saved = step + 1
             tick = time.perf_counter()
-        save_checkpoint(out, total, net, optimizer, scheduler, config, history, _get_rng(), final=True)
+        if saved == total:  # written at this step already (or resumed at the end): link it only
+            link_checkpoint(out, total, final=True)
+        else:
+            save_checkpoint(out, total, net, optimizer, scheduler, config, history, _get_rng(), final=True)
     finally:
         log.close(history)
         if ddp.world_size > 1 and dist.is_initialized():
