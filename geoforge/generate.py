@@ -317,6 +317,9 @@ def generate_corpus(
     The manifest's ``long_captions`` counts captions longer than an open_clip text tower's
     context (:func:`geoforge.tokens.long_captions`); the CLI warns about them.
 
+    A resumed corpus whose shards are all complete is left as it is: its stored manifest is
+    returned with ``"nothing_to_do": True`` (not written).
+
     The run holds the output's lock throughout (:meth:`geoforge.store.Store.lock`): a local
     directory or ``file://`` URL that another run is writing raises OutputBusy (exit 1) before
     anything is read, removed or written; other fsspec URLs are not locked. ``on_status(line)``
@@ -354,6 +357,9 @@ def generate_corpus(
         }
         if resume:
             check_resume(store, head, keep, n, recipe.shard_size)
+            done = _complete_manifest(store, keep, len(plan_shards(n, recipe.shard_size)))
+            if done is not None:  # nothing to make: the manifest keeps the run that made it
+                return {**done, "nothing_to_do": True}
         write_json(store, "manifest.json", {**head, "complete": False})
         work = ShardWork(recipe, seed, negatives if with_negatives else None, spec, qa)
         if retrieval_pool == "corpus":  # first pass: index every positive caption
@@ -396,6 +402,15 @@ def generate_corpus(
         }
         write_json(store, "manifest.json", manifest)
         return manifest
+
+
+def _complete_manifest(store: Store, keep: set[int], shards: int) -> dict[str, object] | None:
+    """The stored manifest of a corpus whose run completed and whose ``shards`` shards are all
+    among the complete ones, ``keep``; else ``None``."""
+    if not set(range(shards)) <= keep or not store.is_file("manifest.json"):
+        return None
+    stored = json.loads(store.read_text("manifest.json"))
+    return stored if stored.get("complete") is True else None  # type: ignore[no-any-return]
 
 
 def _backend(

@@ -86,16 +86,6 @@ def test_resume_with_another_plugin_set_is_refused_and_keeps_every_shard(recipe,
     assert _shards(corpus) == before
 
 
-def test_resume_with_the_same_settings_keeps_the_corpus(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
-    before = _shards(corpus)
-    manifest = generate_corpus(
-        recipe, corpus, n=4, seed=recipe.seed, resume=True, negatives=NegativeConfig(caption=1)
-    )
-    assert manifest["run"]["resumed_shards"] == ["shard-000000.tar", "shard-000001.tar"]
-    assert manifest["run"]["samples_made"] == 0
-    assert _shards(corpus) == before
-
-
 def test_resume_without_a_manifest_never_deletes_shards_beyond_n(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "old"
     generate_corpus(recipe, out, n=3, seed=recipe.seed)
@@ -104,3 +94,13 @@ def test_resume_without_a_manifest_never_deletes_shards_beyond_n(recipe, tmp_pat
     with pytest.raises(UsageError, match=r"would delete 1 complete shard\(s\) from shard-000001.tar"):
         generate_corpus(recipe, out, n=2, seed=recipe.seed, resume=True)
     assert _shards(out) == before
+
+
+def test_resuming_a_complete_corpus_changes_nothing(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    files = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in corpus.iterdir()}
+    got = generate_corpus(
+        recipe, corpus, n=4, seed=recipe.seed, resume=True, negatives=NegativeConfig(caption=1)
+    )
+    assert got.pop("nothing_to_do") is True
+    assert got == json.loads((corpus / "manifest.json").read_text())
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in corpus.iterdir()} == files

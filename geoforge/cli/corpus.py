@@ -162,6 +162,9 @@ def generate(
             on_status=(lambda line: err.print(line, markup=False)) if err.is_terminal else None,
             out_label=str(out),
         )
+        if manifest.get("nothing_to_do"):
+            bar.update(task, completed=total)
+            err.print(f"{out} is complete ({manifest['shards']} shards): nothing to do", markup=False)
         rate = manifest["run"]["samples_per_second"]  # the bar ends on the summary's rate
         bar.update(task, rate=f"{rate:6.1f} samples/s" if rate is not None else "")
     if llm is not None:
