@@ -337,8 +337,8 @@ def test_ctrl_c_in_generate_says_what_is_kept_and_how_to_resume(tmp_path: Path) 
         [sys.executable, "-m", "geoforge.cli", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 120
-    while not (out / "manifest.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)  # the run has started writing
+    while not (out / "shard-000000.tar").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the run is under way: its first shard is written
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
