@@ -445,7 +445,7 @@ def cli_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproce
 def test_cli_generate_writes_corpus_and_prints_summary(cli_corpus) -> None:
     out, result = cli_corpus
     assert result.returncode == 0, result.stderr
-    assert "10 samples in 1 shards" in " ".join(result.stdout.split())  # the title may wrap
+    assert "10 samples in 1 shard " in " ".join(result.stdout.split())  # the title may wrap
     assert json.loads((out / "sizes.json").read_text()) == {"shard-000000.tar": 10}
 
 

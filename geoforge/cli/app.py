@@ -42,3 +42,8 @@ def _root(
 ) -> None:
     """geoforge: diagram programs → verified figures, captions and hard negatives."""
     _state["debug"] = _state["debug"] or debug
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1 (``1 shard``, ``3 shards``)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from geoforge.cli import llm as llm_options
-from geoforge.cli.app import _state, app, err, out
+from geoforge.cli.app import _state, app, counted, err, out
 from geoforge.cli.options import NoPluginOption, PluginOption, StrictPluginsOption, check_plugins
 
 if TYPE_CHECKING:
@@ -164,7 +164,8 @@ def generate(
         )
         if manifest.get("nothing_to_do"):
             bar.update(task, completed=total)
-            err.print(f"{out} is complete ({manifest['shards']} shards): nothing to do", markup=False)
+            shards = counted(manifest["shards"], "shard")
+            err.print(f"{out} is complete ({shards}): nothing to do", markup=False)
         rate = manifest["run"]["samples_per_second"]  # the bar ends on the summary's rate
         bar.update(task, rate=f"{rate:6.1f} samples/s" if rate is not None else "")
     if llm is not None:
@@ -179,7 +180,8 @@ def generate(
         return
     counts = manifest["counts"]
     run = manifest["run"]
-    table = Table(title=f"{out}: {counts['samples']} samples in {manifest['shards']} shards")
+    title = f"{out}: {counted(counts['samples'], 'sample')} in {counted(manifest['shards'], 'shard')}"
+    table = Table(title=title)
     table.add_column("")
     table.add_column("count", justify="right")
     for family, k in counts["families"].items():

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from geoforge.cli.app import app
+from geoforge.cli.app import app, counted
 
 corpus_app = typer.Typer(help="Check corpora on disk and cache their decoded images.", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus", rich_help_panel="Corpora and plugins")
@@ -31,7 +31,7 @@ def verify(
         sys.stdout.write(json.dumps(report.to_json(), indent=1) + "\n")
     elif report.ok:
         sys.stdout.write(
-            f"{directory}: ok, {report.samples} samples in {report.shards} shards, "
+            f"{directory}: ok, {counted(report.samples, 'sample')} in {counted(report.shards, 'shard')}, "
             f"{report.negatives} image negatives\n"
         )
     else:
