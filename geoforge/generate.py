@@ -355,11 +355,11 @@ def generate_corpus(
             "qa": _qa_manifest(qa, None),
             "retrieval_pool": retrieval_pool,
         }
+        plan = plan_shards(n, recipe.shard_size)
         if resume:
-            check_resume(store, head, keep, n, recipe.shard_size)
-            done = _complete_manifest(store, keep, len(plan_shards(n, recipe.shard_size)))
-            if done is not None:  # nothing to make: the manifest keeps the run that made it
-                return {**done, "nothing_to_do": True}
+            stored = check_resume(store, head, keep, n, recipe.shard_size)
+            if stored is not None and stored.get("complete") is True and set(range(len(plan))) <= keep:
+                return {**stored, "nothing_to_do": True}  # the manifest keeps the run that made it
         write_json(store, "manifest.json", {**head, "complete": False})
         work = ShardWork(recipe, seed, negatives if with_negatives else None, spec, qa)
         if retrieval_pool == "corpus":  # first pass: index every positive caption
@@ -367,7 +367,7 @@ def generate_corpus(
                 store.path / "retrieval",  # type: ignore[operator]  # local (_check_pool)
                 work,
                 head,
-                plan_shards(n, recipe.shard_size),
+                plan,
                 runner,
             )
             work = replace(work, negatives=replace(negatives, retrieval_pool=str(index)))  # type: ignore[type-var]
@@ -402,15 +402,6 @@ def generate_corpus(
         }
         write_json(store, "manifest.json", manifest)
         return manifest
-
-
-def _complete_manifest(store: Store, keep: set[int], shards: int) -> dict[str, object] | None:
-    """The stored manifest of a corpus whose run completed and whose ``shards`` shards are all
-    among the complete ones, ``keep``; else ``None``."""
-    if not set(range(shards)) <= keep or not store.is_file("manifest.json"):
-        return None
-    stored = json.loads(store.read_text("manifest.json"))
-    return stored if stored.get("complete") is True else None  # type: ignore[no-any-return]
 
 
 def _backend(

@@ -46,14 +46,19 @@ def settings_of(manifest: dict[str, object]) -> dict[str, object]:
     return json.loads(json.dumps(found, sort_keys=True))
 
 
-def check_resume(out: Store, head: dict[str, object], keep: set[int], n: int, shard_size: int) -> None:
+def check_resume(
+    out: Store, head: dict[str, object], keep: set[int], n: int, shard_size: int
+) -> dict[str, object] | None:
     """Raise UsageError if resuming the corpus ``out`` with the settings of the manifest
     ``head`` (this run's, before any sample is made) would change what its shards contain,
     naming the setting and both values, or would drop or replace one of the complete shards
-    ``keep`` (``n`` samples in shards of ``shard_size``)."""
+    ``keep`` (``n`` samples in shards of ``shard_size``). Returns the stored manifest (``None``
+    when there is none)."""
+    manifest = None
     if out.is_file("manifest.json"):
         try:
-            stored = settings_of(json.loads(out.read_text("manifest.json")))
+            manifest = json.loads(out.read_text("manifest.json"))
+            stored = settings_of(manifest)
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as e:
             raise UsageError(
                 f"{out.label('manifest.json')}: cannot be read to resume ({e}); "
@@ -74,6 +79,7 @@ def check_resume(out: Store, head: dict[str, object], keep: set[int], n: int, sh
             f"--resume with --n {n} would delete {len(beyond)} complete shard(s) from "
             f"shard-{beyond[0]:06d}.tar; pass --overwrite to replace the corpus"
         )
+    return manifest
 
 
 def _difference(there: object, now: object, path: str = "") -> str:

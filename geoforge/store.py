@@ -143,7 +143,7 @@ class Store:
             return
         if path.exists() and not path.is_dir():
             raise UsageError(f"{self} exists and is not a directory")
-        made = [d for d in (path, *path.parents) if not d.exists()]
+        made = new_folders(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
             fd = _acquire(path / LOCK, str(self))
@@ -204,6 +204,12 @@ class Store:
         """Write UTF-8 ``text`` to ``name`` atomically (:meth:`atomic`)."""
         with self.atomic(name) as fh:
             fh.write(text.encode("utf-8"))
+
+
+def new_folders(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first: what
+    ``path.mkdir(parents=True)`` would make, and what to remove, in order, to undo it."""
+    return [d for d in (path, *path.parents) if not d.exists()]
 
 
 def _acquire(lock: Path, label: str) -> int:

@@ -19,19 +19,9 @@ from geoforge.corpus_check import verify_corpus
 from geoforge.errors import UsageError
 from geoforge.generate import generate_corpus
 from geoforge.negatives import NegativeConfig
-from geoforge.sampler import load_recipe
 from geoforge.store import LOCK, OutputBusy, Store
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def recipe(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """smoke.toml in shards of 2 samples."""
-    text = (ROOT / "corpora" / "smoke.toml").read_text(encoding="utf-8")
-    path = tmp_path_factory.mktemp("recipe") / "small.toml"
-    path.write_text(re.sub(r"(?m)^shard_size = .*$", "shard_size = 2", text), encoding="utf-8")
-    return load_recipe(path)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,6 @@ deletes a shard without ``--overwrite``."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,6 @@ from geoforge.errors import UsageError
 from geoforge.generate import generate_corpus
 from geoforge.negatives import NegativeConfig
 from geoforge.plugins import PluginSpec
-from geoforge.sampler import load_recipe
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def recipe(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    text = (ROOT / "corpora" / "smoke.toml").read_text(encoding="utf-8")
-    path = tmp_path_factory.mktemp("recipe") / "tiny.toml"
-    path.write_text(re.sub(r"(?m)^shard_size = .*$", "shard_size = 2", text), encoding="utf-8")
-    return load_recipe(path)
 
 
 def _shards(out: Path) -> dict[str, bytes]:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from geoforge.errors import UsageError
+from geoforge.store import new_folders
 from geoforge_train.data import (
     CorpusIndex,
     DataError,
@@ -116,16 +117,6 @@ def _own_files(out: Path) -> list[Path]:
     return [p for p in out.iterdir() if p.name == INDEX or (p.name.startswith("part-") and ".npy" in p.name)]
 
 
-def _new_folders(out: Path) -> list[Path]:
-    """``out`` and its ancestors that do not exist yet, deepest first (what ``mkdir(parents=True)``
-    would make)."""
-    made = []
-    while not out.exists() and out != out.parent:
-        made.append(out)
-        out = out.parent
-    return made
-
-
 def build_cache(data: str, out: Path, size: int, workers: int = 1, overwrite: bool = False) -> dict[str, Any]:
     """Write the cache of ``data`` (sources as :func:`geoforge_train.data.shard_paths` reads
     them) at ``size`` px into ``out``, decoding shards in ``workers`` processes; returns the
@@ -140,7 +131,7 @@ def build_cache(data: str, out: Path, size: int, workers: int = 1, overwrite: bo
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UsageError(f"--out {out} is not empty: pass --overwrite to replace the cache in it")
     index = CorpusIndex.build(data, strict=True)
-    made = _new_folders(out)
+    made = new_folders(out)
     out.mkdir(parents=True, exist_ok=True)
     try:
         for p in _own_files(out):
