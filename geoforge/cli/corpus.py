@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -143,25 +143,30 @@ def generate(
         disable=as_json or not err.is_terminal,
     ) as bar:
         task = bar.add_task("generate", total=total, rate="")
-        manifest = _interruptible(
-            generate_corpus,
-            spec,
-            out,
-            n=total,
-            seed=spec.seed if seed is None else seed,
-            workers=workers,
-            resume=resume,
-            overwrite=overwrite,
-            on_progress=overall_rate(bar, task),
-            negatives=negatives,
-            plugins=plugin_spec,
-            qa=QAConfig() if qa else None,
-            backend=backend,
-            ray_address=ray_address,
-            retrieval_pool=retrieval_pool,
-            on_status=(lambda line: err.print(line, markup=False)) if err.is_terminal else None,
-            out_label=str(out),
-        )
+        try:  # Typer would exit 130 silently: say what is kept and how to go on
+            manifest = generate_corpus(
+                spec,
+                out,
+                n=total,
+                seed=spec.seed if seed is None else seed,
+                workers=workers,
+                resume=resume,
+                overwrite=overwrite,
+                on_progress=overall_rate(bar, task),
+                negatives=negatives,
+                plugins=plugin_spec,
+                qa=QAConfig() if qa else None,
+                backend=backend,
+                ray_address=ray_address,
+                retrieval_pool=retrieval_pool,
+                on_status=(lambda line: err.print(line, markup=False)) if err.is_terminal else None,
+            )
+        except KeyboardInterrupt:
+            sys.stderr.write(
+                f"interrupted: the complete shards in {out} are kept; run the same command with "
+                "--resume to continue\n"
+            )
+            raise typer.Exit(130) from None
         if manifest.get("nothing_to_do"):
             bar.update(task, completed=total)
             shards = counted(manifest["shards"], "shard")
@@ -322,18 +327,3 @@ def plugins(
         sys.stderr.write(message + "\n")
     if strict_plugins and host.messages:
         raise PluginFailure(f"{len(host.messages)} plugin failure(s) with --strict-plugins")
-
-
-def _interruptible(
-    run: Callable[..., dict[str, Any]], *args: Any, out_label: str, **kwargs: Any
-) -> dict[str, Any]:
-    """``run(*args, **kwargs)``; on Ctrl-C, one line saying what is kept and how to go on,
-    then exit 130 (Typer would exit 130 silently)."""
-    try:
-        return run(*args, **kwargs)
-    except KeyboardInterrupt:
-        sys.stderr.write(
-            f"interrupted: the complete shards in {out_label} are kept; run the same command with "
-            "--resume to continue\n"
-        )
-        raise typer.Exit(130) from None
