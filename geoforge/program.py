@@ -459,7 +459,7 @@ def validate(program: Program) -> Program:
 def _validate(program: Program, named: set[str] | frozenset[str] = frozenset()) -> Program:
     """:func:`validate`, with ``named`` points counted as defined (those of clauses that did not
     parse). Each error found carries ``place``: ``("clause" | "statement" | "goal", index)``."""
-    from geoforge.constructions import resolve_call
+    from geoforge.constructions import full_form, resolve_call
 
     errors: list[ProgramError] = []
 
@@ -467,29 +467,47 @@ def _validate(program: Program, named: set[str] | frozenset[str] = frozenset()) 
         e.place = place  # type: ignore[attr-defined]
         errors.append(e)
 
+    def checked(call: Call, points: tuple[str, ...]) -> bool:
+        """True if ``call`` is already resolved and right here (what :func:`resolve_call`
+        accepts unchanged), without building error texts."""
+        shape = full_form(call)
+        if shape is None:
+            return False
+        outs, inputs = shape
+        return sorted(outs) == sorted(points) and all(p in defined and p not in outs for p in inputs)
+
     defined: set[str] = set(named)
     resolved: list[Clause] = []
+    changed = False
     for index, clause in enumerate(program.clauses, start=1):
-        text = clause.text()
-        where = {"index": index, "text": text, "source": program.source}
         seen: set[str] = set()
         for p in clause.points:
             if (p in defined and p not in named) or p in seen:
                 message = (
                     "a point is named twice before `=`" if p in seen else f"point `{p}` is already defined"
                 )
-                error = ProgramError(message, clause=index, text=text, source=program.source, token=p)
+                error = ProgramError(
+                    message, clause=index, text=clause.text(), source=program.source, token=p
+                )
                 keep(error, ("clause", index - 1))
             seen.add(p)
         calls = []
         for call in clause.calls:
+            if checked(call, clause.points):
+                calls.append(call)
+                continue
             try:
+                where = {"index": index, "text": clause.text(), "source": program.source}
                 calls.append(resolve_call(call, clause.points, defined, **where))  # type: ignore[arg-type]
             except ProgramError as e:
                 keep(e, ("clause", index - 1))
                 calls.append(call)
         defined.update(clause.points)
-        resolved.append(dataclasses.replace(clause, calls=tuple(calls)))
+        if tuple(calls) == clause.calls:
+            resolved.append(clause)
+        else:
+            resolved.append(dataclasses.replace(clause, calls=tuple(calls)))
+            changed = True
     for offset, st in enumerate(program.statements):
         try:
             _check_statement(st, defined, program.source, len(program.clauses) + offset + 1)
@@ -501,7 +519,7 @@ def _validate(program: Program, named: set[str] | frozenset[str] = frozenset()) 
         except ProgramError as e:
             keep(e, ("goal", k))
     raise_all(errors)
-    return dataclasses.replace(program, clauses=tuple(resolved))
+    return dataclasses.replace(program, clauses=tuple(resolved)) if changed else program
 
 
 def _check_statement(st: Statement, defined: set[str], source: str, index: int) -> None:

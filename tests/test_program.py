@@ -354,6 +354,14 @@ def test_undefined_point_is_named() -> None:
     assert message == "column 40: clause 2 `x = foot x a b q`: undefined point `q`"
 
 
+def test_revalidating_an_edited_program_still_finds_an_undefined_input() -> None:
+    program = parse_program("a b c = triangle a b c; m = midpoint m a b; x = foot x m b c")
+    swapped = program.replace  # a validated program's calls are in full form: the fast path
+    with pytest.raises(ProgramError, match="undefined point `m`"):
+        swapped(clauses=(program.clauses[0], program.clauses[2], program.clauses[1]))
+    assert swapped() == program
+
+
 def test_duplicate_point_is_named_with_its_clause() -> None:
     message = _error("a b c = triangle a b c; m = midpoint m a b; m = midpoint m b c")
     assert message == "column 45: clause 3 `m = midpoint m b c`: point `m` is already defined"

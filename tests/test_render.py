@@ -235,6 +235,28 @@ def test_layout_is_deterministic() -> None:
     assert np.array_equal(one.segments, two.segments)
 
 
+def test_a_kept_view_stays_with_its_clashes_only_when_refit_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    scene = realise(parse_program(MARKED["ticks_and_arcs"]), seed=2)
+    plan = layout(scene)
+    view = (plan.scale * 0.9, plan.centre + 0.1)
+    module = sys.modules["geoforge.render.layout"]
+    placed = module.place
+
+    def clashing(*args: object) -> list[tuple[np.ndarray, bool]]:  # no label ever finds a free place
+        return [(box, True) for box, _ in placed(*args)]
+
+    monkeypatch.setattr(module, "place", clashing)
+    kept = layout(scene, view=view, refit=False)
+    assert kept.scale == view[0] and np.array_equal(kept.centre, view[1])
+    assert kept.clashes == len(kept.labels)
+    refitted = layout(scene, view=view)
+    assert refitted.scale != view[0]
+    with pytest.raises(ValueError, match="refit=False needs a view"):
+        layout(scene, refit=False)
+    with pytest.raises(ValueError, match="refit=False needs a view"):
+        layout(scene, view=(plan.scale * 4, plan.centre), refit=False)
+
+
 def test_save_writes_png_and_svg(tmp_path: Path) -> None:
     scene = realise(parse_program("a b c = triangle a b c"), seed=0)
     written = save(scene, tmp_path / "tri.png", size=200, svg=True)

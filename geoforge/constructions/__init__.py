@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from geoforge.errors import ProgramError, undefined_point
 from geoforge.facts import Fact, check_fact_shape
@@ -120,6 +121,26 @@ def register_construction(
 def get(name: str) -> Construction:
     """The construction called ``name``. Raises KeyError if there is none."""
     return REGISTRY[name]
+
+
+@lru_cache(maxsize=16384)
+def full_form(call) -> tuple[tuple[str, ...], tuple[str, ...]] | None:  # type: ignore[no-untyped-def]
+    """``(outputs, inputs)`` of a :class:`geoforge.program.Call` that names a known construction
+    with every argument written out and literals that parse, or ``None`` (unknown, short form
+    or bad literal: :func:`resolve_call` says what is wrong). Cached per call: a program
+    re-validated after an edit checks each unchanged call with two set lookups."""
+    from geoforge.exact import parse_value
+
+    c = REGISTRY.get(call.name)
+    if c is None or len(call.args) != len(c.params):
+        return None
+    binding = dict(zip(c.params, call.args))
+    try:
+        for p in c.literals:
+            parse_value(binding[p])
+    except ProgramError:
+        return None
+    return tuple(binding[p] for p in c.outputs), tuple(binding[p] for p in c.inputs)
 
 
 def resolve_call(call, clause_points, defined, *, index: int, text: str, source: str):  # type: ignore[no-untyped-def]

@@ -198,7 +198,12 @@ def fits(scene: Scene, size: int, view: tuple[float, np.ndarray]) -> bool:
 
 
 def layout(
-    scene: Scene, size: int = 448, *, auto_marks: bool = True, view: tuple[float, np.ndarray] | None = None
+    scene: Scene,
+    size: int = 448,
+    *,
+    auto_marks: bool = True,
+    view: tuple[float, np.ndarray] | None = None,
+    refit: bool = True,
 ) -> Layout:
     """Lay out ``scene`` on a ``size`` × ``size`` pixel image; deterministic.
 
@@ -211,8 +216,11 @@ def layout(
     ``view`` (another layout's :attr:`Layout.view`) keeps that framing when every point keeps
     one font size from the frame, every circle stays inside and every label finds a place
     inside the frame free of collisions; otherwise the view is fitted as usual (compare the
-    result's ``view`` to tell).
-    Raises ValueError if ``size`` < 64 or a coordinate is not finite.
+    result's ``view`` to tell). With ``refit=False`` the layout keeps ``view`` whatever its
+    label clashes (the verifier judges a hard negative in its positive's framing only, and
+    skips the refitted attempts it would reject anyway).
+    Raises ValueError if ``size`` < 64, a coordinate is not finite, or ``refit`` is False and
+    ``scene`` does not fit ``view`` (:func:`fits`) or no ``view`` is given.
     """
     if size < MIN_SIZE:
         raise ValueError(f"image size {size} px is too small: use at least {MIN_SIZE}")
@@ -223,9 +231,11 @@ def layout(
     extents = [text_extent(n, font) for n in scene.names]
     widest = max(max(e.x1 - e.x0, e.y1 - e.y0) for e in extents)
     margin = (EDGE + RADII[0]) * font + widest + 2 * PAD
+    if not refit and (view is None or not fits(scene, size, view)):
+        raise ValueError("refit=False needs a view that the scene fits")
     if view is not None and fits(scene, size, view):
         kept = _attempt(scene, size, font, margin, givens, auto_marks, view)
-        if kept.clashes == 0:
+        if kept.clashes == 0 or not refit:
             return kept
     best = _attempt(scene, size, font, margin, givens, auto_marks)
     for k in range(1, ATTEMPTS):
