@@ -309,7 +309,12 @@ _PREFIXES = _Prefixes()
 
 
 def realise(
-    program: Program, seed: int = 0, *, max_tries: int = 100, reference: dict[str, Point] | None = None
+    program: Program,
+    seed: int = 0,
+    *,
+    max_tries: int = 100,
+    reference: dict[str, Point] | None = None,
+    draw: bool = True,
 ) -> Scene:
     """Realise ``program`` into a Scene, deterministically from ``seed``.
 
@@ -326,6 +331,9 @@ def realise(
     clause reproduces its points and a changed one lands as near to them as its loci allow.
     Near the same reference, a first attempt resumes after the longest run of first clauses
     realised before (:class:`_Prefixes`), with the same result.
+
+    ``draw=False`` leaves the scene's ``lines`` and ``circles`` empty, for a caller that draws
+    a changed program on these points itself (the verifier, after restoring marks).
     """
     rng = np.random.default_rng(seed)
     failures: Counter[int] = Counter()
@@ -388,7 +396,7 @@ def realise(
                 node[clause] = ((points, rng.bit_generator.state, Counter(failures), dict(reasons)), child)
                 node = child
         if complete:
-            lines, circles = drawing(program, state.points)
+            lines, circles = drawing(program, state.points) if draw else ((), ())
             scene = Scene(program, dict(state.points), seed, attempt, lines, circles)
             false = _false_given(scene)
             if false is None:

@@ -257,6 +257,18 @@ def test_a_kept_view_stays_with_its_clashes_only_when_refit_is_off(monkeypatch: 
         layout(scene, view=(plan.scale * 4, plan.centre), refit=False)
 
 
+def test_raster_paints_the_pixels_matplotlib_draws_for_the_figure() -> None:
+    from geoforge.render.draw import _canvas, raster
+
+    for seed in range(4):  # the first render paints the background, later ones copy it
+        plan = layout(realise(parse_program(MARKED["ticks_and_arcs"]), seed=seed), size=300)
+        ours = raster(plan)
+        figure = _canvas(plan).canvas
+        figure.draw()
+        assert np.array_equal(ours, np.asarray(figure.buffer_rgba())[:, :, 0])
+        assert (ours < 128).sum() > 500  # ink was drawn
+
+
 def test_save_writes_png_and_svg(tmp_path: Path) -> None:
     scene = realise(parse_program("a b c = triangle a b c"), seed=0)
     written = save(scene, tmp_path / "tri.png", size=200, svg=True)

@@ -76,6 +76,8 @@ class _Canvas:
         for artist in (self.lines, self.marks, self.dots, self.labels):
             self.figure.add_artist(artist)
         self.order = sorted((self.lines, self.marks, self.dots, self.labels), key=lambda a: a.get_zorder())
+        #: The renderer and a copy of its buffer cleared to the white background.
+        self.blank: tuple[Any, Any] | None = None
 
     def update(self, layout: Layout) -> None:
         """Replace what the figure shows with ``layout``."""
@@ -96,12 +98,19 @@ class _Canvas:
         white, so the red channel holds the image exactly.
 
         Draws what ``FigureCanvasAgg.draw`` would, without the figure's bookkeeping (artist
-        collection, draw events): the cleared renderer, the white background patch, then the
-        four artists in z-order (a stable sort, as ``Figure.draw`` does), the same pixels
-        (checked on 150 ``mmgeo-4k`` figures) in about 80% of the time."""
+        collection, draw events): the cleared renderer, the white background patch (copied
+        from the first render's, Agg's ``restore_region``), then the four artists in z-order (a
+        stable sort, as ``Figure.draw`` does): the same pixels as ``FigureCanvasAgg.draw``
+        (a test checks; 142 ``mmgeo-4k`` positives and negatives agreed), and copying the
+        background took 0.98 ms per figure against 1.17 ms clearing and painting it
+        (interleaved, 2-core VM)."""
         renderer = self.canvas.get_renderer()
-        renderer.clear()
-        self.figure.patch.draw(renderer)
+        if self.blank is None or self.blank[0] is not renderer:
+            renderer.clear()
+            self.figure.patch.draw(renderer)
+            self.blank = (renderer, renderer.copy_from_bbox(self.figure.bbox))
+        else:  # the same bytes as clearing and painting the background, copied at once
+            renderer.restore_region(self.blank[1])
         for artist in self.order:
             artist.draw(renderer)
         rgba = np.asarray(renderer.buffer_rgba())

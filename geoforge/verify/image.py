@@ -193,27 +193,26 @@ def _missing_strokes(
 
 
 def restore(positive: Scene, scene: Scene) -> tuple[Scene, int]:
-    """``scene`` (a realised negative, whose ``lines`` and ``circles`` are those
-    :func:`geoforge.scene.drawing` gives for its program, as :func:`geoforge.realise.realise`
-    makes them) with every ``mark``, ``given`` and ``draw`` statement of the positive that
-    still holds on it, and every stroke of the positive whose ends it still
-    has (see :func:`_missing_strokes`); returns the new scene (lines and circles redrawn) and
-    how many statements were added. A negative that drops a true mark is a shortcut, not a
-    hard negative (DESIGN.md, rule 5)."""
+    """``scene`` (a realised negative; its ``lines`` and ``circles`` are ignored, so it may be
+    realised with ``draw=False``) with every ``mark``, ``given`` and ``draw`` statement of the
+    positive that still holds on it, and every stroke of the positive whose ends it still
+    has (see :func:`_missing_strokes`), drawn by :func:`geoforge.scene.drawing`; returns the
+    new scene and how many statements were added. A negative that drops a true mark is a
+    shortcut, not a hard negative (DESIGN.md, rule 5)."""
     have = {st.text() for st in scene.program.statements}
     added = [st for st in positive.program.statements if st.text() not in have and holds_on(st, scene)]
     program = scene.program
-    drawn = (scene.lines, scene.circles)  # what realise drew for scene.program
     if added:
         program = dataclasses.replace(program, statements=program.statements + tuple(added))
-        drawn = drawing(program, scene.points)
+    drawn = drawing(program, scene.points)
     strokes = [s for s in _missing_strokes(positive, drawn, scene.points) if s.text() not in have]
     if strokes:
         program = dataclasses.replace(program, statements=program.statements + tuple(strokes))
-    if program is scene.program:
-        return scene, 0
-    program = program.replace()
-    lines, circles = drawing(program, scene.points) if strokes else drawn
+    if program is not scene.program:
+        program = program.replace()
+    if strokes:
+        drawn = drawing(program, scene.points)
+    lines, circles = drawn
     redrawn = dataclasses.replace(scene, program=program, lines=lines, circles=circles)
     return redrawn, len(added) + len(strokes)
 
@@ -225,7 +224,9 @@ def _printed(scene: Scene) -> set[str]:
 def _realise_near(candidate: ImageCandidate, positive: Positive) -> Scene:
     from geoforge.realise import realise
 
-    return realise(candidate.program, seed=positive.scene.seed, max_tries=3, reference=positive.scene.points)
+    return realise(
+        candidate.program, seed=positive.scene.seed, max_tries=3, reference=positive.scene.points, draw=False
+    )
 
 
 def verify_image(
