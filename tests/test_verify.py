@@ -119,6 +119,21 @@ def test_image_negatives_carry_no_mark_that_is_false_on_them(name):
         assert false_marks(realise_negative(accepted.candidate, positive)) == []
 
 
+def test_alter_relation_changes_a_clause_most_of_the_figure_is_built_on_last():
+    # B carries C, M, F and H (5 of 6 points with B itself); F, the foot, carries F alone.
+    positive = make_positive(
+        "A = free A; B = lconst B A 3; C = s_angle B A C 70, lconst C A 4; M = midpoint M B C; "
+        "F = foot F A B C; H = on_tline H M B C, lconst H M 1",
+        ["midpoint M B C", "altitude A F B C"],
+    )
+    host = PluginHost(PluginSpec(env=False))
+    proposals = list(host.perturbations["alter_relation"].propose(positive, np.random.default_rng(0)))
+    changed = [c.clause for c in proposals]  # 1-based clause numbers
+    heavy = [i for i, n in enumerate(changed) if n == 2]
+    light = [i for i, n in enumerate(changed) if n == 5]
+    assert heavy and light and max(light) < min(heavy), changed
+
+
 def test_verifier_rejects_an_image_negative_with_a_false_mark():
     positive = make_positive(MARKED, ["right A B C", "altitude A D B C"])
     p = positive.scene.points
