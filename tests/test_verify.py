@@ -134,6 +134,18 @@ def test_alter_relation_changes_a_clause_most_of_the_figure_is_built_on_last():
     assert heavy and light and max(light) < min(heavy), changed
 
 
+def test_move_vertex_moves_a_point_whose_claims_all_name_a_point_built_on_it_last():
+    # A carries B, C and D, B carries C and D, and both claims on each name one of them: those
+    # points follow, so the claims hold. C and D each have a claim naming none of theirs.
+    positive = make_positive(MARKED, ["right A B C", "altitude A D B C"])
+    host = PluginHost(PluginSpec(env=False))
+    proposals = host.perturbations["move_vertex"].propose(positive, np.random.default_rng(0))
+    moved = [c.change.split()[1] for c in proposals]
+    direct = [i for i, p in enumerate(moved) if p in "CD"]
+    last = [i for i, p in enumerate(moved) if p in "AB"]
+    assert direct and last and max(direct) < min(last), moved
+
+
 def test_verifier_rejects_an_image_negative_with_a_false_mark():
     positive = make_positive(MARKED, ["right A B C", "altitude A D B C"])
     p = positive.scene.points

@@ -7,7 +7,8 @@ the verifier accepts are the least visible that still break a claim (a right ang
 an equal length). Each point moves in the three directions (of eight) that make the stated
 claims on it most clearly false, so a move breaks a claim by construction instead of sliding a
 point along its own line. Points with the fewest points built on them go first, so that the
-change stays one detail. Givens on the moved point and on points
+change stays one detail, and a point whose every stated claim names a point built on it goes
+after all the others, since those points follow it and keep the claim. Givens on the moved point and on points
 built from it are dropped, since their values no longer hold, and so are the marks (right-angle
 squares, ticks, arcs) on the moved point.
 """
@@ -76,8 +77,14 @@ class MoveVertex:
         named = {c: {p for f in c.facts() for p in f.points} for c in claims}
         mentioned = sorted({p for c in claims for p in named[c] if p in scene.points})
         # Points with the fewest points built on them first: moving them changes one detail.
-        weight = {p: len(dependents(program, {p})) + float(rng.uniform()) for p in mentioned}
+        built = {p: dependents(program, {p}) - {p} for p in mentioned}
+        weight = {p: len(built[p]) + float(rng.uniform()) for p in mentioned}
         mentioned.sort(key=weight.__getitem__)
+        # A point whose every stated claim also names a point built on it goes last: those
+        # points follow it, so its moves rarely break a claim (none of 47 on 40 ``mmgeo-4k``
+        # positives did, against 194 of 357 for the others).
+        direct = [p for p in mentioned if any(not (named[c] & built[p]) for c in claims if p in named[c])]
+        groups = (direct, [p for p in mentioned if p not in direct])
         draws = {p: _draws(rng) for p in mentioned}
         # What every move of one point shares, made when the point's first move is asked for (the
         # verifier often has its negatives before the last points): its clause, the program without
@@ -97,22 +104,23 @@ class MoveVertex:
                 shared[point] = (clause_index(program, point), kept, breaks, directions)
             return shared[point]
 
-        for step in STEPS:
-            for point in mentioned:
-                found = moves(point)
-                if found is None:
-                    continue
-                index, kept, breaks, directions = found
-                for direction in directions:
-                    shift = step * scene.scale * direction
-                    coords = {p: tuple(scene.points[p]) for p in program.clauses[index].points}
-                    coords[point] = tuple(scene.points[point] + shift)
-                    try:
-                        negative = pin(kept, index, coords)  # type: ignore[arg-type]
-                    except ProgramError:
+        for group in groups:  # each step for every point of a group before the next step
+            for step in STEPS:
+                for point in group:
+                    found = moves(point)
+                    if found is None:
                         continue
-                    change = f"move {point} by {step:.2f} of the figure"
-                    yield ImageCandidate(negative, index + 1, change, breaks)
+                    index, kept, breaks, directions = found
+                    for direction in directions:
+                        shift = step * scene.scale * direction
+                        coords = {p: tuple(scene.points[p]) for p in program.clauses[index].points}
+                        coords[point] = tuple(scene.points[point] + shift)
+                        try:
+                            negative = pin(kept, index, coords)  # type: ignore[arg-type]
+                        except ProgramError:
+                            continue
+                        change = f"move {point} by {step:.2f} of the figure"
+                        yield ImageCandidate(negative, index + 1, change, breaks)
 
 
 @geoforge.hookimpl
