@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import shutil
 import time
 from collections import Counter
@@ -29,6 +30,7 @@ from geoforge.qa import QAConfig, add_qa, qa_counts
 from geoforge.realise import realise
 from geoforge.render.layout import Layout
 from geoforge.sampler import Recipe, sample_spec
+from geoforge.scene import Scene
 
 if TYPE_CHECKING:
     from geoforge.backends import Backend, ShardSpec
@@ -113,19 +115,39 @@ def _reason(e: GeoforgeError) -> str:
     return text.split(":")[-1].strip()[:60]
 
 
+#: Two points closer than this many font sizes are too close to read apart.
+CLOSEST = 0.8
+
+
+def _closest(xy: np.ndarray) -> float:
+    """The smallest distance between two of the points (N, 2); ``inf`` for fewer than two."""
+    if len(xy) < 2:
+        return math.inf
+    d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    np.fill_diagonal(d, np.inf)
+    return float(d.min())
+
+
 def illegible(plan: Layout) -> str | None:
     """Why a rendered figure is hard to read, or ``None``: a label that could not be placed
-    free of collisions, or two points closer than 0.8 font sizes (DESIGN.md,
+    free of collisions, or two points closer than :data:`CLOSEST` font sizes (DESIGN.md,
     verification rule 1: "labels legible")."""
     if plan.clashes:
         return "illegible: label collision"
-    xy = np.array(list(plan.points.values()))
-    if len(xy) > 1:
-        d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
-        np.fill_diagonal(d, np.inf)
-        if d.min() < 0.8 * plan.font_px:
-            return "illegible: points too close"
+    if _closest(np.array(list(plan.points.values())).reshape(-1, 2)) < CLOSEST * plan.font_px:
+        return "illegible: points too close"
     return None
+
+
+def crowded(scene: Scene, size: int) -> bool:
+    """True if two points of ``scene`` are too close (:func:`illegible`) on a ``size``² image
+    at any scale :func:`geoforge.render.layout` may choose: checked at the largest
+    (:func:`geoforge.render.layout.fitted_scale`) with a relative slack of 1e-9, before the
+    labels are placed. A figure it passes may still have points too close after a layout that
+    needed a smaller scale."""
+    from geoforge.render.layout import FONT_SCALE, fitted_scale
+
+    return _closest(scene.coords) * fitted_scale(scene, size) < CLOSEST * size * FONT_SCALE * (1 - 1e-9)
 
 
 def make_sample(recipe: Recipe, seed: int, index: int) -> Sample:
@@ -178,6 +200,9 @@ def make_sample(recipe: Recipe, seed: int, index: int) -> Sample:
             "givens": "; ".join(st.text() for st in spec.program.statements if st.kind == "given"),
             "draws": [*draws, ACCEPTED],
         }
+        if crowded(scene, recipe.image_size):  # before the labels are placed
+            draws.append("illegible: points too close")
+            continue
         plan = layout(scene, recipe.image_size)
         problem = illegible(plan)
         if problem:

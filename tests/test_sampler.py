@@ -174,3 +174,31 @@ def test_mmgeo_4k_5000_samples_are_varied_and_legible() -> None:
     assert sum(r["clashes"] for r in rows) == 0
     assert sum(r["points_out"] for r in rows) == 0
     assert sum(r["labels_out"] for r in rows) == 0
+
+
+def test_crowded_figures_are_the_ones_whose_layout_has_points_too_close(specs) -> None:
+    from geoforge.errors import GeoforgeError
+    from geoforge.generate import crowded, illegible
+    from geoforge.program import parse_program
+    from geoforge.realise import realise
+    from geoforge.render import layout
+    from geoforge.render.layout import fitted_scale
+
+    _, drawn = specs
+    seen = Counter()
+    for spec in drawn[:150]:
+        try:
+            scene = realise(spec.program, seed=0, max_tries=20)
+        except GeoforgeError:
+            continue
+        plan = layout(scene, 448)
+        if crowded(scene, 448):  # then too close at whatever scale the layout chose
+            seen["crowded"] += 1
+            assert plan.scale <= fitted_scale(scene, 448)
+            assert illegible(plan) in ("illegible: points too close", "illegible: label collision")
+        elif plan.scale == fitted_scale(scene, 448):
+            seen["first scale"] += 1
+            assert illegible(plan) != "illegible: points too close"
+    assert seen["first scale"] >= 50 and seen["crowded"] >= 3, seen
+    pinned = realise(parse_program("A@0_0 = free A; B@0.1_0 = free B; C@4_2 = free C"), seed=0)
+    assert crowded(pinned, 448) and illegible(layout(pinned, 448)) == "illegible: points too close"

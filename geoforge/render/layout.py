@@ -197,6 +197,20 @@ def fits(scene: Scene, size: int, view: tuple[float, np.ndarray]) -> bool:
     return True
 
 
+def _margin(scene: Scene, font: float) -> float:
+    """The first attempt's margin in pixels: room for the widest point label beside a point."""
+    extents = [text_extent(n, font) for n in scene.names]
+    widest = max(max(e.x1 - e.x0, e.y1 - e.y0) for e in extents)
+    return (EDGE + RADII[0]) * font + widest + 2 * PAD
+
+
+def fitted_scale(scene: Scene, size: int = 448) -> float:
+    """Pixels per diagram unit of :func:`layout`'s first attempt at ``scene`` without a view:
+    the largest any of its attempts uses, since each later one widens the margin. Lets a caller
+    judge distances in pixels before paying for label placement."""
+    return _fit(scene, size, _margin(scene, size * FONT_SCALE))[0]
+
+
 def layout(
     scene: Scene,
     size: int = 448,
@@ -228,9 +242,7 @@ def layout(
         raise ValueError("scene has non-finite coordinates")
     font = size * FONT_SCALE
     givens = _givens(scene)
-    extents = [text_extent(n, font) for n in scene.names]
-    widest = max(max(e.x1 - e.x0, e.y1 - e.y0) for e in extents)
-    margin = (EDGE + RADII[0]) * font + widest + 2 * PAD
+    margin = _margin(scene, font)
     if not refit and (view is None or not fits(scene, size, view)):
         raise ValueError("refit=False needs a view that the scene fits")
     if view is not None and fits(scene, size, view):
