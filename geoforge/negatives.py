@@ -97,6 +97,8 @@ def make_negatives(
     config: NegativeConfig,
     rng: np.random.Generator,
     size: int = 448,
+    *,
+    view: tuple[float, np.ndarray] | None = None,
 ) -> Negatives:
     """Propose, verify and keep negatives for ``positive`` per ``config``. Deterministic given
     ``rng``'s state and the loaded plugins; plugin failures are counted by ``host``.
@@ -108,7 +110,8 @@ def make_negatives(
     (:func:`geoforge.plugins.plugin_rng` of one draw from ``rng`` and its name, so one plugin's
     randomness, failure or absence never changes another's candidates) and
     ``config.time_budget`` seconds of its own code per positive. The verifier always judges
-    against ``positive`` itself, which no plugin sees.
+    against ``positive`` itself, which no plugin sees. ``view``: the positive's layout view
+    when the caller has it (else the verifier lays the positive out again).
     """
     from geoforge.plugins import plugin_rng
 
@@ -148,7 +151,9 @@ def make_negatives(
                     out.rejections[(name, candidate.reason)] += 1
                     continue
                 if isinstance(candidate, ImageCandidate):
-                    verdict = verify_image(positive, candidate, positive_png, name, config.margins, size)
+                    verdict = verify_image(
+                        positive, candidate, positive_png, name, config.margins, size, view
+                    )
                 else:
                     assert isinstance(candidate, CaptionCandidate)
                     verdict = verify_caption(positive, candidate, name, config.margins)
@@ -249,14 +254,19 @@ def add_negatives(
     claims it breaks with their violation, plus rejections by plugin and reason and plugin
     failures.
 
-    The positive is re-realised from its stored program and seed (deterministic), and the
+    The positive is re-realised from its stored program and seed (deterministic; the scene
+    :func:`geoforge.generate.make_sample` made is used when the sample carries it), and the
     negatives' generator is ``SeedSequence([seed, index, 1])``. ``pool`` is the positive's
     retrieval pool, unless ``config.retrieval_pool`` names a corpus-wide index, which then
     gives it (``pool`` is ignored); raises RetrievalIndexError if that index is missing or bad.
     """
     meta = sample.meta
-    program = parse_program(str(meta["program"]), dialect=str(meta.get("dialect", "alphageometry")))
-    scene = realise(program, seed=int(meta["realise_seed"]))  # type: ignore[arg-type]
+    if sample.scene is not None:
+        scene = sample.scene
+        program = scene.program
+    else:
+        program = parse_program(str(meta["program"]), dialect=str(meta.get("dialect", "alphageometry")))
+        scene = realise(program, seed=int(meta["realise_seed"]))  # type: ignore[arg-type]
     cap = meta["caption"]
     claims = _claims(cap["claims"])  # type: ignore[index]
     caption = Caption(
@@ -273,7 +283,7 @@ def add_negatives(
     host = host_for(plugins)
     before = Counter(host.failures)
     rng = np.random.default_rng(np.random.SeedSequence([seed, int(meta["index"]), 1]))  # type: ignore[arg-type]
-    found = make_negatives(positive, sample.png, host, config, rng, size)
+    found = make_negatives(positive, sample.png, host, config, rng, size, view=sample.view)
     record = {
         "image": [
             {
@@ -312,4 +322,6 @@ def add_negatives(
     from geoforge.generate import Sample
 
     pngs = tuple(a.png for a in found.image if a.png)
-    return Sample(sample.key, sample.png, sample.text, new_meta, pngs, slots=config.image)
+    return Sample(
+        sample.key, sample.png, sample.text, new_meta, pngs, slots=config.image, scene=scene, view=sample.view
+    )

@@ -107,3 +107,27 @@ def test_an_error_in_propose_is_shown_once_with_its_traceback_under_debug_and_fa
     assert errors == {
         "boom: in propose": f"plugin boom ({plugin}) failed in propose: ValueError: boom in propose"
     }
+
+
+def test_negatives_and_qa_of_a_sample_carrying_its_scene_match_a_stored_samples() -> None:
+    # make_sample hands its scene and view on so that add_negatives and add_qa need not realise
+    # and lay out the positive again; a sample read back from a corpus carries neither.
+    import dataclasses
+
+    from geoforge.generate import make_sample
+    from geoforge.negatives import add_negatives, pool_entry
+    from geoforge.qa import QAConfig, add_qa
+
+    recipe = load_recipe(str(Path(__file__).parents[1] / "corpora" / "smoke.toml"))
+    config = NegativeConfig(image=3, caption=2, retrieval=1)
+    samples = [make_sample(recipe, 7, i) for i in range(3)]
+    pool = tuple(pool_entry(s) for s in samples)
+    for sample in samples:
+        assert sample.scene is not None and sample.view is not None
+        stored = dataclasses.replace(sample, scene=None, view=None)
+        made = [
+            add_qa(add_negatives(x, pool, config, PluginSpec(env=False), recipe.image_size, 7), QAConfig(), 7)
+            for x in (sample, stored)
+        ]
+        assert made[0].files() == made[1].files()
+        assert json.loads(made[0].files()["json"])["negatives"].count('"tile"') == 3

@@ -3,7 +3,8 @@
 :func:`make_qa` asks perception questions (:mod:`geoforge.qa.perception`) and reasoning
 questions (:mod:`geoforge.qa.reasoning`) of one positive Scene, and records on which of its
 image negatives each perception answer flips. :func:`add_qa` does it for a stored corpus
-sample: the positive is re-realised from ``KEY.json`` and each image negative from the program
+sample: the positive is re-realised from ``KEY.json`` (or taken from the sample when it
+carries its scene) and each image negative from the program
 its ``negatives`` record keeps (the positive's seed, its points as reference, as the verifier
 realised it), and the items go into ``KEY.json`` as the JSON string ``qa``.
 """
@@ -247,12 +248,21 @@ def add_qa(sample: Sample, config: QAConfig, seed: int) -> Sample:
     from geoforge.realise import realise
 
     meta = sample.meta
-    scene = realise(parse_program(str(meta["program"])), seed=int(meta["realise_seed"]))  # type: ignore[call-overload]
+    scene = sample.scene
+    if scene is None:  # a stored sample: realise it again
+        scene = realise(parse_program(str(meta["program"])), seed=int(meta["realise_seed"]))  # type: ignore[call-overload]
     claims = [Claim(c[0], tuple(c[1:])) for c in meta["caption"]["claims"]]  # type: ignore[index]
     rng = np.random.default_rng(np.random.SeedSequence([seed, int(meta["index"]), 2]))  # type: ignore[call-overload]
     items = make_qa(scene, claims, negative_scenes(meta, scene), rng, config)
     return Sample(
-        sample.key, sample.png, sample.text, {**meta, "qa": dump_items(items)}, sample.negatives, sample.slots
+        sample.key,
+        sample.png,
+        sample.text,
+        {**meta, "qa": dump_items(items)},
+        sample.negatives,
+        sample.slots,
+        scene=scene,
+        view=sample.view,
     )
 
 

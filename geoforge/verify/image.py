@@ -64,9 +64,12 @@ class Reference:
 _LAST: list[tuple[tuple[int, int, int], Reference]] = []
 
 
-def reference(positive: Positive, positive_png: bytes, size: int) -> Reference:
+def reference(
+    positive: Positive, positive_png: bytes, size: int, view: tuple[float, np.ndarray] | None = None
+) -> Reference:
     """The :class:`Reference` of ``positive`` (cached for the last positive seen, since its
-    negatives are verified one after another)."""
+    negatives are verified one after another); ``view`` is its layout's view when the caller
+    has it, else the positive is laid out again."""
     from geoforge.render import layout
 
     key = (id(positive), hash(positive_png), size)
@@ -76,7 +79,9 @@ def reference(positive: Positive, positive_png: bytes, size: int) -> Reference:
         stated: tuple[Claim, ...] | None = read_caption(positive.caption.text).claims
     except CaptionReadError:
         stated = None
-    ref = Reference(stated, _grey(positive_png), layout(positive.scene, size).view)
+    ref = Reference(
+        stated, _grey(positive_png), view if view is not None else layout(positive.scene, size).view
+    )
     _LAST[:] = [(key, ref)]
     return ref
 
@@ -236,10 +241,12 @@ def verify_image(
     plugin: str,
     margins: Margins = DEFAULT_MARGINS,
     size: int = 448,
+    view: tuple[float, np.ndarray] | None = None,
 ) -> Verdict:
     """Apply the image-negative rules (module docstring) to ``candidate``, cheapest checks
     first; never raises for a bad candidate. The accepted negative carries the restored
-    program and how it is false."""
+    program and how it is false. ``view``: the positive's layout view, when known
+    (:func:`reference`)."""
     from geoforge.render import layout
     from geoforge.render.draw import encode_png, raster
     from geoforge.render.layout import fits
@@ -248,7 +255,7 @@ def verify_image(
         return Verdict(False, "malformed candidate")
     if candidate.program.canonical_hash() == positive.program.canonical_hash():
         return Verdict(False, "same program as the positive")
-    ref = reference(positive, positive_png, size)
+    ref = reference(positive, positive_png, size, view)
     if ref.stated is None:
         return Verdict(False, "positive caption not readable")
     try:
