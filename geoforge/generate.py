@@ -41,8 +41,11 @@ if TYPE_CHECKING:
 Encoded = tuple[str, dict[str, bytes]]
 
 #: Realisation attempts per figure; a figure that fails is replaced by a new one. Failures
-#: here are almost always structural (a foot that lands on a vertex), so more tries rarely help.
-REALISE_TRIES = 6
+#: here are almost always structural (a foot that lands on a vertex), so more tries rarely help:
+#: of the 195 ``mmgeo-4k`` figures (300 samples) whose first attempt failed, 11 realised at the
+#: second, 3 at the third, 1 at the fourth and none later, while the 180 failures cost 12% of
+#: the positives' time with 6 attempts.
+REALISE_TRIES = 3
 #: New figures drawn for one sample before the sample fails.
 MAX_FIGURES = 60
 #: The last entry of a sample's ``draws``: the figure that was kept.

@@ -23,7 +23,7 @@ def sampled_captions(recipe: Recipe, seed: int, indices: range) -> Iterator[Pool
     :func:`geoforge.negatives.pool_entry` gives them for a made sample (keys zero-padded as the
     corpus writes them). A sample with no good figure in :data:`geoforge.generate.MAX_FIGURES`
     draws is skipped."""
-    from geoforge.generate import MAX_FIGURES, REALISE_TRIES, illegible
+    from geoforge.generate import MAX_FIGURES, REALISE_TRIES, crowded, illegible
     from geoforge.realise import realise
     from geoforge.render import layout
 
@@ -38,7 +38,11 @@ def sampled_captions(recipe: Recipe, seed: int, indices: range) -> Iterator[Pool
                 continue
             style = recipe.styles[int(rng.integers(len(recipe.styles)))]
             made = {s: make_caption(scene, spec.claims, s, rng, spec.targets) for s in STYLES}
-            if any(lost for _, lost in made.values()) or illegible(layout(scene, recipe.image_size)):
+            if (
+                any(lost for _, lost in made.values())
+                or crowded(scene, recipe.image_size)
+                or illegible(layout(scene, recipe.image_size))
+            ):
                 continue
             caption = made[style][0]
             yield PoolEntry(f"{index:08d}", caption.text, tuple(caption.claims))
