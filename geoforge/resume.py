@@ -68,7 +68,7 @@ def check_resume(
         for key, how in SETTINGS.items():
             if stored[key] != now[key]:
                 raise UsageError(
-                    f"--resume: {how} differs from the run being resumed "
+                    f"--resume: {how} changed since the run being resumed "
                     f"({_difference(stored[key], now[key])}); resume with the same settings, or pass "
                     "--overwrite to start again"
                 )

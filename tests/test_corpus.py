@@ -307,7 +307,7 @@ def test_resume_refuses_shards_of_another_seed(recipe, reference: Path, tmp_path
     generate_corpus(recipe, out, n=2, seed=0)
     before = (out / "shard-000000.tar").read_bytes()
     with pytest.raises(
-        UsageError, match=r"--resume: --seed differs from the run being resumed \(0 there, 1 now\)"
+        UsageError, match=r"--resume: --seed changed since the run being resumed \(0 there, 1 now\)"
     ):
         generate_corpus(recipe, out, n=2, seed=1, resume=True)
     assert (out / "shard-000000.tar").read_bytes() == before

@@ -35,7 +35,7 @@ def test_the_manifest_records_a_complete_run(corpus: Path) -> None:
 def test_resume_with_a_lower_n_is_refused_and_keeps_every_shard(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
     before = _shards(corpus)
     with pytest.raises(
-        UsageError, match=r"^--resume: --n differs from the run being resumed \(4 there, 2 now\)"
+        UsageError, match=r"^--resume: --n changed since the run being resumed \(4 there, 2 now\)"
     ):
         generate_corpus(
             recipe, corpus, n=2, seed=recipe.seed, resume=True, negatives=NegativeConfig(caption=1)
@@ -56,12 +56,12 @@ def test_a_resume_refusal_names_the_field_that_differs(recipe, corpus: Path) -> 
         generate_corpus(
             recipe, corpus, n=4, seed=recipe.seed, resume=True, negatives=NegativeConfig(caption=2)
         )
-    assert "differs from the run being resumed (caption: 1 there, 2 now); resume" in str(info.value)
+    assert "changed since the run being resumed (caption: 1 there, 2 now); resume" in str(info.value)
 
 
 def test_resume_with_another_plugin_set_is_refused_and_keeps_every_shard(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
     before = _shards(corpus)
-    with pytest.raises(UsageError, match=r"^--resume: the plugin set .* differs from the run being resumed"):
+    with pytest.raises(UsageError, match=r"^--resume: the plugin set .* changed since the run being resumed"):
         generate_corpus(
             recipe,
             corpus,

@@ -121,3 +121,14 @@ def test_val_every_needs_val_data() -> None:
 
     with pytest.raises(UsageError, match="--val-every 5 needs --val-data"):
         TrainConfig(data="d", out="o", val_every=5).check()
+
+
+def test_resuming_the_finished_run_on_the_command_line_trains_and_writes_nothing(habits_run) -> None:  # type: ignore[no-untyped-def]
+    out, proc = habits_run
+    assert re.search(r"^trained 4 steps in ", proc.stdout, re.M), proc.stdout
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*") if p.is_file()}
+    cmd = [str(GEOFORGE), "train", "mmclip", *proc.args[3:], "--resume"]
+    again = _ok(subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=_env()))
+    assert again.stdout.strip() == f"nothing to train; checkpoint {out / 'checkpoints' / 'final.pt'}"
+    assert "warning: the run already reached its last step, 4" in again.stderr
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*") if p.is_file()} == before

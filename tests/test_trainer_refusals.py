@@ -206,9 +206,22 @@ def test_resuming_a_finished_run_says_so_and_writes_no_checkpoint_again(
     """4 samples at batch 4: one step per epoch, so 2 epochs end at step 2 whatever --max-steps."""
     config = TrainConfig(data=str(corpus), out=str(tmp_path / "run"), epochs=2, batch_size=4, device="cpu")
     train(config)
-    folder = tmp_path / "run" / "checkpoints"
-    before = {p.name: (p.lstat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()}
-    assert sorted(before) == ["final.pt", "latest.pt", "step-000002.pt"]
+    run = tmp_path / "run"
+
+    def files() -> dict[str, tuple[int, bytes]]:  # checkpoints, log, curve, TensorBoard events
+        return {
+            str(p.relative_to(run)): (p.lstat().st_mtime_ns, p.read_bytes())
+            for p in run.rglob("*")
+            if p.is_file()
+        }
+
+    before = files()
+    assert sorted(p for p in before if p.startswith("checkpoints")) == [
+        "checkpoints/final.pt",
+        "checkpoints/latest.pt",
+        "checkpoints/step-000002.pt",
+    ]
+    assert "log.jsonl" in before and "loss.png" in before
     capsys.readouterr()
     summary = train(replace(config, max_steps=8, resume=True))
     said = (
@@ -216,5 +229,5 @@ def test_resuming_a_finished_run_says_so_and_writes_no_checkpoint_again(
         "nothing to train"
     )
     assert capsys.readouterr().err.splitlines() == [f"warning: {said}"]
-    assert summary["warnings"] == [said] and summary["steps"] == 2
-    assert {p.name: (p.lstat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()} == before
+    assert summary["warnings"] == [said] and summary["steps"] == 2 and summary["trained"] == 0
+    assert files() == before

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -173,22 +173,27 @@ def train_mmclip(
             sys.stdout.write(json.dumps(summary) + "\n")
         else:
             out_console = Console(highlight=False, width=120)
-            loss_text = f"{summary['final_loss']:.4f}"
-            out_console.print(
-                f"trained {summary['steps']} steps in {summary['seconds']} s on {summary['device']} "
-                f"({summary['precision']}); final loss {loss_text}"
-            )
-            if summary["step_seconds"] is not None:
-                out_console.print(
-                    f"first step {summary['first_step_seconds']} s"
-                    + (" (compilation included)" if compile_model else "")
-                    + f", then {summary['step_seconds']} s per step (median)"
-                )
-            out_console.print(
-                f"checkpoint {summary['checkpoint']}; log {out / 'log.jsonl'}; curve {out / 'loss.png'}"
-            )
+            if summary["trained"] == 0:  # a resumed run already at its last step (warned above)
+                out_console.print(f"nothing to train; checkpoint {summary['checkpoint']}")
+            else:
+                _print_trained(out_console, summary, out, compile_model)
             for skipped in summary["skipped_shards"]:
                 sys.stderr.write(f"warning: skipped shard {skipped}\n")
+
+
+def _print_trained(console: Console, summary: dict[str, Any], out: Path, compiled: bool) -> None:
+    """What a training run did: steps, time, device, final loss, step times, where it wrote."""
+    console.print(
+        f"trained {summary['trained']} steps in {summary['seconds']} s on {summary['device']} "
+        f"({summary['precision']}); final loss {summary['final_loss']:.4f}"
+    )
+    if summary["step_seconds"] is not None:
+        console.print(
+            f"first step {summary['first_step_seconds']} s"
+            + (" (compilation included)" if compiled else "")
+            + f", then {summary['step_seconds']} s per step (median)"
+        )
+    console.print(f"checkpoint {summary['checkpoint']}; log {out / 'log.jsonl'}; curve {out / 'loss.png'}")
 
 
 @eval_app.command("mmclip")

@@ -27,7 +27,14 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from geoforge.errors import UsageError
-from geoforge_train.data import TEXT_SOURCES, epoch_order, excess_negatives, steps_per_epoch
+from geoforge_train.data import (
+    TEXT_SOURCES,
+    CorpusIndex,
+    NegativeUse,
+    epoch_order,
+    excess_negatives,
+    steps_per_epoch,
+)
 from geoforge_train.distributed import (
     PRECISIONS,
     Dist,
@@ -295,6 +302,8 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         check_same_run(latest, state.get("config") or {}, config)
         start, history = int(state["step"]), list(state["history"])
         _set_rng(state["rng"])
+    if start >= total:  # a finished run: say so and leave every file as it is
+        return _nothing_to_train(config, index, dataset.use, total, spe, history, device, precision, ddp.main)
     if config.compile and config.fsdp:  # per block, FSDP2's hooks between them (as torchtitan)
         for block in transformer_blocks(model):
             block.compile()
@@ -314,12 +323,6 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         out.mkdir(parents=True, exist_ok=True)
     log = RunLog(out, ddp.main, total, start, config.log_every, lines or sys.stdout)
     warned = excess_negatives(index, dataset.use)
-    if start >= total:
-        cap = f", --max-steps {config.max_steps}" if config.max_steps else ""
-        warned.append(
-            f"the run already reached its last step, {total} (--epochs {config.epochs} × {spe} steps "
-            f"per epoch{cap}); nothing to train"
-        )
     saved = start if config.resume else None  # the last step whose checkpoint is on disk
     for message in warned:
         log.warn(message)
@@ -380,6 +383,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
             dist.barrier()
     return {
         "steps": total,
+        "trained": total - start,
         "final_loss": history[-1] if history else None,
         "val": val,
         "seconds": round(time.perf_counter() - t0, 2),
@@ -388,6 +392,45 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         "device": str(device),
         "precision": precision,
         "checkpoint": str(out / "checkpoints" / "final.pt"),
+        "skipped_shards": index.skipped,
+        "warnings": warned,
+    }
+
+
+def _nothing_to_train(
+    config: TrainConfig,
+    index: CorpusIndex,
+    use: NegativeUse,
+    total: int,
+    spe: int,
+    history: list[float],
+    device: torch.device,
+    precision: str,
+    main: bool,
+) -> dict[str, object]:
+    """The summary of a resumed run that already reached its last step, ``total``: its warnings
+    (the negatives' and this one) go to stderr on rank 0, and no file is opened for writing
+    (no log line, curve, TensorBoard event or checkpoint)."""
+    cap = f", --max-steps {config.max_steps}" if config.max_steps else ""
+    done = (
+        f"the run already reached its last step, {total} (--epochs {config.epochs} × {spe} steps "
+        f"per epoch{cap}); nothing to train"
+    )
+    warned = [*excess_negatives(index, use), done]
+    if main:
+        for message in warned:
+            sys.stderr.write(f"warning: {message}\n")
+    return {
+        "steps": total,
+        "trained": 0,
+        "final_loss": history[-1] if history else None,
+        "val": None,
+        "seconds": 0.0,
+        "first_step_seconds": None,
+        "step_seconds": None,
+        "device": str(device),
+        "precision": precision,
+        "checkpoint": str(Path(config.out) / "checkpoints" / "final.pt"),
         "skipped_shards": index.skipped,
         "warnings": warned,
     }
