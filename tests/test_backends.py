@@ -186,7 +186,7 @@ def test_corpus_retrieval_pool_draws_across_shards_the_same_for_any_workers(reci
     across = [pair for pair in sources if pair[0] != pair[1]]
     assert across, "no retrieval negative came from another shard"
     with pytest.raises(
-        UsageError, match=r'^--resume: --retrieval-pool differs .*\("corpus" there, "shard" now\)'
+        UsageError, match=r'^--resume: --retrieval-pool changed since .*\("corpus" there, "shard" now\)'
     ):
         generate_corpus(recipe, one, n=N, seed=1, negatives=negatives, resume=True)
 
