@@ -459,22 +459,13 @@ def validate(program: Program) -> Program:
 def _validate(program: Program, named: set[str] | frozenset[str] = frozenset()) -> Program:
     """:func:`validate`, with ``named`` points counted as defined (those of clauses that did not
     parse). Each error found carries ``place``: ``("clause" | "statement" | "goal", index)``."""
-    from geoforge.constructions import full_form, resolve_call
+    from geoforge.constructions import resolve_call
 
     errors: list[ProgramError] = []
 
     def keep(e: ProgramError, place: tuple[str, int]) -> None:
         e.place = place  # type: ignore[attr-defined]
         errors.append(e)
-
-    def checked(call: Call, points: tuple[str, ...]) -> bool:
-        """True if ``call`` is already resolved and right here (what :func:`resolve_call`
-        accepts unchanged), without building error texts."""
-        shape = full_form(call)
-        if shape is None:
-            return False
-        outs, inputs = shape
-        return sorted(outs) == sorted(points) and all(p in defined and p not in outs for p in inputs)
 
     defined: set[str] = set(named)
     resolved: list[Clause] = []
@@ -493,12 +484,8 @@ def _validate(program: Program, named: set[str] | frozenset[str] = frozenset()) 
             seen.add(p)
         calls = []
         for call in clause.calls:
-            if checked(call, clause.points):
-                calls.append(call)
-                continue
             try:
-                where = {"index": index, "text": clause.text(), "source": program.source}
-                calls.append(resolve_call(call, clause.points, defined, **where))  # type: ignore[arg-type]
+                calls.append(resolve_call(call, clause, defined, index=index, source=program.source))
             except ProgramError as e:
                 keep(e, ("clause", index - 1))
                 calls.append(call)

@@ -124,11 +124,11 @@ def get(name: str) -> Construction:
 
 
 @lru_cache(maxsize=16384)
-def full_form(call) -> tuple[tuple[str, ...], tuple[str, ...]] | None:  # type: ignore[no-untyped-def]
+def _full_form(call) -> tuple[tuple[str, ...], tuple[str, ...]] | None:  # type: ignore[no-untyped-def]
     """``(outputs, inputs)`` of a :class:`geoforge.program.Call` that names a known construction
     with every argument written out and literals that parse, or ``None`` (unknown, short form
-    or bad literal: :func:`resolve_call` says what is wrong). Cached per call: a program
-    re-validated after an edit checks each unchanged call with two set lookups."""
+    or bad literal). Cached per call: a program re-validated after an edit checks each
+    unchanged call with two set lookups."""
     from geoforge.exact import parse_value
 
     c = REGISTRY.get(call.name)
@@ -143,17 +143,28 @@ def full_form(call) -> tuple[tuple[str, ...], tuple[str, ...]] | None:  # type: 
     return tuple(binding[p] for p in c.outputs), tuple(binding[p] for p in c.inputs)
 
 
-def resolve_call(call, clause_points, defined, *, index: int, text: str, source: str):  # type: ignore[no-untyped-def]
+def resolve_call(call, clause, defined, *, index: int, source: str):  # type: ignore[no-untyped-def]
     """Check one construction call of a clause and return it with omitted outputs filled in.
 
-    ``call`` is a :class:`geoforge.program.Call`; ``clause_points`` the points the clause
-    names; ``defined`` the points defined by earlier clauses. Accepts the full form and the
-    short form without output names (``h = on_tline b a c``), which AlphaGeometry allows.
-    Raises ProgramError (unknown construction with a suggestion, wrong arity, bad literal,
-    undefined point, outputs that differ from the clause's points).
+    ``call`` is a :class:`geoforge.program.Call` of ``clause`` (a
+    :class:`geoforge.program.Clause`, the ``index``-th of the program read from ``source``);
+    ``defined`` the points defined by earlier clauses. Accepts the full form and the short
+    form without output names (``h = on_tline b a c``), which AlphaGeometry allows. A call
+    already in full form and right here is returned as is, after two set lookups (no error
+    text is built unless one is raised). Raises ProgramError (unknown construction with a
+    suggestion, wrong arity, bad literal, undefined point, outputs that differ from the
+    clause's points).
     """
+    clause_points = clause.points
+    shape = _full_form(call)
+    if shape is not None:
+        built, used = shape
+        if sorted(built) == sorted(clause_points) and all(p in defined and p not in built for p in used):
+            return call
     from geoforge.exact import parse_value
     from geoforge.program import Call
+
+    text = clause.text()
 
     def fail(message: str, token: str = "", hint: str = "") -> ProgramError:
         return ProgramError(message, clause=index, text=text, source=source, token=token, hint=hint)
