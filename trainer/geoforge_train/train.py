@@ -381,17 +381,40 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         log.close(history)
         if ddp.world_size > 1 and dist.is_initialized():
             dist.barrier()
+    seconds = time.perf_counter() - t0
+    return _summary(
+        config, index, total, total - start, history, device, precision, warned, val, seconds, step_seconds
+    )
+
+
+def _summary(
+    config: TrainConfig,
+    index: CorpusIndex,
+    total: int,
+    trained: int,
+    history: list[float],
+    device: torch.device,
+    precision: str,
+    warned: list[str],
+    val: dict[str, object] | None = None,
+    seconds: float = 0.0,
+    step_seconds: list[float] | tuple[()] = (),
+) -> dict[str, object]:
+    """What :func:`train` returns: ``total`` steps (``trained`` of them in this call), the last
+    loss of ``history``, the held-out metrics ``val``, the wall time ``seconds``, the first
+    step's and the median later step's seconds from ``step_seconds``, and the final
+    checkpoint's path."""
     return {
         "steps": total,
-        "trained": total - start,
+        "trained": trained,
         "final_loss": history[-1] if history else None,
         "val": val,
-        "seconds": round(time.perf_counter() - t0, 2),
+        "seconds": round(seconds, 2),
         "first_step_seconds": round(step_seconds[0], 3) if step_seconds else None,
         "step_seconds": round(statistics.median(step_seconds[1:]), 3) if step_seconds[1:] else None,
         "device": str(device),
         "precision": precision,
-        "checkpoint": str(out / "checkpoints" / "final.pt"),
+        "checkpoint": str(Path(config.out) / "checkpoints" / "final.pt"),
         "skipped_shards": index.skipped,
         "warnings": warned,
     }
@@ -420,20 +443,7 @@ def _nothing_to_train(
     if main:
         for message in warned:
             sys.stderr.write(f"warning: {message}\n")
-    return {
-        "steps": total,
-        "trained": 0,
-        "final_loss": history[-1] if history else None,
-        "val": None,
-        "seconds": 0.0,
-        "first_step_seconds": None,
-        "step_seconds": None,
-        "device": str(device),
-        "precision": precision,
-        "checkpoint": str(Path(config.out) / "checkpoints" / "final.pt"),
-        "skipped_shards": index.skipped,
-        "warnings": warned,
-    }
+    return _summary(config, index, total, 0, history, device, precision, warned)
 
 
 def _step(
