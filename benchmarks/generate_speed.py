@@ -29,52 +29,24 @@ is of samples per CPU-second.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import side_by_side
+from wall_timers import wall_timers
 
 RECIPE = "corpora/mmgeo-4k.toml"
 STAGES = ("sample+realise", "caption", "layout", "paint+PNG")
-#: (module, attribute, stage) of each function make_sample calls that is timed.
+#: Each function make_sample calls that is timed, with its stage (see wall_timers.Target).
 TIMED = (
-    ("geoforge.generate", "sample_spec", "sample+realise"),
-    ("geoforge.generate", "realise", "sample+realise"),
-    ("geoforge.generate", "make_caption", "caption"),
-    ("geoforge.render", "layout", "layout"),
-    ("geoforge.render.draw", "paint", "paint+PNG"),
+    ("geoforge.generate", "sample_spec", "sample+realise", ()),
+    ("geoforge.generate", "realise", "sample+realise", ()),
+    ("geoforge.generate", "make_caption", "caption", ()),
+    ("geoforge.render", "layout", "layout", ()),
+    ("geoforge.render.draw", "paint", "paint+PNG", ()),
 )
-
-
-@contextmanager
-def timed(seconds: Counter[str]) -> Iterator[None]:
-    """Wrap the functions of :data:`TIMED` so their wall time adds up in ``seconds``."""
-    modules = [importlib.import_module(m) for m, _, _ in TIMED]
-    originals = [(module, name, getattr(module, name)) for module, (_, name, _) in zip(modules, TIMED)]
-
-    def wrap(f: Callable[..., Any], stage: str) -> Callable[..., Any]:
-        def timed_call(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return f(*args, **kwargs)
-            finally:
-                seconds[stage] += time.perf_counter() - start
-
-        return timed_call
-
-    try:
-        for (module, name, f), (_, _, stage) in zip(originals, TIMED):
-            setattr(module, name, wrap(f, stage))
-        yield
-    finally:
-        for module, name, f in originals:
-            setattr(module, name, f)
 
 
 def run(n: int, recipe_path: str, warmup: int = 5) -> dict[str, object]:
@@ -87,7 +59,7 @@ def run(n: int, recipe_path: str, warmup: int = 5) -> dict[str, object]:
         make_sample(recipe, recipe.seed, index).files()
     seconds: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
-    with timed(seconds):
+    with wall_timers(TIMED, seconds):
         start, cpu_start = time.perf_counter(), time.process_time()
         for index in range(n):
             sample = make_sample(recipe, recipe.seed, index)

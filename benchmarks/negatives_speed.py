@@ -32,6 +32,7 @@ from pathlib import Path
 
 import profile_stages
 import side_by_side
+from wall_timers import add_negative_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = "corpora/mmgeo-4k.toml"
@@ -148,10 +149,7 @@ def _row(tree: str, k: int, result: dict[str, object]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=50, help="positives (default 50)")
-    parser.add_argument("-k", type=int, default=10, help="image negatives per positive")
-    parser.add_argument("-m", type=int, default=10, help="caption negatives per positive")
-    parser.add_argument("-r", type=int, default=10, help="retrieval negatives per positive")
+    add_negative_counts(parser, 50)
     parser.add_argument("--recipe", default=RECIPE, help="recipe TOML (relative: to each tree's root)")
     parser.add_argument("--baseline", metavar="REV", help="also measure git revision REV, side by side")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --baseline")

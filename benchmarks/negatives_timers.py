@@ -15,14 +15,15 @@ NAME`` is the time spent inside each plugin's generator.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from wall_timers import add_negative_counts, wall_timers
 
 ROOT = Path(__file__).resolve().parents[1]
 #: (module, function, other modules that imported the function by name).
@@ -47,26 +48,9 @@ seconds: dict[str, float] = defaultdict(float)
 calls: dict[str, int] = defaultdict(int)
 
 
-def _timed(label: str, f: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return f(*args, **kwargs)
-        finally:
-            seconds[label] += time.perf_counter() - start
-            calls[label] += 1
-
-    return wrapper
-
-
 def install() -> None:
-    """Wrap every function of :data:`TIMED`, and each plugin's candidate stream."""
-    for module, name, importers in TIMED:
-        wrapped = _timed(
-            f"{module.rsplit('.', 1)[-1]}.{name}", getattr(importlib.import_module(module), name)
-        )
-        for target in (module, *importers):
-            setattr(importlib.import_module(target), name, wrapped)
+    """Wrap each plugin's candidate stream (the functions of :data:`TIMED` are wrapped by
+    :func:`wall_timers.wall_timers` in :func:`measure`)."""
     from geoforge.plugins import PluginHost
 
     candidates = PluginHost.candidates
@@ -94,23 +78,27 @@ def install() -> None:
 def measure(n: int, k: int, m: int, r: int, recipe_path: str) -> dict[str, Any]:
     """Time ``n`` positives (seed 0) and their negatives after a warm-up on three (seed 1)."""
     install()
-    from geoforge.generate import make_sample
-    from geoforge.negatives import NegativeConfig, add_negatives, pool_entry
-    from geoforge.plugins import PluginSpec
-    from geoforge.sampler import load_recipe
+    targets = [
+        (module, name, f"{module.rsplit('.', 1)[-1]}.{name}", importers) for module, name, importers in TIMED
+    ]
+    with wall_timers(targets, seconds, calls):  # before the imports below, which bind names
+        from geoforge.generate import make_sample
+        from geoforge.negatives import NegativeConfig, add_negatives, pool_entry
+        from geoforge.plugins import PluginSpec
+        from geoforge.sampler import load_recipe
 
-    recipe = load_recipe(recipe_path)
-    config, spec = NegativeConfig(k, m, r), PluginSpec()
-    warm = [make_sample(recipe, 1, i) for i in range(3)]
-    add_negatives(warm[0], tuple(pool_entry(s) for s in warm), config, spec, recipe.image_size, 1)
-    seconds.clear()
-    calls.clear()
-    cpu = time.process_time()
-    samples = [make_sample(recipe, 0, i) for i in range(n)]
-    pool = tuple(pool_entry(s) for s in samples)
-    for s in samples:
-        add_negatives(s, pool, config, spec, recipe.image_size, 0)
-    cpu = time.process_time() - cpu
+        recipe = load_recipe(recipe_path)
+        config, spec = NegativeConfig(k, m, r), PluginSpec()
+        warm = [make_sample(recipe, 1, i) for i in range(3)]
+        add_negatives(warm[0], tuple(pool_entry(s) for s in warm), config, spec, recipe.image_size, 1)
+        seconds.clear()
+        calls.clear()
+        cpu = time.process_time()
+        samples = [make_sample(recipe, 0, i) for i in range(n)]
+        pool = tuple(pool_entry(s) for s in samples)
+        for s in samples:
+            add_negatives(s, pool, config, spec, recipe.image_size, 0)
+        cpu = time.process_time() - cpu
     rows = {
         label: {
             "ms_per_sample": round(1000 * seconds[label] / n, 2),
@@ -124,10 +112,7 @@ def measure(n: int, k: int, m: int, r: int, recipe_path: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=40, help="positives (default 40)")
-    parser.add_argument("-k", type=int, default=10, help="image negatives per positive")
-    parser.add_argument("-m", type=int, default=10, help="caption negatives per positive")
-    parser.add_argument("-r", type=int, default=10, help="retrieval negatives per positive")
+    add_negative_counts(parser, 40)
     parser.add_argument("--recipe", default=str(ROOT / "corpora" / "mmgeo-4k.toml"), help="recipe TOML")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -1,0 +1,65 @@
+"""Helpers the negatives and generation benchmarks share: wall-clock timers put around library
+functions, and the K / M / R arguments.
+
+Used by ``generate_speed.py``, ``negatives_speed.py`` and ``negatives_timers.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+#: One timed function: (module, attribute, label, other modules that imported it by name).
+Target = tuple[str, str, str, tuple[str, ...]]
+
+
+@contextmanager
+def wall_timers(
+    targets: Iterable[Target],
+    seconds: MutableMapping[str, float],
+    calls: MutableMapping[str, int] | None = None,
+) -> Iterator[None]:
+    """Replace each target function, in its module and in the modules that imported it by name,
+    by one that adds its wall time (``time.perf_counter``, seconds) to ``seconds[label]`` and
+    counts its calls in ``calls[label]``; several targets may share a label. The originals are
+    put back on exit. Costs a few microseconds per call. Raises ImportError or AttributeError
+    for a target that does not exist."""
+    originals: list[tuple[object, str, Callable[..., Any]]] = []
+
+    def wrap(f: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                seconds[label] = seconds.get(label, 0.0) + time.perf_counter() - start
+                if calls is not None:
+                    calls[label] = calls.get(label, 0) + 1
+
+        return timed_call
+
+    try:
+        for module_name, name, label, importers in targets:
+            f = getattr(importlib.import_module(module_name), name)
+            timed_f = wrap(f, label)
+            for target in (module_name, *importers):
+                module = importlib.import_module(target)
+                originals.append((module, name, getattr(module, name)))
+                setattr(module, name, timed_f)
+        yield
+    finally:
+        for module, name, f in reversed(originals):
+            setattr(module, name, f)
+
+
+def add_negative_counts(parser: argparse.ArgumentParser, n: int) -> None:
+    """Add ``-n`` (positives, default ``n``) and ``-k``, ``-m``, ``-r`` (image, caption and
+    retrieval negatives per positive, default 10 each) to ``parser``."""
+    parser.add_argument("-n", type=int, default=n, help=f"positives (default {n})")
+    parser.add_argument("-k", type=int, default=10, help="image negatives per positive")
+    parser.add_argument("-m", type=int, default=10, help="caption negatives per positive")
+    parser.add_argument("-r", type=int, default=10, help="retrieval negatives per positive")
