@@ -21,7 +21,7 @@ from geoforge.program import parse_program
 from geoforge.realise import realise
 from geoforge.render import Layout, layout, render, save
 from geoforge.render.draw import paint
-from geoforge.render.place import point_request
+from geoforge.render.place import point_requests
 from geoforge.scene import Scene
 
 JGEX = Path(__file__).resolve().parents[1] / "corpora" / "alphageometry" / "jgex_ag_231.txt"
@@ -151,8 +151,8 @@ def test_label_on_a_line_moves_off_it() -> None:
     scene = Scene(program, points, seed=0, lines=(("a", "m", "b"),))
     plan = layout(scene)
     m = plan.points["m"]
-    centre = np.array([plan.points[n] for n in "abm"]).mean(axis=0)
-    natural = point_request("m", 2, m, centre, plan.font_px)
+    at = np.array([plan.points[n] for n in "abm"])
+    natural = point_requests(["a", "b", "m"], at, at.mean(axis=0), plan.font_px)[2]
     first = natural.boxes[int(np.argmin(natural.cost))]
     line = plan.segments[0]
     assert segment_meets_box(line[:2], line[2:], first)
@@ -308,6 +308,54 @@ def test_segment_gaps_answer_every_clearance_like_the_direct_test(seed: int, gro
     segments[1, 3] = segments[1, 1]  # a horizontal one
     expected = boxes_hit_segments(inflate(boxes, grow), segments)
     assert np.array_equal(segment_gaps(boxes, segments) <= grow, expected)
+
+
+@given(seed=st.integers(0, 2**32 - 1), grow=st.floats(0, 12))
+@settings(max_examples=60, deadline=None)
+def test_disc_and_box_gaps_answer_every_clearance_like_the_direct_tests(seed: int, grow: float) -> None:
+    from geoforge.render.collide import box_gaps, boxes_hit_boxes, boxes_hit_discs, disc_gaps, inflate
+
+    rng = np.random.default_rng(seed)
+    corner = rng.uniform(0, 400, (40, 2))
+    boxes = np.hstack([corner, corner + rng.uniform(1, 40, (40, 2))])
+    centres = rng.uniform(0, 448, (30, 2))
+    others = boxes[rng.permutation(40)[:20]] + rng.uniform(-30, 30, (20, 4)).clip(-15, 15)
+    others[:, 2:] = np.maximum(others[:, 2:], others[:, :2])
+    grown = inflate(boxes, grow)
+    gx, gy = disc_gaps(boxes, centres)
+    distance = np.hypot(np.maximum(gx - grow, 0.0), np.maximum(gy - grow, 0.0))
+    for radius in (0.0, 2.5, 9.0):
+        expected = boxes_hit_discs(grown, centres, radius)
+        tie = np.abs(distance - radius) < 1e-9
+        assert np.array_equal((distance <= radius)[~tie], expected[~tie])
+    gaps = box_gaps(boxes, others)
+    tie = np.abs(gaps - grow) < 1e-9
+    assert np.array_equal((gaps <= grow)[~tie], boxes_hit_boxes(grown, others)[~tie])
+
+
+def test_point_requests_match_each_points_own_candidates_to_the_bit() -> None:
+    from geoforge.render.place import _DIRS, RADII, RADIUS_COST, _candidates, _size_of
+
+    rng = np.random.default_rng(3)
+    names = ["A", "B1", "Mq", "x", "W'"]
+    at = rng.uniform(40, 400, (5, 2))
+    at[3] = at.mean(axis=0) + 1.0  # within one font size of the centre: no preferred direction
+    centre, font = at.mean(axis=0), 16.0
+    for i, request in enumerate(point_requests(names, at, centre, font)):
+        away = at[i] - centre
+        out = away / np.hypot(*away) if np.hypot(*away) > font else np.zeros(2)
+        extent = request.extent
+        boxes, cost = _candidates(
+            at[i][None],
+            np.zeros(1),
+            _DIRS,
+            0.6 * (1 - _DIRS @ out) / 2,
+            RADII * font,
+            RADIUS_COST,
+            *_size_of(extent),
+        )
+        assert request.own == i and request.text == names[i]
+        assert boxes.tobytes() == request.boxes.tobytes() and cost.tobytes() == request.cost.tobytes()
 
 
 @given(seed=st.integers(0, 2**32 - 1), height=st.integers(1, 40), width=st.integers(1, 40))

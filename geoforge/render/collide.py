@@ -81,6 +81,28 @@ def boxes_hit_discs(boxes: np.ndarray, centers: np.ndarray, radius: float) -> np
     return _near(boxes, centers) <= radius
 
 
+def disc_gaps(boxes: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For boxes (K, 4) and centres (M, 2): the signed gaps (K, M) along x and along y from each
+    box to each centre (negative inside the box's extent on that axis).
+
+    The box grown by ``g`` pixels on every side meets the disc of radius ``r`` at a centre iff
+    ``hypot(max(gx - g, 0), max(gy - g, 0)) <= r`` (:func:`boxes_hit_discs` of
+    ``inflate(boxes, g)``, but one evaluation serves every clearance)."""
+    cx, cy = centers[:, 0], centers[:, 1]
+    gx = np.maximum(boxes[:, 0:1] - cx, cx - boxes[:, 2:3])
+    gy = np.maximum(boxes[:, 1:2] - cy, cy - boxes[:, 3:4])
+    return gx, gy
+
+
+def box_gaps(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """For boxes (K, 4) and boxes (M, 4): (K, M) float, the smallest ``g`` such that the first
+    box grown by ``g`` pixels on every side touches the second (negative when they overlap):
+    ``box_gaps(a, b) <= g`` is :func:`boxes_hit_boxes` of ``inflate(a, g)`` and ``b``."""
+    a0, a1, a2, a3 = (boxes[:, i : i + 1] for i in range(4))
+    b0, b1, b2, b3 = others.T
+    return np.maximum(np.maximum(a0 - b2, b0 - a2), np.maximum(a1 - b3, b1 - a3))
+
+
 def boxes_hit_boxes(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
     """Boxes (K, 4) against boxes (M, 4): (K, M) bool."""
     a, b = boxes[:, None, :], others[None, :, :]

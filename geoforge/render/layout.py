@@ -24,7 +24,7 @@ from geoforge.render.place import (
     angle_request,
     length_request,
     place,
-    point_request,
+    point_requests,
 )
 from geoforge.scene import Scene
 
@@ -157,7 +157,7 @@ def _attempt(
     )
     obstacles = Obstacles(np.vstack([segments, layout.mark_segments]), circles, xy, point_px)
     centre = xy.mean(axis=0)
-    requests: list[Request] = [point_request(n, i, px[n], centre, font) for i, n in enumerate(names)]
+    requests: list[Request] = point_requests(list(names), xy, centre, font)
     for kind, pts, text in givens:
         if kind == "length":
             requests.append(length_request(text, px[pts[0]], px[pts[1]], font))

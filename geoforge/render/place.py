@@ -16,13 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geoforge.render.collide import (
-    boxes_hit_boxes,
-    boxes_hit_circles,
-    boxes_hit_discs,
-    inflate,
-    segment_gaps,
-)
+from geoforge.render.collide import box_gaps, boxes_hit_circles, disc_gaps, inflate, segment_gaps
 from geoforge.render.glyphs import TextExtent, text_extent
 
 #: Clearance kept between a label's ink box and anything else, as a fraction of the font size.
@@ -63,19 +57,18 @@ class Obstacles:
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each clearance in ``grows`` (px): how many obstacles each box (K, 4), grown by
         it, touches — the count (K,) and the count without the box's own point (``own`` (K,)
-        indexes ``points``, -1 for none). Segment gaps are computed once for all clearances."""
+        indexes ``points``, -1 for none). Gaps to segments and points are computed once for
+        all clearances."""
         gaps = segment_gaps(boxes, self.segments)
+        gx, gy = disc_gaps(boxes, self.points)
         rows = np.flatnonzero(own >= 0)
         out = []
         for grow in grows:
-            b = inflate(boxes, grow)
-            discs = boxes_hit_discs(b, self.points, self.point_px)
-            total = (
-                (gaps <= grow).sum(axis=1)
-                + boxes_hit_circles(b, self.circles).sum(axis=1)
-                + discs.sum(axis=1)
-            )
-            own_hit = np.zeros(len(b), dtype=total.dtype)
+            discs = np.hypot(np.maximum(gx - grow, 0.0), np.maximum(gy - grow, 0.0)) <= self.point_px
+            total = np.count_nonzero(gaps <= grow, axis=1) + np.count_nonzero(discs, axis=1)
+            if len(self.circles):
+                total += np.count_nonzero(boxes_hit_circles(inflate(boxes, grow), self.circles), axis=1)
+            own_hit = np.zeros(len(boxes), dtype=total.dtype)
             own_hit[rows] = discs[rows, own[rows]]
             out.append((total, total - own_hit))
         return out
@@ -125,20 +118,30 @@ def _size_of(extent: TextExtent) -> tuple[float, float]:
     return extent.x1 - extent.x0 + 2 * PAD, extent.y1 - extent.y0 + 2 * PAD
 
 
-def point_request(name: str, own: int, at: np.ndarray, centre: np.ndarray, font: float) -> Request:
-    """Candidates around a point; directions pointing away from the figure's centre cost less."""
-    extent = text_extent(name, font)
-    out = _unit(at - centre) if np.hypot(*(at - centre)) > font else np.zeros(2)
-    boxes, cost = _candidates(
-        at[None],
-        np.zeros(1),
-        _DIRS,
-        0.6 * (1 - _DIRS @ out) / 2,
-        RADII * font,
-        RADIUS_COST,
-        *_size_of(extent),
-    )
-    return Request(name, "point", at, extent, boxes, cost, own)
+def point_requests(names: list[str], at: np.ndarray, centre: np.ndarray, font: float) -> list[Request]:
+    """One request per point ``names[i]`` at ``at[i]`` (``at`` (P, 2) float64 px), all built in
+    one batch: boxes at :data:`RADII` from the point in 16 directions, where directions
+    pointing away from the figure's ``centre`` (2,) cost less (none does for a point within one
+    ``font`` size of it). ``own`` is the point's index ``i``. Each request's candidates are, in
+    order and to the bit, those of a :func:`_candidates` call for that point alone."""
+    if not names:
+        return []
+    extents = [text_extent(n, font) for n in names]
+    size = np.array([_size_of(e) for e in extents])  # (P, 2) width, height
+    away = at - centre
+    length = np.hypot(away[:, 0], away[:, 1])
+    out = np.where((length > font)[:, None], away / np.maximum(length, 1e-12)[:, None], np.zeros_like(away))
+    dir_cost = 0.6 * (1 - np.array([_DIRS @ o for o in out])) / 2  # (P, 16); matrix-vector as _candidates
+    support = np.abs(_DIRS[:, 0]) * size[:, 0:1] / 2 + np.abs(_DIRS[:, 1]) * size[:, 1:2] / 2
+    reach = (RADII * font)[None, :, None] + support[:, None, :]  # (P, 7, 16)
+    centres = at[:, None, None, :] + reach[..., None] * _DIRS[None, None, :, :]
+    cost = 0.0 + RADIUS_COST[None, :, None] + dir_cost[:, None, :]
+    half = size / 2
+    lo = centres - half[:, None, None, :]
+    hi = centres + half[:, None, None, :]
+    boxes = np.concatenate([lo, hi], axis=3).reshape(len(names), -1, 4)
+    cost = cost.reshape(len(names), -1)
+    return [Request(n, "point", at[i], extents[i], boxes[i], cost[i], i) for i, n in enumerate(names)]
 
 
 def length_request(text: str, p: np.ndarray, q: np.ndarray, font: float) -> Request:
@@ -217,14 +220,17 @@ def place(
     static = _static_costs(requests, obstacles, size, font)
     free = [int((s < HIT).sum()) for s in static]
     order = sorted(range(len(requests)), key=lambda i: (free[i], i))
-    placed = np.zeros((0, 4))
+    placed = np.zeros((len(requests), 4))
     chosen: dict[int, tuple[np.ndarray, bool]] = {}
-    for i in order:
+    for n, i in enumerate(order):
         boxes = requests[i].boxes
-        hard = boxes_hit_boxes(inflate(boxes, CLEAR * font), placed).sum(axis=1)
-        near = boxes_hit_boxes(inflate(boxes, NEAR_REACH * font), placed).sum(axis=1) - hard
-        total = static[i] + HIT * hard + NEAR * near
+        total = static[i]
+        if n:
+            gaps = box_gaps(boxes, placed[:n])
+            hard = np.count_nonzero(gaps <= CLEAR * font, axis=1)
+            near = np.count_nonzero(gaps <= NEAR_REACH * font, axis=1) - hard
+            total = total + HIT * hard + NEAR * near
         k = int(np.argmin(total))
         chosen[i] = (boxes[k], bool(total[k] >= HIT))
-        placed = np.vstack([placed, boxes[k]])
+        placed[n] = boxes[k]
     return [chosen[i] for i in range(len(requests))]
