@@ -464,3 +464,21 @@ def test_a_point_that_is_a_placed_one_by_an_earlier_random_choice_still_realises
     assert (
         min(float(np.linalg.norm(scene.points["g"] - scene.points[p])) for p in "abcdef") > 0.02 * scene.scale
     )
+
+
+@given(
+    whole=st.integers(0, 10**6),
+    sign=st.sampled_from(["", "-"]),
+    digits=st.text("0123456789", min_size=1, max_size=6),
+    den=st.integers(1, 10**4),
+)
+@settings(max_examples=80, deadline=None)
+def test_rational_literals_parse_as_sympify_reads_them(whole: int, sign: str, digits: str, den: int) -> None:
+    import sympy
+
+    from geoforge.exact import _RATIONAL, _parse
+
+    for token in (f"{sign}{whole}", f"{sign}{whole}.{digits}", f"{sign}{whole}/{den}"):
+        assert _RATIONAL.match(token), token  # the fast path is taken
+        reference = sympy.sympify(token, rational=True)  # what the general path reads
+        assert sympy.srepr(_parse(token)) == sympy.srepr(reference), token
