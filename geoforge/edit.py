@@ -7,8 +7,9 @@ from __future__ import annotations
 import dataclasses
 
 from geoforge.constructions import REGISTRY
+from geoforge.dialect import ALPHAGEOMETRY
 from geoforge.errors import ProgramError
-from geoforge.program import Clause, Program, parse_program
+from geoforge.program import Call, Clause, Program, parse_clause
 
 
 def clause_index(program: Program, point: str) -> int:
@@ -52,13 +53,16 @@ def delete_points(program: Program, points: set[str]) -> Program:
 
 def replace_clause(program: Program, index: int, text: str) -> Program:
     """``program`` with clause ``index`` (0-based) replaced by the DSL clause ``text`` (which
-    must be one clause building the same points). Raises ProgramError if it is not, or if the
-    result is invalid."""
+    must be one clause building the same points, in AlphaGeometry's dialect). Raises
+    ProgramError if it is not, or if the result is invalid (named as clause ``index + 1``)."""
     old = program.clauses[index]
-    parsed = parse_program(_prefix(program, index) + text)
-    if len(parsed.clauses) != index + 1 or parsed.statements or parsed.goals:
+    body = text.strip()
+    if "=" not in body or any(mark in body for mark in ";?|"):
         raise ProgramError(f"replacement for clause {index + 1} must be one clause, got `{text}`")
-    clause = parsed.clauses[-1]
+    try:
+        clause = parse_clause(body, ALPHAGEOMETRY)
+    except ProgramError as e:
+        raise e.located(program.source, clause=index + 1, text=body) from None
     if clause.points != old.points:
         raise ProgramError(
             f"replacement for clause {index + 1} builds {' '.join(clause.points)}, "
@@ -68,19 +72,15 @@ def replace_clause(program: Program, index: int, text: str) -> Program:
     return dataclasses.replace(program, clauses=clauses).replace()
 
 
-def _prefix(program: Program, index: int) -> str:
-    """Earlier clauses as text, so a replacement clause can be parsed in context."""
-    return "".join(c.text() + "; " for c in program.clauses[:index])
-
-
 def pin(program: Program, index: int, coords: dict[str, tuple[float, float]]) -> Program:
     """``program`` with clause ``index`` replaced by ``free`` points pinned at ``coords``
-    (one per point of the clause, diagram units)."""
+    (one per point of the clause, diagram units): ``p@x_y = free p`` for each point ``p``."""
     clause = program.clauses[index]
-    pinned = tuple((p, float(coords[p][0]), float(coords[p][1])) for p in clause.points)
-    text = "; ".join(f"{p}@{x!r}_{y!r} = free {p}" for p, x, y in pinned)
-    clauses = parse_program(_prefix(program, index) + text).clauses[index:]
-    new = program.clauses[:index] + clauses + program.clauses[index + 1 :]
+    pinned = tuple(
+        Clause((p,), (Call("free", (p,)),), ((p, float(coords[p][0]), float(coords[p][1])),))
+        for p in clause.points
+    )
+    new = program.clauses[:index] + pinned + program.clauses[index + 1 :]
     return dataclasses.replace(program, clauses=new).replace()
 
 

@@ -343,7 +343,7 @@ def parse_program(text: str, source: str = "", dialect: str = ALPHAGEOMETRY) -> 
                     raise ProgramError("empty clause before `?`", hint="remove the `;` before `?`")
                 raise ProgramError("empty clause: two `;` in a row?")
             if "=" in body:
-                clauses.append((dataclasses.replace(_parse_clause(body, dialect), aux=piece.aux), piece))
+                clauses.append((dataclasses.replace(parse_clause(body, dialect), aux=piece.aux), piece))
             else:
                 statements.append((_parse_statement(body), piece))
         except ProgramError as e:
@@ -385,7 +385,11 @@ def parse_program(text: str, source: str = "", dialect: str = ALPHAGEOMETRY) -> 
     return valid
 
 
-def _parse_clause(piece: str, dialect: str) -> Clause:
+def parse_clause(piece: str, dialect: str) -> Clause:
+    """One clause ``points = construction args, ...`` (no ``;``) in ``dialect``, parsed but
+    not validated: the calls keep the arguments as written (a short form is resolved by
+    :func:`validate`). Raises ProgramError (with its ``token``, no clause number) for a bad
+    point name or pinned coordinates, no points, more than one ``=`` or an empty call."""
     from geoforge.constructions import REGISTRY
 
     lhs, _, rhs = piece.partition("=")

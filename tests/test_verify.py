@@ -327,6 +327,9 @@ def test_replace_clause_validates_the_replacement():
         ("E = midpoint E A B; F = midpoint F A C", "must be one clause"),  # regression: kept the last
         ("E = midpoint E A Z", "undefined point `Z`"),
         ("E = nonsense E A B", "unknown construction `nonsense`"),
+        ("E = ", "clause 5 `E =`: empty construction"),
+        ("E@1_x = free E", "clause 5 `E@1_x = free E`: bad point name `E@1_x`"),
+        ("E = midpoint E A B ? perp A B C D", "must be one clause"),
     ]:
         with pytest.raises(ProgramError, match=message):
             replace_clause(program, 4, bad)
