@@ -11,6 +11,7 @@ import math
 import re
 from functools import lru_cache
 
+import numpy as np
 import sympy
 
 from geoforge.errors import ProgramError
@@ -104,13 +105,17 @@ def recognise(x: float, rel_tol: float = 1e-10, max_den: int = 12, max_radicand:
         return None
     if x == 0:
         return sympy.Integer(0)
-    for n in _SQUARE_FREE[: sum(1 for k in _SQUARE_FREE if k <= max_radicand)]:
-        base = x / math.sqrt(n)
-        for q in range(1, max_den + 1):
-            p = round(base * q)
-            if p != 0 and abs(p / q * math.sqrt(n) - x) <= rel_tol * abs(x):
-                return sympy.Rational(p, q) * sympy.sqrt(n)
-    return None
+    roots = _ROOTS[: int(np.searchsorted(_SQUARE_FREE, max_radicand, side="right"))]  # (N,)
+    q = np.arange(1.0, max_den + 1)  # (Q,)
+    # The same float operations, in the same order, as a loop over n then q: base = x / √n,
+    # p = round(base·q) (half to even, as Python's round), match if |p/q·√n − x| ≤ tol·|x|.
+    p = np.round((x / roots)[:, None] * q)
+    match = (p != 0) & (np.abs(p / q * roots[:, None] - x) <= rel_tol * abs(x))
+    if not match.any():
+        return None
+    i, j = divmod(int(np.argmax(match)), len(q))  # the first in (n, q) order
+    return sympy.Rational(int(p[i, j]), j + 1) * sympy.sqrt(int(_SQUARE_FREE[i]))
 
 
-_SQUARE_FREE = [n for n in range(1, 501) if all(n % (k * k) for k in range(2, 23))]
+_SQUARE_FREE = np.array([n for n in range(1, 501) if all(n % (k * k) for k in range(2, 23))])
+_ROOTS = np.sqrt(_SQUARE_FREE.astype(np.float64))

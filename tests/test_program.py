@@ -482,3 +482,41 @@ def test_rational_literals_parse_as_sympify_reads_them(whole: int, sign: str, di
         assert _RATIONAL.match(token), token  # the fast path is taken
         reference = sympy.sympify(token, rational=True)  # what the general path reads
         assert sympy.srepr(_parse(token)) == sympy.srepr(reference), token
+
+
+def _recognise_by_loop(x: float, rel_tol: float, max_den: int, max_radicand: int):  # type: ignore[no-untyped-def]
+    """The plain loop over n then q that :func:`geoforge.exact.recognise` vectorises."""
+    import math
+
+    import sympy
+
+    if x == 0:
+        return sympy.Integer(0)
+    for n in (k for k in range(1, max_radicand + 1) if all(k % (d * d) for d in range(2, 23))):
+        base = x / math.sqrt(n)
+        for q in range(1, max_den + 1):
+            p = round(base * q)
+            if p != 0 and abs(p / q * math.sqrt(n) - x) <= rel_tol * abs(x):
+                return sympy.Rational(p, q) * sympy.sqrt(n)
+    return None
+
+
+@given(
+    p=st.integers(-400, 400),
+    q=st.integers(1, 14),
+    n=st.integers(1, 60),
+    noise=st.sampled_from([0.0, 1e-12, 3e-11, 1e-9, 1e-3]),
+    max_radicand=st.sampled_from([1, 50, 500]),
+)
+@settings(max_examples=150, deadline=None)
+def test_recognise_finds_what_the_plain_loop_finds(
+    p: int, q: int, n: int, noise: float, max_radicand: int
+) -> None:
+    import math
+
+    from geoforge.exact import recognise
+
+    x = p / q * math.sqrt(n) * (1 + noise)
+    for tol in (1e-10, 1e-9):
+        assert recognise(x, tol, 12, max_radicand) == _recognise_by_loop(x, tol, 12, max_radicand)
+    assert recognise(3.4641016151377544) == 2 * __import__("sympy").sqrt(3)
