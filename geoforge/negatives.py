@@ -178,9 +178,8 @@ def _duplicate(new: Accepted, kept: list[Accepted]) -> bool:
 
     c = new.candidate
     if isinstance(c, ImageCandidate):
-        h = c.program.canonical_hash()
         return any(
-            isinstance(k.candidate, ImageCandidate) and k.candidate.program.canonical_hash() == h
+            isinstance(k.candidate, ImageCandidate) and k.candidate.program.same_canonical(c.program)
             for k in kept
         )
 

@@ -263,6 +263,19 @@ class Program:
         platforms and Python versions. Cached per program (programs are immutable)."""
         return _canonical_hash(self)
 
+    def same_canonical(self, other: Program) -> bool:
+        """True if ``other`` has this program's :meth:`canonical` text (the same program up to
+        point names, call order, statement order and dialect). Programs whose counts of
+        clauses, statements and goals or whose construction names differ are told apart
+        without building either text."""
+        if (len(self.clauses), len(self.statements), len(self.goals)) != (
+            len(other.clauses),
+            len(other.statements),
+            len(other.goals),
+        ) or _call_names(self) != _call_names(other):
+            return False
+        return self.canonical_hash() == other.canonical_hash()
+
     def replace(self, **changes: Any) -> Program:
         """A copy with fields replaced (``dataclasses.replace``), re-validated."""
         return validate(dataclasses.replace(self, **changes))
@@ -540,6 +553,12 @@ def _check_statement(st: Statement, defined: set[str], source: str, index: int) 
             parse_value(st.args[-1])
         except ProgramError as e:
             raise e.located(source, clause=index, text=st.text(), token=st.args[-1]) from None
+
+
+def _call_names(program: Program) -> list[str]:
+    """The construction names of ``program``'s calls, sorted: the same for every program with
+    the same canonical text."""
+    return sorted(call.name for clause in program.clauses for call in clause.calls)
 
 
 @lru_cache(maxsize=8192)

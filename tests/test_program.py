@@ -181,6 +181,17 @@ def test_canonical_hash_ignores_point_names(text: str, data) -> None:
 
 
 @GENERATED
+@given(first=programs(), second=programs(), data=st.data())
+def test_same_canonical_is_equal_canonical_hashes(first: str, second: str, data) -> None:
+    a, b = parse_program(first), parse_program(second)
+    names = data.draw(st.permutations(POOL))[: len(a.points)]
+    renamed = _rename(a, dict(zip(a.points, names)))
+    assert a.same_canonical(renamed) and renamed.same_canonical(a)
+    for x, y in ((a, b), (b, a), (a, a.replace(goals=()))):
+        assert x.same_canonical(y) == (x.canonical_hash() == y.canonical_hash())
+
+
+@GENERATED
 @given(text=programs())
 def test_canonical_hash_ignores_call_order_inside_a_clause(text: str) -> None:
     program = parse_program(text)

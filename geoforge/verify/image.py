@@ -253,7 +253,7 @@ def verify_image(
 
     if not isinstance(candidate, ImageCandidate) or not isinstance(candidate.program, Program):
         return Verdict(False, "malformed candidate")
-    if candidate.program.canonical_hash() == positive.program.canonical_hash():
+    if candidate.program.same_canonical(positive.program):
         return Verdict(False, "same program as the positive")
     ref = reference(positive, positive_png, size, view)
     if ref.stated is None:
