@@ -61,19 +61,25 @@ class ReadCaption:
 
 @dataclass(frozen=True)
 class _Wording:
+    """One wording of a claim kind; ``needle`` is its longest literal text, which every
+    statement it matches contains (a substring test skips most wordings before the regex)."""
+
     kind: str
     variant: int
     pattern: re.Pattern[str]
     arity: int
+    needle: str
 
 
-def _compile(template: str, capitalise: bool) -> tuple[re.Pattern[str], int]:
+def _compile(template: str, capitalise: bool) -> tuple[re.Pattern[str], int, str]:
     """A template (``"{0}{1} ⊥ {2}{3} at {1}"``) as a full-match regex with one group per
-    argument (repeats become back-references) and ``v`` for the value."""
+    argument (repeats become back-references) and ``v`` for the value, its arity and its
+    longest literal text."""
     if capitalise and template[:1].isalpha():
         template = template[0].upper() + template[1:]
     out, seen = [], set()
-    for literal, field in re.findall(r"([^{]*)(\{[^}]*\})?", template):
+    literals = re.findall(r"([^{]*)(\{[^}]*\})?", template)
+    for literal, field in literals:
         out.append(re.escape(literal))
         if not field:
             continue
@@ -87,7 +93,7 @@ def _compile(template: str, capitalise: bool) -> tuple[re.Pattern[str], int]:
         else:
             seen.add(name)
             out.append(f"(?P<a{name}>{NAME})")
-    return re.compile("".join(out)), len(seen)
+    return re.compile("".join(out)), len(seen), max((lit for lit, _ in literals), key=len)
 
 
 @lru_cache(maxsize=4)
@@ -96,8 +102,7 @@ def _wordings(style: str, capitalise: bool) -> tuple[_Wording, ...]:
     for kind, spec in CLAIM_KINDS.items():
         templates = spec.descriptive if style == "descriptive" else (spec.terse,)
         for variant, template in enumerate(templates):
-            pattern, arity = _compile(template, capitalise)
-            out.append(_Wording(kind, variant, pattern, arity))
+            out.append(_Wording(kind, variant, *_compile(template, capitalise)))
     return tuple(out)
 
 
@@ -116,6 +121,8 @@ def read_statement(statement: str, style: str, capitalised: bool = False) -> tup
     Raises CaptionReadError if no wording, or wordings of two different claims, match."""
     found: dict[Claim, int] = {}
     for w in _wordings(style, capitalised):
+        if w.needle not in statement:
+            continue
         m = w.pattern.fullmatch(statement)
         if m is None:
             continue
