@@ -329,8 +329,8 @@ def generate_corpus(
     are done (for progress bars), including those of kept shards when resuming. Returns the
     manifest (also written to ``out/manifest.json``); it differs between backends only in its
     ``run`` section. Raises UsageError for an output that exists without
-    ``resume``/``overwrite``, for negatives of a kind no loaded plugin makes
-    (:func:`geoforge.negatives.check_kinds`), for a ``resume`` that would change what the
+    ``resume``/``overwrite``, for a negative ``seed`` or ``n`` < 1, for negatives of a kind no
+    loaded plugin makes (:func:`geoforge.negatives.check_kinds`), for a ``resume`` that would change what the
     shards contain (:func:`geoforge.resume.check_resume`) or a kept shard that another recipe or
     seed made (its first sample is remade to check), or for an unknown or uninstalled
     backend; SampleError if a sample cannot be made, OSError if the disk fails; no half shard
@@ -364,6 +364,8 @@ def generate_corpus(
     from geoforge.resume import check_resume
     from geoforge.store import Store
 
+    if seed < 0 or n < 1:
+        raise UsageError(f"seed must be ≥ 0 and n ≥ 1, got seed {seed} and n {n}")
     start = time.perf_counter()
     with (
         Store.at(out).lock() as target,

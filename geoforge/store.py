@@ -147,11 +147,13 @@ class Store:
         try:
             path.mkdir(parents=True, exist_ok=True)
             fd = _acquire(path / LOCK, str(self))
+            _HELD.add(fd)
             try:
                 yield self
             finally:
                 with contextlib.suppress(OSError):
                     (path / LOCK).unlink()  # while locked: a run that opened it re-checks
+                _HELD.discard(fd)
                 os.close(fd)
         finally:
             for directory in made:  # deepest first; stops at the first that holds something
@@ -210,6 +212,23 @@ def new_folders(path: Path) -> list[Path]:
     """``path`` and its ancestors that do not exist yet, deepest first: what
     ``path.mkdir(parents=True)`` would make, and what to remove, in order, to undo it."""
     return [d for d in (path, *path.parents) if not d.exists()]
+
+
+#: Descriptors of the locks this process holds. A forked child (a ``generate`` pool worker)
+#: closes its copies at once: an ``flock`` lasts while any descriptor of its open file does, so
+#: workers orphaned by a killed run would otherwise keep its output locked.
+_HELD: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 def _acquire(lock: Path, label: str) -> int:

@@ -482,6 +482,10 @@ BAD_RECIPES = {
         "`difficulty.max_clauses`: must be ≥ min_clauses",
     ),
     "unknown_style": (('"question"]', '"haiku"]'), "`captions.styles`: unknown style 'haiku'"),
+    "negative_seed": (
+        ("seed = 0", "seed = -1"),
+        "`corpus.seed`: must be ≥ 0 (numpy seeds are non-negative), got -1",
+    ),
 }
 
 
@@ -495,6 +499,17 @@ def test_cli_bad_recipe_exits_2_with_one_line_naming_the_key(case: str, tmp_path
     out = tmp_path / "out"
     result = _cli("generate", str(recipe), "--out", str(out), "--n", "2")
     _assert_one_line_error(result, 2, str(recipe), message)
+    assert not out.exists()
+
+
+def test_cli_negative_seed_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _cli("generate", "corpora/smoke.toml", "--out", str(out), "--n", "2", "--seed", "-1")
+    assert result.returncode == 2, result.stderr
+    assert "Invalid value for '--seed': Input should be greater than or equal to 0" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+    with pytest.raises(UsageError, match="seed must be ≥ 0 and n ≥ 1, got seed -1 and n 2"):
+        generate_corpus(load_recipe(SMOKE), out, n=2, seed=-1)
     assert not out.exists()
 
 

@@ -8,8 +8,10 @@ import json
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,66 @@ def test_a_killed_runs_lock_file_is_no_content_for_the_next_run_verify_readers_o
     resumed = generate_corpus(recipe, out, n=3, seed=0, resume=True)
     assert resumed["nothing_to_do"] is True  # the stale lock blocked nothing
     assert not (out / LOCK).exists()
+
+
+def test_workers_of_a_killed_run_do_not_keep_its_output_locked(tmp_path: Path) -> None:
+    """A forked child closes its copy of the lock at once: an flock lasts while any descriptor
+    of its file is open, so a pool worker orphaned by a killed run kept the output busy."""
+    out = tmp_path / "c"
+    script = (
+        "import multiprocessing, os, sys, time\n"
+        "from geoforge.store import Store\n"
+        f"with Store.at({str(out)!r}).lock():\n"
+        "    child = multiprocessing.get_context('fork').Process(target=time.sleep, args=(60,))\n"
+        "    child.start()\n"
+        "    print(child.pid, flush=True)\n"
+        "    os._exit(0)  # killed: no cleanup, the worker lives on\n"
+    )
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(run.stdout.readline())  # type: ignore[union-attr]
+    assert run.wait(timeout=60) == 0  # the worker keeps the pipe open: no read to its end
+    try:
+        deadline = time.monotonic() + 10  # the worker closes its copy as it starts
+        while True:
+            os.kill(worker, 0)  # still alive
+            try:
+                with Store.at(out).lock():
+                    assert (out / LOCK).read_text() == f"{os.getpid()}\n"
+                break
+            except OutputBusy:
+                assert time.monotonic() < deadline, "the orphaned worker keeps the output locked"
+                time.sleep(0.05)
+    finally:
+        os.kill(worker, signal.SIGKILL)
+
+
+def test_sigterm_stops_the_run_and_its_workers_and_resume_goes_on(tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    args = ["generate", "corpora/smoke.toml", "--out", str(out), "--n", "200", "--workers", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "geoforge.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "shard-000000.tar").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len(workers) >= 2
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert stderr.splitlines()[-1] == (
+        f"terminated: the complete shards in {out} are kept; run the same command with --resume to continue"
+    )
+    time.sleep(0.5)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()], "workers outlived the run"
+    assert not (out / LOCK).exists()
+    resumed = _cli(*args[:-2], "--resume", "--json")  # one worker: the rest is quick enough
+    assert resumed.returncode == 0, resumed.stderr
+    assert "shard-000000.tar" in json.loads(resumed.stdout)["run"]["resumed_shards"]
 
 
 def test_a_refused_run_leaves_no_directory_the_lock_made(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

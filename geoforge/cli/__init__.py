@@ -26,7 +26,7 @@ from geoforge.cli import (  # noqa: F401  (they register their commands)
     mmgeolm,
     train,
 )
-from geoforge.cli.app import _state, app, err
+from geoforge.cli.app import _state, app, err, interrupted_status, stop_on_sigterm
 
 __all__ = ["app", "main"]
 
@@ -45,6 +45,7 @@ def main() -> None:
     if "--debug" in head:
         _state["debug"] = True
         args = [a for a in head if a != "--debug"] + args[len(head) :]
+    stop_on_sigterm()
     try:
         app(args=args)
     except GeoforgeError as e:
@@ -56,9 +57,10 @@ def main() -> None:
         _traceback()
         sys.stderr.write(f"error: {e.strerror or e}: {e.filename}\n")
         sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        status = interrupted_status(e)
+        err.print("terminated" if status == 143 else "interrupted")
+        sys.exit(status)
     except Exception as e:
         _traceback()
         sys.stderr.write(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)\n")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -42,6 +44,32 @@ def _root(
 ) -> None:
     """geoforge: diagram programs → verified figures, captions and hard negatives."""
     _state["debug"] = _state["debug"] or debug
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main process as Ctrl-C's KeyboardInterrupt is, so that a run
+    stops the same way (its worker pool shut down, its output's lock released, what it kept
+    said); the exit status is 143 (128 + SIGTERM) instead of 130."""
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`Terminated` in this process. A forked pool worker inherits the
+    handler and ends as SIGTERM's default action does (no Python exception in a worker)."""
+    main = os.getpid()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def interrupted_status(e: KeyboardInterrupt) -> int:
+    """The exit status of a run stopped by ``e``: 143 for SIGTERM, 130 for Ctrl-C."""
+    return 143 if isinstance(e, Terminated) else 130
 
 
 def counted(n: int, noun: str) -> str:

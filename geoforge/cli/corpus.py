@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from geoforge.cli import llm as llm_options
-from geoforge.cli.app import _state, app, counted, err, out
+from geoforge.cli.app import _state, app, counted, err, interrupted_status, out
 from geoforge.cli.options import NoPluginOption, PluginOption, StrictPluginsOption, check_plugins
 
 if TYPE_CHECKING:
@@ -30,7 +30,9 @@ def generate(
         ),
     ],
     n: Annotated[int | None, typer.Option("--n", min=1, help="Samples (default: the recipe's).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Corpus seed (default: the recipe's).")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", min=0, help="Corpus seed (default: the recipe's).")
+    ] = None,
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Worker processes (ray: CPUs of a local Ray instance).")
     ] = 1,
@@ -161,12 +163,13 @@ def generate(
                 retrieval_pool=retrieval_pool,
                 on_status=(lambda line: err.print(line, markup=False)) if err.is_terminal else None,
             )
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            status = interrupted_status(e)
             sys.stderr.write(
-                f"interrupted: the complete shards in {out} are kept; run the same command with "
-                "--resume to continue\n"
+                f"{'terminated' if status == 143 else 'interrupted'}: the complete shards in {out} "
+                "are kept; run the same command with --resume to continue\n"
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(status) from None
         if manifest.get("nothing_to_do"):
             bar.update(task, completed=total)
             shards = counted(manifest["shards"], "shard")

@@ -153,6 +153,7 @@ def recipe_from_dict(data: dict[str, Any], where: str = "<recipe>") -> Recipe:
     )
     checks = [
         ("corpus.samples", recipe.samples >= 1, "must be ≥ 1"),
+        ("corpus.seed", recipe.seed >= 0, f"must be ≥ 0 (numpy seeds are non-negative), got {recipe.seed}"),
         ("corpus.image_size", 64 <= recipe.image_size <= 4096, "must be 64 to 4096 pixels"),
         ("corpus.shard_size", recipe.shard_size >= 1, "must be ≥ 1"),
         ("difficulty.min_clauses", recipe.min_clauses >= 1, "must be ≥ 1"),
