@@ -21,6 +21,7 @@ from geoforge_train.data import CorpusIndex, DataError, NegativeUse, excess_nega
 from geoforge_train.train import TrainConfig, train  # noqa: E402
 from trainer_support import _cli, _one_line_error, _recipe  # noqa: E402
 
+from geoforge.errors import UsageError  # noqa: E402
 from geoforge.generate import generate_corpus  # noqa: E402
 from geoforge.negatives import NegativeConfig  # noqa: E402
 
@@ -231,3 +232,37 @@ def test_resuming_a_finished_run_says_so_and_writes_no_checkpoint_again(
     assert capsys.readouterr().err.splitlines() == [f"warning: {said}"]
     assert summary["warnings"] == [said] and summary["steps"] == 2 and summary["trained"] == 0
     assert files() == before
+
+
+def test_resume_judges_the_corpus_by_its_fingerprint_not_by_how_data_is_spelt(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same corpus through another spelling of its path resumes; the same path holding a
+    corpus regenerated with another seed is refused (it used to be accepted silently)."""
+    mine = tmp_path / "corpus"
+    shutil.copytree(corpus, mine)
+    config = TrainConfig(data=str(mine), out=str(tmp_path / "run"), epochs=2, batch_size=4, device="cpu")
+    train(config)
+    fingerprint = CorpusIndex.build(mine).fingerprint()
+    for spelt in (f"{mine}/", str(mine.resolve()), f"{mine}/./"):
+        assert CorpusIndex.build(spelt).fingerprint() == fingerprint
+        summary = train(replace(config, data=spelt, resume=True))  # finished: nothing to train
+        assert summary["trained"] == 0
+    generate_corpus(
+        _recipe(),
+        mine,
+        n=4,
+        seed=5,
+        negatives=NegativeConfig(image=2, caption=2, max_checks=4),
+        overwrite=True,
+    )
+    other = CorpusIndex.build(mine).fingerprint()
+    assert other != fingerprint
+    with pytest.raises(
+        UsageError, match=rf"^--resume: the corpus at --data '{re.escape(str(mine))}' is not the "
+    ):
+        train(replace(config, resume=True, max_steps=8))
+    with pytest.raises(
+        UsageError, match=rf"fingerprint {other}, then {fingerprint}\); resume with the same corpus"
+    ):
+        train(replace(config, resume=True, max_steps=8))

@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
 from geoforge_train.data import DataError, shard_paths  # noqa: E402
-from geoforge_train.train import TrainConfig, check_same_run, config_json  # noqa: E402
+from geoforge_train.resume import check_same_run, config_json  # noqa: E402
+from geoforge_train.train import TrainConfig  # noqa: E402
 from trainer_support import _cli, _one_line_error  # noqa: E402
 
 from geoforge.errors import UsageError  # noqa: E402

@@ -81,6 +81,27 @@ class CorpusIndex:
             raise DataError(f"{data}: no readable samples in {len(shards)} shard(s)")
         return index
 
+    def fingerprint(self) -> str:
+        """What this index was built from, as 16 hex digits of SHA-256: each indexed shard's
+        file name, byte size and sample count, in order, and the seed, recipe hash and sample
+        count of each corpus directory's ``manifest.json``. The same corpus read through
+        another path (relative or absolute, a trailing ``/``) has the same fingerprint; a
+        corpus regenerated with another seed or recipe, or with other shards, has another."""
+        import hashlib
+
+        counts: dict[Path, int] = {}
+        for spans in self.samples:
+            shard = spans["json"][0]
+            counts[shard] = counts.get(shard, 0) + 1
+        rows: list[object] = [[p.name, p.stat().st_size, n] for p, n in counts.items()]
+        for folder in dict.fromkeys(p.parent for p in counts):
+            try:
+                manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+                rows.append([manifest.get("seed"), manifest.get("config_hash"), manifest.get("samples")])
+            except (OSError, ValueError, AttributeError):
+                rows.append(None)
+        return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
     def negative_limits(self) -> dict[str, int] | None:
         """The most negatives of each kind (``image``, ``caption``, ``retrieval``) that a sample
         of this index holds: what ``generate`` asked for, per the ``manifest.json`` of each

@@ -102,12 +102,15 @@ def save_checkpoint(
     history: list[float],
     rng: dict[str, object],
     final: bool = False,
+    data_fingerprint: str | None = None,
 ) -> Path:
     """Write ``out/checkpoints/step-NNNNNN.pt`` and point ``latest.pt`` (and ``final.pt`` when
     ``final``) at it with a relative symbolic link, so the weights are on disk once. The file
     holds the model's name, open_clip config (``model_cfg``) and ``preprocess_cfg``, the model,
     optimizer and scheduler state, step, loss history, RNG states (``rng``, made of tensors and
-    numbers) and the run config; it loads with ``torch.load(..., weights_only=True)``. The file
+    numbers), the run config and ``data_fingerprint`` (what ``--resume`` checks the corpus
+    against, :meth:`geoforge_train.data.CorpusIndex.fingerprint`); it loads with
+    ``torch.load(..., weights_only=True)``. The file
     and each link are written under a temporary name and renamed.
 
     ``model`` may be the training module (DDP, FSDP2): the state is that of the bare model,
@@ -116,7 +119,7 @@ def save_checkpoint(
     import torch.distributed as dist
 
     from geoforge_train.distributed import full_state, unwrap
-    from geoforge_train.train import config_json
+    from geoforge_train.resume import config_json
 
     model_state, optimizer_state = full_state(model, optimizer)
     folder, name = out / "checkpoints", f"step-{step:06d}.pt"
@@ -134,6 +137,7 @@ def save_checkpoint(
         "history": history,
         "rng": rng,
         "config": config_json(config),
+        "data_fingerprint": data_fingerprint,
     }
     tmp = folder / f".{name}.tmp"
     torch.save(state, tmp)

@@ -17,7 +17,7 @@ import random
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -57,6 +57,7 @@ from geoforge_train.models import (
     preprocess_cfg,
     save_checkpoint,
 )
+from geoforge_train.resume import check_same_run
 
 
 @dataclass
@@ -283,6 +284,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         model.set_grad_checkpointing(True)  # type: ignore[operator]
     dataset = training_dataset(config, tokenizer, preprocess_cfg(model), uint8=device.type == "cuda")
     index = dataset.index
+    fingerprint = index.fingerprint()
     micro = config.batch_size
     spe = steps_per_epoch(len(dataset), micro * config.accum, ddp.world_size)
     if spe == 0:
@@ -299,7 +301,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         if not latest.is_file():
             raise UsageError(f"--resume: no checkpoint at {latest}")
         state = load_checkpoint(latest, model, config.model)  # the weights, before sharding
-        check_same_run(latest, state.get("config") or {}, config)
+        check_same_run(latest, state.get("config") or {}, config, state.get("data_fingerprint"), fingerprint)
         start, history = int(state["step"]), list(state["history"])
         _set_rng(state["rng"])
     if start >= total:  # a finished run: say so and leave every file as it is
@@ -370,13 +372,17 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
                 seconds=step_seconds[-1],
             )
             if config.save_every and (step + 1) % config.save_every == 0:
-                save_checkpoint(out, step + 1, net, optimizer, scheduler, config, history, _get_rng())
+                save_checkpoint(
+                    out, step + 1, net, optimizer, scheduler, config, history, _get_rng(), False, fingerprint
+                )
                 saved = step + 1
             tick = time.perf_counter()
         if saved == total:  # written at this step already (or resumed at the end): link it only
             link_checkpoint(out, total, final=True)
         else:
-            save_checkpoint(out, total, net, optimizer, scheduler, config, history, _get_rng(), final=True)
+            save_checkpoint(
+                out, total, net, optimizer, scheduler, config, history, _get_rng(), True, fingerprint
+            )
     finally:
         log.close(history)
         if ddp.world_size > 1 and dist.is_initialized():
@@ -535,37 +541,3 @@ def _set_rng(state: dict[str, object]) -> None:
 
 #: Settings a resumed run keeps: its checkpoint's steps were taken with them. (The model is
 #: checked by :func:`geoforge_train.models.load_checkpoint`; epochs and --max-steps may grow.)
-RESUME_KEEPS = {
-    "data": "--data",
-    "batch_size": "--batch-size",
-    "accum": "--accum",
-    "lr": "--lr",
-    "weight_decay": "--weight-decay",
-    "warmup": "--warmup",
-    "loss": "--loss",
-    "text_negatives": "--text-negatives",
-    "k_text": "--k-text",
-    "k_image": "--k-image",
-    "seed": "--seed",
-}
-
-
-def check_same_run(checkpoint: Path, stored: dict[str, object], config: TrainConfig) -> None:
-    """Raise UsageError naming the option when ``config`` differs from the ``stored`` config of
-    the run that ``--resume`` continues (:data:`RESUME_KEEPS`); the stored config is never
-    rewritten."""
-    now = config_json(config)
-    for key, option in RESUME_KEEPS.items():
-        if key in stored and stored[key] != now[key]:
-            raise UsageError(
-                f"--resume: {option} {now[key]!r} differs from {stored[key]!r}, which the run in "
-                f"{checkpoint.parent.parent} was trained with; resume with the same settings or choose "
-                "another --out"
-            )
-
-
-def config_json(config: TrainConfig) -> dict[str, object]:
-    """The config as JSON-ready data."""
-    data = asdict(config)
-    data["text_negatives"] = list(config.text_negatives)
-    return data
