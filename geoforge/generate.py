@@ -423,6 +423,7 @@ def generate_corpus(
             **head,
             "complete": True,
             "shards": shards,
+            "shard_bytes": {name: store.size(name) for name in sorted(tally.sizes)},
             "counts": counts,
             "long_captions": tally.long_json(),
             "qa": _qa_manifest(qa, tally.qa_json()),

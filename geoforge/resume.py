@@ -72,6 +72,7 @@ def check_resume(
                     f"({_difference(stored[key], now[key])}); resume with the same settings, or pass "
                     "--overwrite to start again"
                 )
+        _check_kept_bytes(out, manifest, keep)
     n_shards = (n + shard_size - 1) // shard_size
     beyond = sorted(s for s in keep if s >= n_shards)
     if beyond:
@@ -80,6 +81,25 @@ def check_resume(
             f"shard-{beyond[0]:06d}.tar; pass --overwrite to replace the corpus"
         )
     return manifest
+
+
+def _check_kept_bytes(out: Store, manifest: dict[str, object], keep: set[int]) -> None:
+    """Raise UsageError if a complete shard ``keep`` holds is no longer as long as the manifest
+    of the run that wrote it records (``shard_bytes``; corpora made before 2026-12-05 have none
+    and are not checked): resuming would keep a damaged shard."""
+    recorded = manifest.get("shard_bytes")
+    if not isinstance(recorded, dict):
+        return
+    for index in sorted(keep):
+        name = f"shard-{index:06d}.tar"
+        want = recorded.get(name)
+        have = out.size(name)
+        if want is not None and have != want:
+            raise UsageError(
+                f"--resume: {out.label(name)} holds {have} bytes, but the run that wrote it recorded "
+                f"{want}: it was damaged since; check the corpus with `geoforge corpus verify`, then "
+                "delete that shard to have --resume make it again, or pass --overwrite"
+            )
 
 
 def _difference(there: object, now: object, path: str = "") -> str:

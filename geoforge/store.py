@@ -173,6 +173,12 @@ class Store:
         with self.open_read(name) as fh:
             return fh.read().decode("utf-8")
 
+    def size(self, name: str) -> int:
+        """The size in bytes of the file ``name``. Raises OSError (FileNotFoundError)."""
+        if isinstance(self.root, Path):
+            return (self.root / name).stat().st_size
+        return int(self._fs.size(self.label(name)))
+
     def is_file(self, name: str) -> bool:
         """True if ``name`` is a file of the directory."""
         if isinstance(self.root, Path):

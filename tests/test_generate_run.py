@@ -306,3 +306,20 @@ def test_the_bar_shows_the_rate_since_the_run_began_not_of_the_last_burst() -> N
     state = bar.tasks[0]
     assert state.fields["rate"] == "   2.7 samples/s"  # 40 / 14.8 s, as the summary says
     assert state.speed is not None and state.speed > 40  # rich's own: the burst alone
+
+
+def test_resume_refuses_to_keep_a_shard_damaged_since_the_run(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "c"
+    manifest = generate_corpus(recipe, out, n=3, seed=0)
+    shard = out / "shard-000001.tar"
+    assert manifest["shard_bytes"] == {p.name: p.stat().st_size for p in sorted(out.glob("shard-*.tar"))}
+    with shard.open("r+b") as fh:
+        fh.truncate(shard.stat().st_size // 2)
+    before = _snapshot(out)
+    with pytest.raises(UsageError, match=rf"^--resume: {re.escape(str(shard))} holds \d+ bytes, but the run"):
+        generate_corpus(recipe, out, n=3, seed=0, resume=True)
+    assert _snapshot(out) == before
+    shard.unlink()  # what the message says to do: the damaged shard is made again
+    resumed = generate_corpus(recipe, out, n=3, seed=0, resume=True)
+    assert resumed["run"]["resumed_shards"] == ["shard-000000.tar"]
+    assert resumed["shard_bytes"] == manifest["shard_bytes"]
