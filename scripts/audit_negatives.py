@@ -116,24 +116,38 @@ SHORTCUTS = (
 # --------------------------------------------------------------------------- corpus reading
 
 
+class ShardError(Exception):
+    """A shard that cannot be read to its end: the message names it."""
+
+
 def read_records(corpus: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """``(key, {extension: bytes})`` of every sample in ``corpus/shard-*.tar``, in order."""
+    """``(key, {extension: bytes})`` of every sample in ``corpus/shard-*.tar``, in order.
+    Raises ShardError naming a shard that is damaged (truncated, not a tar) or unreadable."""
     for shard in sorted(corpus.glob("shard-*.tar")):
-        key, files = None, {}
-        with tarfile.open(shard) as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                name = member.name.rsplit("/", 1)[-1]
-                k, _, ext = name.partition(".")
-                if k != key:
-                    if key is not None:
-                        yield key, files
-                    key, files = k, {}
-                data = tar.extractfile(member)
-                files[ext] = data.read() if data else b""
-        if key is not None:
-            yield key, files
+        try:
+            yield from _shard_records(shard)
+        except (OSError, tarfile.TarError) as e:
+            raise ShardError(
+                f"{shard}: cannot be read ({e}); check it with `geoforge corpus verify`"
+            ) from None
+
+
+def _shard_records(shard: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    key, files = None, {}
+    with tarfile.open(shard) as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            name = member.name.rsplit("/", 1)[-1]
+            k, _, ext = name.partition(".")
+            if k != key:
+                if key is not None:
+                    yield key, files
+                key, files = k, {}
+            data = tar.extractfile(member)
+            files[ext] = data.read() if data else b""
+    if key is not None:
+        yield key, files
 
 
 # --------------------------------------------------------------------------- one sample
@@ -542,7 +556,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.corpus.is_dir() or not any(args.corpus.glob("shard-*.tar")):
         print(f"error: {args.corpus}: no shard-*.tar found", file=sys.stderr)
         return 2
-    report = audit(args.corpus, args.limit, args.workers)
+    try:
+        report = audit(args.corpus, args.limit, args.workers)
+    except ShardError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
     else:

@@ -8,6 +8,7 @@ import importlib.util
 import io
 import json
 import math
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -199,6 +200,21 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert audit_negatives.main([str(tmp_path)]) == 2
     assert audit_negatives.main([]) == 2
     assert audit_negatives.main([str(tmp_path), "--workers", "0"]) == 2
+
+
+def test_a_truncated_shard_is_one_line_naming_it(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged = tmp_path / "damaged"
+    shutil.copytree(corpus, damaged)
+    shard = sorted(damaged.glob("shard-*.tar"))[-1]
+    with shard.open("r+b") as fh:
+        fh.truncate(shard.stat().st_size // 2)
+    capsys.readouterr()
+    assert audit_negatives.main([str(damaged)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {shard}: cannot be read (") and err.count("\n") == 1, err
+    assert "Traceback" not in err and "check it with `geoforge corpus verify`" in err
 
 
 def test_independent_of_the_verifier(corpus: Path) -> None:
