@@ -70,7 +70,10 @@ class PluginSpec:
 
     ``paths`` are plugin files, ``modules`` importable module names, ``disabled`` names to
     skip; ``entry_points`` and ``env`` say whether to read the entry point group and the
-    ``GEOFORGE_PLUGINS`` variable.
+    ``GEOFORGE_PLUGINS`` variable. With ``strict`` (``--strict-plugins``), a plugin failure
+    during a run (in propose, garbage, a time budget, in close) raises PluginFailure at once
+    instead of being counted; failures while loading are reported by the caller
+    (:func:`geoforge.cli.options.check_plugins`).
     """
 
     paths: tuple[str, ...] = ()
@@ -78,14 +81,15 @@ class PluginSpec:
     disabled: tuple[str, ...] = ()
     entry_points: bool = True
     env: bool = True
+    strict: bool = False
 
     @staticmethod
-    def from_cli(plugins: Iterable[str], disabled: Iterable[str]) -> PluginSpec:
+    def from_cli(plugins: Iterable[str], disabled: Iterable[str], strict: bool = False) -> PluginSpec:
         """Split ``--plugin`` values into files (ending in ``.py`` or existing paths) and modules."""
         plugins = list(plugins)
         paths = tuple(p for p in plugins if p.endswith(".py") or os.sep in p)
         modules = tuple(p for p in plugins if p not in paths)
-        return PluginSpec(paths, modules, tuple(disabled))
+        return PluginSpec(paths, modules, tuple(disabled), strict=strict)
 
 
 @dataclass
@@ -142,7 +146,9 @@ class PluginHost:
         self.errors: dict[str, str] = {}  # the first message per failure key
         self.tracebacks: dict[str, str] = {}  # the first traceback per failure key (for --debug)
         self.skipped: set[str] = set()  # plugins and perturbations that --no-plugin skipped
+        self._loaded = False
         self._load()
+        self._loaded = True
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -412,7 +418,10 @@ class PluginHost:
             stream.close()  # type: ignore[attr-defined]
 
     def _note(self, key: str, message: str) -> None:
-        """Count a failure under ``key`` and keep ``message`` once (and as the key's first)."""
+        """Count a failure under ``key`` and keep ``message`` once (and as the key's first).
+        Raises PluginFailure for a failure during a run under ``spec.strict``."""
+        if self.spec.strict and self._loaded:
+            raise PluginFailure(f"plugin failure with --strict-plugins: {message}")
         self.failures[key] += 1
         self.errors.setdefault(key, message)
         if message not in self.messages:
