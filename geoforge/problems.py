@@ -37,16 +37,28 @@ class Problem:
         return f"{self.path}:{self.line}"
 
 
+def read_lines(path: Path) -> list[str]:
+    """The lines of a program or problem file. Raises ProgramError naming the file when it
+    cannot be read or is not UTF-8 text."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ProgramError(f"cannot read problem file: {e.strerror}", source=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise ProgramError(
+            f"cannot read problem file: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})",
+            source=str(path),
+        ) from None
+
+
 def read_problems(path: str | Path) -> list[Problem]:
     """Read an AlphaGeometry problem file (name line, program line, repeated).
 
-    Raises ProgramError naming the file and line if a name has no program after it.
+    Raises ProgramError naming the file and line if a name has no program after it, or the
+    file if it cannot be read as UTF-8 text.
     """
     path = Path(path)
-    try:
-        raw = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise ProgramError(f"cannot read problem file: {e.strerror}", source=str(path)) from None
+    raw = read_lines(path)
     rows = [
         (i, line.strip()) for i, line in enumerate(raw, start=1) if line.strip() and not line.startswith("#")
     ]

@@ -9,7 +9,8 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from geoforge.corpus import CorpusError, Record, read_corpus, read_shard
+from geoforge.corpus import CorpusError, Record, read_corpus, read_shard, shards_in
+from geoforge.errors import UsageError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -17,19 +18,22 @@ if TYPE_CHECKING:
 
 def select(target: str, n: int) -> list[Record]:
     """The samples to show: ``target`` is a corpus directory (its first ``n`` samples), a shard
-    file, or ``DIR/KEY`` for one sample. Raises CorpusError if nothing matches."""
+    file, or ``DIR/KEY`` for one sample. Raises UsageError (bad input, exit 2) for a target
+    that is none of these or a directory without shards, CorpusError for a key not in it."""
     path = Path(target)
     if path.is_dir():
+        if not shards_in(path):
+            raise UsageError(f"{target}: holds no shard-NNNNNN.tar")
         records = read_corpus(path)
     elif path.is_file():
         records = read_shard(path)
-    elif path.parent.is_dir():
+    elif path.parent.is_dir() and shards_in(path.parent):
         found = [r for r in read_corpus(path.parent) if r.key == path.name]
         if not found:
             raise CorpusError(f"no sample with key {path.name!r} in {path.parent}")
         return found
     else:
-        raise CorpusError(f"{target}: no such corpus directory, shard or DIR/KEY")
+        raise UsageError(f"{target}: no such corpus directory, shard or DIR/KEY")
     out = []
     for r in records:
         out.append(r)

@@ -346,3 +346,17 @@ def test_ctrl_c_in_generate_says_what_is_kept_and_how_to_resume(tmp_path: Path) 
     assert err.splitlines()[-1] == (
         f"interrupted: the complete shards in {out} are kept; run the same command with --resume to continue"
     )
+
+
+def test_check_reads_a_one_program_file_as_render_does_and_refuses_a_binary_file(tmp_path: Path) -> None:
+    one = tmp_path / "one.txt"
+    one.write_text("a b c = triangle a b c; h = on_tline h b a c, on_tline h c a b ? perp a h b c\n")
+    ok = cli("check", str(one))
+    assert ok.returncode == 0, ok.stderr
+    assert f"{one}: 1 problem checked in " in ok.stdout
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"\xff\xfe not text")
+    for command in (["check", str(binary)], ["render", str(binary), "-o", str(tmp_path / "x.png")]):
+        assert one_line_error(cli(*command), 2) == (
+            f"error: {binary}: cannot read problem file: not UTF-8 text (byte 0xff at offset 0)"
+        )

@@ -524,12 +524,21 @@ def test_cli_show_writes_contact_sheet_png(cli_corpus, tmp_path: Path) -> None:
     assert image.width == 4 * (320 + 10) + 10  # four tiles of 320 px per row
 
 
+def test_cli_show_of_a_missing_corpus_names_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    result = _cli("show", str(missing), "-o", str(tmp_path / "x.png"))
+    _assert_one_line_error(result, 2, f"{missing}: no such corpus directory, shard or DIR/KEY")
+    missing.mkdir()
+    empty = _cli("show", str(missing), "-o", str(tmp_path / "x.png"))
+    _assert_one_line_error(empty, 2, f"{missing}: holds no shard-NNNNNN.tar")
+
+
 def test_cli_show_one_key_shows_one_sample(cli_corpus, tmp_path: Path) -> None:
     out, _ = cli_corpus
     sheet = tmp_path / "one.png"
     result = _cli("show", str(out / "00000003"), "-o", str(sheet))
     assert result.returncode == 0, result.stderr
-    assert "(1 samples)" in " ".join(result.stdout.split())  # rich wraps at 80 columns
+    assert "(1 sample)" in " ".join(result.stdout.split())  # rich wraps at 80 columns
     assert Image.open(sheet).width == 320 + 2 * 10
 
 

@@ -63,7 +63,8 @@ def main() -> None:
         sys.exit(status)
     except Exception as e:
         _traceback()
-        sys.stderr.write(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)\n")
+        hint = "" if _state["debug"] else " (run with --debug for the traceback)"
+        sys.stderr.write(f"internal error: {type(e).__name__}: {e}{hint}\n")
         sys.exit(1)
 
 

@@ -290,7 +290,7 @@ def show(
 
     records = select(target, n)
     output.write_bytes(contact_sheet(records, columns, negatives=negatives))
-    out.print(f"wrote {output} ({len(records)} samples)")
+    out.print(f"wrote {output} ({counted(len(records), 'sample')})")
 
 
 @app.command(rich_help_panel="Corpora and plugins")

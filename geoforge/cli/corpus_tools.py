@@ -71,5 +71,5 @@ def cache(
         return
     sys.stdout.write(
         f"{out}: {meta['samples']} samples, {meta['images']} images of {size}×{size} px "
-        f"from {len(meta['shards'])} shard(s)\n"
+        f"from {counted(len(meta['shards']), 'shard')}\n"
     )

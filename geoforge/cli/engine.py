@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from geoforge.cli.app import app, err, out
+from geoforge.cli.app import app, counted, err, out
 from geoforge.cli.options import (
     DialectOption,
     NoPluginOption,
@@ -51,7 +51,7 @@ def load_problems(arg: str, problem: str | None = None) -> list[Problem]:
     program line, or a problem file (all of them, or the one ``--problem`` names). Raises
     ProgramError for a missing file or problem."""
     from geoforge.errors import ProgramError
-    from geoforge.problems import Problem, read_problems
+    from geoforge.problems import Problem, read_lines, read_problems
 
     path = _as_file(arg)
     if path is None:
@@ -60,7 +60,7 @@ def load_problems(arg: str, problem: str | None = None) -> list[Problem]:
         if problem is not None:
             raise ProgramError("--problem needs a problem file, not program text")
         return [Problem("program", arg, "<argument>", 0)]
-    lines = [(i, ln) for i, ln in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if ln.strip()]
+    lines = [(i, ln) for i, ln in enumerate(read_lines(path), 1) if ln.strip()]
     lines = [(i, ln) for i, ln in lines if not ln.startswith("#")]
     if len(lines) == 1 and problem is None:
         return [Problem(path.stem, lines[0][1].strip(), str(path), lines[0][0])]
@@ -177,7 +177,9 @@ def check(
 
     check_dialect(dialect)
     load_plugins(plugin, no_plugin, strict_plugins)
-    problems = read_problems(file)
+    # A problem file, or a file with one program line (as render takes); read_problems says why
+    # a path that is no file cannot be read.
+    problems = load_problems(str(file)) if file.is_file() else read_problems(file)
     start = time.perf_counter()
     results = []
     with Progress(
@@ -208,8 +210,9 @@ def check(
                 table.add_row(status, str(n))
         resampled = sum(r.status == "ok" and r.attempts_used > 1 for r in results)
         if resampled:
-            table.caption = f"{resampled} goal(s) held only after re-sampling a branch choice"
-        out.print(f"{file}: {len(problems)} problems checked in {elapsed:.2f} s ({dialect} dialect)")
+            table.caption = f"{counted(resampled, 'goal')} held only after re-sampling a branch choice"
+        checked = counted(len(problems), "problem")
+        out.print(f"{file}: {checked} checked in {elapsed:.2f} s ({dialect} dialect)")
         out.print(table)
         for r in results:
             for goal, a in r.answers.items():

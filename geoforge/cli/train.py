@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from geoforge.cli.app import app
+from geoforge.cli.app import app, counted
 
 train_app = typer.Typer(
     help="Train models on geoforge corpora (needs the [train] extra).", no_args_is_help=True
@@ -184,7 +184,7 @@ def train_mmclip(
 def _print_trained(console: Console, summary: dict[str, Any], out: Path, compiled: bool) -> None:
     """What a training run did: steps, time, device, final loss, step times, where it wrote."""
     console.print(
-        f"trained {summary['trained']} steps in {summary['seconds']} s on {summary['device']} "
+        f"trained {counted(summary['trained'], 'step')} in {summary['seconds']} s on {summary['device']} "
         f"({summary['precision']}); final loss {summary['final_loss']:.4f}"
     )
     if summary["step_seconds"] is not None:
