@@ -266,3 +266,22 @@ def test_resume_judges_the_corpus_by_its_fingerprint_not_by_how_data_is_spelt(
         UsageError, match=rf"fingerprint {other}, then {fingerprint}\); resume with the same corpus"
     ):
         train(replace(config, resume=True, max_steps=8))
+
+
+def test_resuming_with_more_epochs_says_the_schedule_is_recomputed(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """4 samples at batch 4, warmup 1: planned for 2 steps, the cosine factor at step 2 is 0;
+    recomputed for 4 steps it is 0.5·(1 + cos(π/3)) = 0.75, so 5e-4 · 0.75 = 0.000375."""
+    config = TrainConfig(
+        data=str(corpus), out=str(tmp_path / "run"), epochs=2, batch_size=4, warmup=1, device="cpu"
+    )
+    train(config)
+    capsys.readouterr()
+    summary = train(replace(config, epochs=4, resume=True))
+    said = (
+        "the run was planned for 2 steps and now ends at step 4: its cosine learning-rate schedule "
+        "is recomputed for 4 steps (at step 2, 0.000375 on it against 0 on the planned one)"
+    )
+    assert said in summary["warnings"] and summary["trained"] == 2
+    assert f"warning: {said}" in capsys.readouterr().err.splitlines()

@@ -24,7 +24,12 @@ CHECKPOINT = Path("out/run/checkpoints/latest.pt")
 
 @pytest.mark.parametrize(
     "change, option",
-    [({"data": "out/other"}, "--data"), ({"batch_size": 4}, "--batch-size"), ({"lr": 1e-3}, "--lr")],
+    [
+        ({"data": "out/other"}, "--data"),
+        ({"batch_size": 4}, "--batch-size"),
+        ({"lr": 1e-3}, "--lr"),
+        ({"rotate": 10.0}, "--rotate"),
+    ],
 )
 def test_resume_with_other_data_batch_size_or_lr_is_refused_by_name(
     change: dict[str, object], option: str

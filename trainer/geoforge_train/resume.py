@@ -26,6 +26,8 @@ RESUME_KEEPS = {
     "k_text": "--k-text",
     "k_image": "--k-image",
     "seed": "--seed",
+    "rotate": "--rotate",
+    "downscale": "--downscale",
 }
 
 
@@ -61,6 +63,15 @@ def check_same_run(
                 f"{checkpoint.parent.parent} was trained with; resume with the same settings or choose "
                 "another --out"
             )
+
+
+def planned_steps(stored: dict[str, object], steps_per_epoch: int) -> int | None:
+    """The steps the run of the ``stored`` config was planned for (its ``--epochs`` and
+    ``--max-steps`` at ``steps_per_epoch``), or ``None`` if it does not say."""
+    epochs, cap = stored.get("epochs"), stored.get("max_steps")
+    if not isinstance(epochs, int) or not (cap is None or isinstance(cap, int)):
+        return None
+    return min(cap or steps_per_epoch * epochs, steps_per_epoch * epochs)
 
 
 def _normalised(data: str) -> str:

@@ -57,7 +57,7 @@ from geoforge_train.models import (
     preprocess_cfg,
     save_checkpoint,
 )
-from geoforge_train.resume import check_same_run
+from geoforge_train.resume import check_same_run, planned_steps
 
 
 @dataclass
@@ -293,7 +293,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
             f"{micro * config.accum * ddp.world_size}; lower --batch-size or --accum"
         )
     total = min(config.max_steps or spe * config.epochs, spe * config.epochs)
-    start, history, state = 0, [], None
+    start, history, state, planned = 0, [], None, total
     latest = out / "checkpoints" / "latest.pt"
     if not config.resume and latest.is_file():
         raise UsageError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
@@ -303,6 +303,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         state = load_checkpoint(latest, model, config.model)  # the weights, before sharding
         check_same_run(latest, state.get("config") or {}, config, state.get("data_fingerprint"), fingerprint)
         start, history = int(state["step"]), list(state["history"])
+        planned = planned_steps(state.get("config") or {}, spe) or total
         _set_rng(state["rng"])
     if start >= total:  # a finished run: say so and leave every file as it is
         return _nothing_to_train(config, index, dataset.use, total, spe, history, device, precision, ddp.main)
@@ -325,6 +326,13 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         out.mkdir(parents=True, exist_ok=True)
     log = RunLog(out, ddp.main, total, start, config.log_every, lines or sys.stdout)
     warned = excess_negatives(index, dataset.use)
+    if planned != total:  # --epochs or --max-steps changed on --resume
+        now, then = (config.lr * cosine_lambda(config.warmup, n)(start) for n in (total, planned))
+        warned.append(
+            f"the run was planned for {planned} steps and now ends at step {total}: its cosine "
+            f"learning-rate schedule is recomputed for {total} steps (at step {start}, {now:.3g} on "
+            f"it against {then:.3g} on the planned one)"
+        )
     saved = start if config.resume else None  # the last step whose checkpoint is on disk
     for message in warned:
         log.warn(message)
