@@ -115,6 +115,19 @@ def test_the_cli_refuses_a_stale_cache_in_one_line_and_leaves_no_run_directory(
     assert not (tmp_path / "new").exists()
 
 
+def test_the_cli_refuses_missing_weights_in_one_line_without_open_clips_log(
+    corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "new" / "run"
+    proc = _cli(
+        *("train", "mmclip", "--data", corpus, "--pretrained", tmp_path / "nope.pt", "--out", out),
+        *("--max-steps", "1", "--batch-size", "2", "--device", "cpu"),
+    )
+    line = _one_line_error(proc, 2)  # no "ERROR:root:" line before it
+    assert line.startswith(f"error: --pretrained {tmp_path / 'nope.pt'}: cannot load: "), line
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_refused_corpus_cache_leaves_no_directory_and_an_existing_one_untouched(
     caches: dict[str, Path], tmp_path: Path
 ) -> None:

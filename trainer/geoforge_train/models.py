@@ -77,8 +77,9 @@ def create_model(name: str, pretrained: str | None, device: torch.device) -> tup
         )
     quiet = logging.getLogger()
     level = quiet.level
-    if pretrained is None:  # open_clip warns at root level that no weights were loaded
-        quiet.setLevel(logging.ERROR)
+    # open_clip logs at root level: a warning that no weights were loaded, and an error before
+    # it raises for weights it cannot find (the CheckpointError below says it in one line)
+    quiet.setLevel(logging.ERROR if pretrained is None else logging.CRITICAL)
     try:
         own = name.startswith("geoforge-") and pretrained is None
         force = {**NO_CROP, **(GEOFORGE_NORMALISATION if own else {})}
