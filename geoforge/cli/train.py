@@ -177,8 +177,6 @@ def train_mmclip(
                 out_console.print(f"nothing to train; checkpoint {summary['checkpoint']}")
             else:
                 _print_trained(out_console, summary, out, compile_model)
-            for skipped in summary["skipped_shards"]:
-                sys.stderr.write(f"warning: skipped shard {skipped}\n")
 
 
 def _print_trained(console: Console, summary: dict[str, Any], out: Path, compiled: bool) -> None:

@@ -56,12 +56,13 @@ class CorpusIndex:
     skipped: list[str] = field(default_factory=list)
 
     @staticmethod
-    def build(data: str | Path, strict: bool = False) -> CorpusIndex:
+    def build(data: str | Path, strict: bool = False, warn: bool = True) -> CorpusIndex:
         """Index the shards of ``data`` (see :func:`shard_paths`), in order.
 
-        A shard listed in a ``sizes.json`` but missing, or unreadable, is skipped with a
-        warning and recorded in ``skipped``; with ``strict`` it raises DataError. Raises
-        DataError if a source matches nothing or no sample is left.
+        A shard listed in a ``sizes.json`` but missing, or unreadable, is skipped and recorded
+        in ``skipped`` (with a Python warning unless ``warn`` is False: the trainer says it in
+        its own warning lines); with ``strict`` it raises DataError. Raises DataError if a
+        source matches nothing or no sample is left.
         """
         shards = shard_paths(data)
         index = CorpusIndex()
@@ -75,7 +76,8 @@ class CorpusIndex:
                 message = f"{path}: {type(e).__name__}: {e}"
                 if strict:
                     raise DataError(f"cannot read shard {message} (--strict)") from None
-                warnings.warn(f"skipping shard {message}", stacklevel=2)
+                if warn:
+                    warnings.warn(f"skipping shard {message}", stacklevel=2)
                 index.skipped.append(message)
         if not index.samples:
             raise DataError(f"{data}: no readable samples in {len(shards)} shard(s)")

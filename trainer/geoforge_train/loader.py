@@ -37,7 +37,7 @@ def training_dataset(
     included)."""
     from geoforge_train.cache import ImageCache
 
-    index = CorpusIndex.build(config.data, strict=config.strict)
+    index = CorpusIndex.build(config.data, strict=config.strict, warn=False)  # train() warns
     use = NegativeUse(config.text_negatives, config.k_text, config.k_image)
     transform = Transform.from_cfg(preprocess, True, config.rotate, config.downscale)
     cache = ImageCache.open(config.data_cache) if config.data_cache else None

@@ -325,7 +325,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
     if ddp.main:
         out.mkdir(parents=True, exist_ok=True)
     log = RunLog(out, ddp.main, total, start, config.log_every, lines or sys.stdout)
-    warned = excess_negatives(index, dataset.use)
+    warned = [f"skipped shard {skipped}" for skipped in index.skipped] + excess_negatives(index, dataset.use)
     if planned != total:  # --epochs or --max-steps changed on --resume
         now, then = (config.lr * cosine_lambda(config.warmup, n)(start) for n in (total, planned))
         warned.append(
@@ -453,7 +453,7 @@ def _nothing_to_train(
         f"the run already reached its last step, {total} (--epochs {config.epochs} × {spe} steps "
         f"per epoch{cap}); nothing to train"
     )
-    warned = [*excess_negatives(index, use), done]
+    warned = [*(f"skipped shard {s}" for s in index.skipped), *excess_negatives(index, use), done]
     if main:
         for message in warned:
             sys.stderr.write(f"warning: {message}\n")
