@@ -415,7 +415,13 @@ def generate_corpus(
             asked_negatives(negatives) if negatives is not None and with_negatives else None
         )
         shards = len(tally.sizes)
-        card = dataset_card(recipe.to_json(), counts, tally.examples, shards=shards, image_negatives=slots)
+        card = dataset_card(  # the recipe as this run used it: --n and --seed override the file's
+            {**recipe.to_json(), "samples": n, "seed": seed},
+            counts,
+            tally.examples,
+            shards=shards,
+            image_negatives=slots,
+        )
         store.write_text("README.md", card)
         store.clean_tmp()  # what killed attempts left (a retried Ray task's first try)
         elapsed = time.perf_counter() - start
