@@ -122,7 +122,6 @@ def test_reference_corpus_has_expected_shards_and_counts(reference: Path, recipe
     card = (reference / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\nlicense: apache-2.0\n")
     assert "- n<1K" in card and f"{N} samples" in card
-    assert recipe.samples != N and f'  "samples": {N},\n' in card  # the card's recipe is the run's
 
 
 def test_shard_members_have_fixed_metadata_and_order(reference: Path) -> None:

@@ -323,3 +323,12 @@ def test_resume_refuses_to_keep_a_shard_damaged_since_the_run(recipe, tmp_path: 
     resumed = generate_corpus(recipe, out, n=3, seed=0, resume=True)
     assert resumed["run"]["resumed_shards"] == ["shard-000000.tar"]
     assert resumed["shard_bytes"] == manifest["shard_bytes"]
+
+
+def test_the_dataset_card_shows_the_samples_and_seed_the_run_used(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "c"
+    manifest = generate_corpus(recipe, out, n=3, seed=7)
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert (recipe.samples, recipe.seed) == (48, 0)  # what the recipe file says
+    assert '  "samples": 3,\n' in card and '  "seed": 7,\n' in card
+    assert manifest["recipe"] == recipe.to_json() and (manifest["samples"], manifest["seed"]) == (3, 7)
