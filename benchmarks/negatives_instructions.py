@@ -1,0 +1,113 @@
+"""Instructions per sample with hard negatives, counted by valgrind, for this tree and a baseline.
+
+CPU-seconds on a shared VM swing by ±15% between rounds of one run, more between days, so a
+gain of 10% is hard to see in ``negatives_speed.py``. The number of instructions a process
+executes does not depend on the machine's load: valgrind's cachegrind (``--cache-sim=no``)
+counts them (``I refs``). Each tree runs the workload of ``negatives_speed.py`` (``mmgeo-4k``,
+K = M = R = 10 negatives) twice under valgrind, after the same warm-up on three samples: with
+no positives and with N; the difference over N is the instructions per sample, imports and
+warm-up left out.
+
+Instructions are a proxy, not time: numpy's and matplotlib's C code does more per cycle than
+the interpreter, so a change that moves work from Python into numpy saves more time than its
+instruction count says, and the other way round. Report this next to ``negatives_speed.py``'s
+CPU-second ratio, not instead of it. Needs ``valgrind`` on ``PATH``; about 3 minutes per tree
+at N = 12 on a 2-core VM.
+
+    .venv/bin/python benchmarks/negatives_instructions.py --baseline 3777529 [-n 12] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import side_by_side
+from wall_timers import add_negative_counts
+
+RECIPE = "corpora/mmgeo-4k.toml"
+
+
+def worker(n: int, k: int, m: int, r: int, recipe_path: str) -> None:
+    """The workload: three warm-up samples (seed 1) with negatives, then ``n`` (seed 0)."""
+    from geoforge.generate import make_sample
+    from geoforge.negatives import NegativeConfig, add_negatives, pool_entry
+    from geoforge.plugins import PluginSpec
+    from geoforge.sampler import load_recipe
+
+    recipe = load_recipe(recipe_path)
+    config, spec = NegativeConfig(k, m, r), PluginSpec()
+    warm = [make_sample(recipe, 1, i) for i in range(3)]
+    add_negatives(warm[0], tuple(pool_entry(s) for s in warm), config, spec, recipe.image_size, 1)
+    samples = [make_sample(recipe, 0, i) for i in range(n)]
+    pool = tuple(pool_entry(s) for s in samples)
+    for s in samples:
+        add_negatives(s, pool, config, spec, recipe.image_size, 0)
+    print(json.dumps({"modules": side_by_side.module_files()}))
+
+
+def count(tree: Path, n: int, args: argparse.Namespace) -> int:
+    """Instructions of one worker run over ``tree`` with ``n`` positives. Raises RuntimeError if
+    it fails or imported geoforge from outside ``tree``."""
+    env = {**os.environ, **side_by_side.ONE_THREAD, "PYTHONPATH": side_by_side.tree_path(tree)}
+    command = [
+        "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+        sys.executable, str(Path(__file__).resolve()), "--worker",
+        "-n", str(n), "-k", str(args.k), "-m", str(args.m), "-r", str(args.r), "--recipe", args.recipe,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tree)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"worker in {tree} failed:\n{done.stderr[-3000:]}")
+    for module, path in json.loads(done.stdout)["modules"].items():
+        if not path or not Path(path).resolve().is_relative_to(tree.resolve()):
+            raise RuntimeError(f"worker in {tree} imported {module} from {path or 'nowhere'}")
+    return int(found.group(1).replace(",", ""))
+
+
+def per_sample(tree: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Instructions with 0 and with ``args.n`` positives, and per positive."""
+    empty, full = count(tree, 0, args), count(tree, args.n, args)
+    return {"without": empty, "with": full, "per_sample": (full - empty) / args.n}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_negative_counts(parser, 12)
+    parser.add_argument("--recipe", default=RECIPE, help="recipe TOML (relative: to each tree's root)")
+    parser.add_argument("--baseline", metavar="REV", help="also count git revision REV")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.n, args.k, args.m, args.r, args.recipe)
+        return
+    if args.n < 1:
+        raise SystemExit("-n must be ≥ 1")
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not on PATH: install it (apt install valgrind) to count instructions")
+    results = {"A": per_sample(side_by_side.ROOT, args)}
+    if args.baseline:
+        with side_by_side.checkout(args.baseline) as tree:
+            results["B"] = per_sample(tree, args)
+    report: dict[str, object] = {"positives": args.n, "k_m_r": [args.k, args.m, args.r], "trees": results}
+    if "B" in results:
+        report["ratio"] = round(results["B"]["per_sample"] / results["A"]["per_sample"], 3)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    for name, found in results.items():
+        label = "this tree" if name == "A" else args.baseline
+        print(f"{name} ({label}): {found['per_sample'] / 1e6:.1f} M instructions per sample")
+    if "ratio" in report:
+        print(f"B / A: {report['ratio']} (fewer instructions in A by that factor)")
+
+
+if __name__ == "__main__":
+    main()
