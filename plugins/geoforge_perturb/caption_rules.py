@@ -13,6 +13,7 @@ paraphrase, and the verifier rejects it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from itertools import combinations, pairwise
 
 import numpy as np
@@ -53,13 +54,19 @@ LENGTH_FACTORS = ("3/2", "2/3", "5/4", "4/5", "2", "1/2")
 ANGLE_STEPS = (10, 15, 20, 30)
 
 
+@lru_cache(maxsize=4096)
+def _scaled(value: str, factor: str) -> str:
+    """The literal ``value`` times ``factor``, simplified, as claim text (cached: captions state
+    the same few lengths again and again, and sympy's nsimplify costs about a millisecond)."""
+    return str(sympy.nsimplify(parse_value(value) * sympy.Rational(factor))).replace(" ", "")
+
+
 def _value_changes(claim: Claim) -> Iterator[tuple[Claim, str]]:
-    v = parse_value(claim.args[-1])
     if claim.kind == "length":
         for f in LENGTH_FACTORS:
-            new = sympy.nsimplify(v * sympy.Rational(f))
-            yield Claim("length", (*claim.args[:2], str(new).replace(" ", ""))), f"length × {f}"
+            yield Claim("length", (*claim.args[:2], _scaled(claim.args[-1], f))), f"length × {f}"
     else:
+        v = parse_value(claim.args[-1])
         for d in ANGLE_STEPS:
             for s in (1, -1):
                 new = v + s * d
