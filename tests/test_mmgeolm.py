@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -327,6 +328,10 @@ def test_benchmark_adapters_read_geoqa_and_the_mathvista_geometry_subset() -> No
     geoqa = read_benchmark(FIXTURES / "geoqa.jsonl", "geoqa")
     assert [(e.answer, e.options[0]) for e in geoqa] == [("C", "40°"), ("A", "5")]
     assert geoqa[0].question.endswith("Choices: A. 40° B. 50° C. 70° D. 140°")
+    one = Path(tempfile.mkdtemp()) / "one.jsonl"  # one line is one entry, not an object of entries
+    one.write_text((FIXTURES / "geoqa.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n")
+    shutil.copytree(FIXTURES, one.parent, dirs_exist_ok=True)
+    assert [e.answer for e in read_benchmark(one, "geoqa")] == ["C"]
     vista = read_benchmark(FIXTURES / "mathvista.json", "mathvista")
     assert [(e.key, e.format, e.answer) for e in vista] == [("1", "choice", "C"), ("2", "free", "5")]
     assert vista[0].pil().size == (96, 96)

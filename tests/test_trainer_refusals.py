@@ -298,3 +298,36 @@ def test_resuming_with_more_epochs_says_the_schedule_is_recomputed(
     )
     assert said in summary["warnings"] and summary["trained"] == 2
     assert f"warning: {said}" in capsys.readouterr().err.splitlines()
+
+
+def test_eval_never_replaces_an_existing_per_sample_file(corpus: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "notes.jsonl"
+    mine.write_text("mine\n")
+    proc = _cli(
+        *("eval", "mmclip", "--checkpoint", "untrained:geoforge-tiny", "--data", corpus),
+        *("--device", "cpu", "--per-sample", mine),
+    )
+    assert _one_line_error(proc) == (
+        f"error: --per-sample {mine} exists: choose another file (it is never replaced)"
+    )
+    assert mine.read_text() == "mine\n"
+
+
+def test_a_truncated_cache_file_is_one_line_naming_it(
+    corpus: Path, caches: dict[str, Path], tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(caches["good"], cache)
+    part = sorted(cache.glob("*.npy"))[0]
+    with part.open("r+b") as fh:
+        fh.truncate(part.stat().st_size // 2)
+    config = TrainConfig(
+        data=str(corpus),
+        out=str(tmp_path / "run"),
+        max_steps=1,
+        batch_size=2,
+        device="cpu",
+        data_cache=str(cache),
+    )
+    with pytest.raises(DataError, match=rf"^--data-cache: {re.escape(str(part))} cannot be read \("):
+        train(config)

@@ -227,6 +227,10 @@ def eval_mmclip(
     from geoforge_train.distributed import resolve_device
     from geoforge_train.evaluate import evaluate, load, table
 
+    if per_sample is not None and per_sample.exists():
+        from geoforge.errors import UsageError
+
+        raise UsageError(f"--per-sample {per_sample} exists: choose another file (it is never replaced)")
     dev = resolve_device(device)
     results = [
         evaluate(load(spec, dev), "::".join(data), dev, limit=limit, per_sample=per_sample is not None)

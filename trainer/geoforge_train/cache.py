@@ -243,10 +243,7 @@ class ImageCache:
         augmentation (copies, not views of the map). Needs :meth:`check` first."""
         if self._parts is None:
             self._parts = [
-                tuple(
-                    np.load(self.root / f"{e['part']}{ext}", mmap_mode="r")
-                    for ext in (".npy", ".rows.npy", ".ids.npy")
-                )
+                tuple(_mapped(self.root / f"{e['part']}{ext}") for ext in (".npy", ".rows.npy", ".ids.npy"))
                 for e in self.meta["shards"]
             ]
         part, j = self._where[i]
@@ -257,3 +254,11 @@ class ImageCache:
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_parts": None}
+
+
+def _mapped(file: Path) -> np.ndarray:
+    """``file`` memory-mapped. Raises DataError naming it when it is truncated or unreadable."""
+    try:
+        return np.load(file, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise DataError(f"--data-cache: {file} cannot be read ({e}); build the cache again") from None

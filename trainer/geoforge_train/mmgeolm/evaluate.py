@@ -156,9 +156,12 @@ def evaluate(
 
 
 def _entries(path: Path) -> Iterable[tuple[str, Any]]:
-    """``(where, entry)`` of a JSON array, a JSON object of entries, or JSON lines."""
+    """``(where, entry)`` of a JSON array, a JSON object of entries, or JSON lines (always for a
+    ``.jsonl`` file: its one line is one entry, not an object of entries)."""
     text = path.read_text(encoding="utf-8")
     try:
+        if path.suffix == ".jsonl":
+            raise json.JSONDecodeError("JSON lines", text, 0)
         data = json.loads(text)
     except json.JSONDecodeError:
         for n, line in enumerate(text.splitlines(), start=1):
