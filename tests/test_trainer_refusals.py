@@ -331,3 +331,29 @@ def test_a_truncated_cache_file_is_one_line_naming_it(
     )
     with pytest.raises(DataError, match=rf"^--data-cache: {re.escape(str(part))} cannot be read \("):
         train(config)
+
+
+def test_sigterm_stops_training_saying_which_checkpoint_is_kept(corpus: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from trainer_support import GEOFORGE, _env
+
+    out = tmp_path / "run"
+    args = ["train", "mmclip", "--data", str(corpus), "--out", str(out), "--epochs", "500"]
+    args += ["--batch-size", "2", "--device", "cpu", "--save-every", "1"]
+    proc = subprocess.Popen(
+        [str(GEOFORGE), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env()
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoints" / "latest.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert re.fullmatch(
+        r"terminated: its last checkpoint, step-\d{6}\.pt, is kept; run the same command with --resume "
+        r"to continue from it",
+        err.strip().splitlines()[-1],
+    ), err

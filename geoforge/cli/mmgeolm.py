@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from geoforge.cli.app import app, out
+from geoforge.cli.app import app, out, stopped
 from geoforge.cli.train import _need_train_extra, eval_app, train_app
 
 
@@ -104,7 +104,10 @@ def train_mmgeolm(
         log_every=log_every,
         limit=limit,
     )
-    summary = train_mmgeolm(config)
+    try:
+        summary = train_mmgeolm(config)
+    except KeyboardInterrupt as e:  # Typer would exit 130 silently: say what is kept
+        raise typer.Exit(stopped(e, Path(config.out))) from None
     if int(os.environ.get("RANK", "0")) != 0:
         return
     if as_json:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from geoforge.cli.app import app, counted
+from geoforge.cli.app import app, counted, stopped
 
 train_app = typer.Typer(
     help="Train models on geoforge corpora (needs the [train] extra).", no_args_is_help=True
@@ -167,7 +167,10 @@ def train_mmclip(
         compile=compile_model,
         fsdp=fsdp,
     )
-    summary = train(config, lines=sys.stderr if as_json else sys.stdout)
+    try:
+        summary = train(config, lines=sys.stderr if as_json else sys.stdout)
+    except KeyboardInterrupt as e:  # Typer would exit 130 silently: say what is kept
+        raise typer.Exit(stopped(e, out)) from None
     if int(os.environ.get("RANK", "0")) == 0:
         if as_json:
             sys.stdout.write(json.dumps(summary) + "\n")
