@@ -21,16 +21,12 @@ counted and skipped for that positive; the run goes on.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import importlib.util
 import itertools
 import os
-import signal
 import sys
-import threading
-import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +40,7 @@ import numpy as np
 import pluggy
 
 from geoforge import hookspecs
+from geoforge.budget import Budget, PluginTimeout
 from geoforge.errors import GeoforgeError
 from geoforge.perturb import (
     Candidate,
@@ -59,9 +56,6 @@ ENTRY_POINT_GROUP = "geoforge"
 ENV_VAR = "GEOFORGE_PLUGINS"
 #: Default wall-clock budget, in seconds, of one perturbation for one positive.
 DEFAULT_TIME_BUDGET = 10.0
-#: After a plugin's budget runs out, SIGALRM repeats every this many seconds until the plugin
-#: lets the timeout through (a plugin that catches it and carries on is interrupted again).
-_ALARM_REPEAT = 0.05
 
 
 @dataclass(frozen=True)
@@ -347,7 +341,7 @@ class PluginHost:
         """
         owner = self.owner.get(perturbation.name, perturbation.name)
         info = next((p for p in self.plugins if p.name == owner), PluginInfo(owner, "?", "?", "?"))
-        clock = _Budget(budget)
+        clock = Budget(budget)
         it: Iterator[object] | None = None
         garbage = 0
         try:
@@ -437,75 +431,7 @@ class PluginFailure(GeoforgeError):
     """A plugin failed and ``--strict-plugins`` makes that fatal (exit 1)."""
 
 
-class PluginTimeout(BaseException):
-    """Raised inside a plugin's code when its time budget for one positive runs out.
-
-    A ``BaseException``, like ``KeyboardInterrupt``, so that a plugin's ``except Exception``
-    does not swallow it; a plugin that catches it anyway is interrupted again every
-    :data:`_ALARM_REPEAT` seconds."""
-
-
 _END = object()
-#: True only while a plugin's code runs under an armed alarm; the SIGALRM handler does
-#: nothing otherwise (an alarm that lands just after ``next()`` returned is ignored).
-_inside_plugin = False
-
-
-def _on_alarm(signum: int, frame: object) -> None:
-    if _inside_plugin:
-        raise PluginTimeout
-
-
-def _can_alarm() -> bool:
-    """True where SIGALRM can interrupt a plugin: the main thread, ``setitimer`` available and
-    a Python-level (restorable) SIGALRM handler installed."""
-    return (
-        hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGALRM) is not None
-    )
-
-
-class _Budget:
-    """What is left of one plugin's wall-clock ``budget`` (seconds; ``None``: unlimited) for one
-    positive, spent only inside :meth:`running`."""
-
-    def __init__(self, budget: float | None) -> None:
-        self.budget = budget
-        self.left = budget if budget is not None else float("inf")
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        """Run plugin code; raise :class:`PluginTimeout` when it exceeds what is left (from a
-        SIGALRM inside it where :func:`_can_alarm`, else once it returns)."""
-        global _inside_plugin
-        if self.left <= 0:
-            raise PluginTimeout
-        if self.budget is None or not _can_alarm() or _inside_plugin:
-            start = time.monotonic()
-            try:
-                yield
-            finally:
-                self.left -= time.monotonic() - start
-            if self.left <= 0:
-                raise PluginTimeout
-            return
-        previous = signal.signal(signal.SIGALRM, _on_alarm)
-        start = time.monotonic()
-        old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, self.left, _ALARM_REPEAT)
-        try:
-            _inside_plugin = True
-            yield
-        finally:
-            _inside_plugin = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-            spent = time.monotonic() - start
-            if old_delay > 0:  # someone else's timer: re-arm it with what is left of it
-                signal.setitimer(signal.ITIMER_REAL, max(old_delay - spent, 1e-6), old_interval)
-            self.left -= spent
-        if self.left <= 0:
-            raise PluginTimeout
 
 
 def _mutation_hint(e: BaseException) -> str:
