@@ -37,7 +37,7 @@ class Problem:
         return f"{self.path}:{self.line}"
 
 
-def read_lines(path: Path) -> list[str]:
+def _read_lines(path: Path) -> list[str]:
     """The lines of a program or problem file. Raises ProgramError naming the file when it
     cannot be read or is not UTF-8 text."""
     try:
@@ -52,16 +52,19 @@ def read_lines(path: Path) -> list[str]:
 
 
 def read_problems(path: str | Path) -> list[Problem]:
-    """Read an AlphaGeometry problem file (name line, program line, repeated).
+    """Read an AlphaGeometry problem file (name line, program line, repeated). A file with a
+    single line (comments aside) is one program, named after the file's stem.
 
     Raises ProgramError naming the file and line if a name has no program after it, or the
     file if it cannot be read as UTF-8 text.
     """
     path = Path(path)
-    raw = read_lines(path)
+    raw = _read_lines(path)
     rows = [
         (i, line.strip()) for i, line in enumerate(raw, start=1) if line.strip() and not line.startswith("#")
     ]
+    if len(rows) == 1:
+        return [Problem(path.stem, rows[0][1], str(path), rows[0][0])]
     if len(rows) % 2:
         lineno, name = rows[-1]
         raise ProgramError(f"problem `{name}` has no program line after it", source=f"{path}:{lineno}")

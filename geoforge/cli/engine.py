@@ -51,7 +51,7 @@ def load_problems(arg: str, problem: str | None = None) -> list[Problem]:
     program line, or a problem file (all of them, or the one ``--problem`` names). Raises
     ProgramError for a missing file or problem."""
     from geoforge.errors import ProgramError
-    from geoforge.problems import Problem, read_lines, read_problems
+    from geoforge.problems import Problem, read_problems
 
     path = _as_file(arg)
     if path is None:
@@ -60,10 +60,6 @@ def load_problems(arg: str, problem: str | None = None) -> list[Problem]:
         if problem is not None:
             raise ProgramError("--problem needs a problem file, not program text")
         return [Problem("program", arg, "<argument>", 0)]
-    lines = [(i, ln) for i, ln in enumerate(read_lines(path), 1) if ln.strip()]
-    lines = [(i, ln) for i, ln in lines if not ln.startswith("#")]
-    if len(lines) == 1 and problem is None:
-        return [Problem(path.stem, lines[0][1].strip(), str(path), lines[0][0])]
     problems = read_problems(path)
     if problem is None:
         return problems
@@ -177,9 +173,7 @@ def check(
 
     check_dialect(dialect)
     load_plugins(plugin, no_plugin, strict_plugins)
-    # A problem file, or a file with one program line (as render takes); read_problems says why
-    # a path that is no file cannot be read.
-    problems = load_problems(str(file)) if file.is_file() else read_problems(file)
+    problems = read_problems(file)
     start = time.perf_counter()
     results = []
     with Progress(
