@@ -26,7 +26,7 @@ from geoforge.cli import (  # noqa: F401  (they register their commands)
     mmgeolm,
     train,
 )
-from geoforge.cli.app import _state, app, err, interrupted_status, stop_on_sigterm
+from geoforge.cli.app import _state, app, stop_on_sigterm, stopped
 
 __all__ = ["app", "main"]
 
@@ -58,9 +58,7 @@ def main() -> None:
         sys.stderr.write(f"error: {e.strerror or e}: {e.filename}\n")
         sys.exit(2)
     except KeyboardInterrupt as e:
-        status = interrupted_status(e)
-        err.print("terminated" if status == 143 else "interrupted")
-        sys.exit(status)
+        sys.exit(stopped(e))
     except Exception as e:
         _traceback()
         hint = "" if _state["debug"] else " (run with --debug for the traceback)"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -68,25 +67,14 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def interrupted_status(e: KeyboardInterrupt) -> int:
-    """The exit status of a run stopped by ``e``: 143 for SIGTERM, 130 for Ctrl-C."""
-    return 143 if isinstance(e, Terminated) else 130
-
-
-def stopped(e: KeyboardInterrupt, out: Path) -> int:
-    """Say on stderr what a training run stopped by ``e`` (Ctrl-C or SIGTERM) keeps in ``out``
-    and how to go on; return its exit status (:func:`interrupted_status`)."""
+def stopped(e: KeyboardInterrupt, kept: str = "") -> int:
+    """Say on stderr that the run was stopped by ``e`` (``terminated`` for SIGTERM,
+    ``interrupted`` for Ctrl-C) and, after a colon, ``kept``: what it keeps and how to go on.
+    Returns the exit status: 143 for SIGTERM, 130 for Ctrl-C."""
     import sys
 
-    status = interrupted_status(e)
-    latest = out / "checkpoints" / "latest.pt"
-    kept = (
-        f"its last checkpoint, {latest.resolve().name}, is kept; run the same command with --resume "
-        "to continue from it"
-        if latest.is_file()
-        else "no checkpoint was written yet (--save-every N writes one every N steps)"
-    )
-    sys.stderr.write(f"{'terminated' if status == 143 else 'interrupted'}: {kept}\n")
+    word, status = ("terminated", 143) if isinstance(e, Terminated) else ("interrupted", 130)
+    sys.stderr.write(f"{word}: {kept}\n" if kept else f"{word}\n")
     return status
 
 

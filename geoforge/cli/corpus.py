@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from geoforge.cli import llm as llm_options
-from geoforge.cli.app import _state, app, counted, err, interrupted_status, out
+from geoforge.cli.app import _state, app, counted, err, out, stopped
 from geoforge.cli.options import NoPluginOption, PluginOption, StrictPluginsOption, check_plugins
 
 if TYPE_CHECKING:
@@ -168,12 +168,8 @@ def generate(
                 on_status=(lambda line: err.print(line, markup=False)) if err.is_terminal else None,
             )
         except KeyboardInterrupt as e:
-            status = interrupted_status(e)
-            sys.stderr.write(
-                f"{'terminated' if status == 143 else 'interrupted'}: the complete shards in {out} "
-                "are kept; run the same command with --resume to continue\n"
-            )
-            raise typer.Exit(status) from None
+            kept = f"the complete shards in {out} are kept; run the same command with --resume to continue"
+            raise typer.Exit(stopped(e, kept)) from None
         if manifest.get("nothing_to_do"):
             bar.update(task, completed=total)
             shards = counted(manifest["shards"], "shard")

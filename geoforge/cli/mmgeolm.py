@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from geoforge.cli.app import app, out, stopped
-from geoforge.cli.train import _need_train_extra, eval_app, train_app
+from geoforge.cli.train import _need_train_extra, checkpoint_kept, eval_app, train_app
 
 
 @train_app.command("mmgeolm")
@@ -107,7 +107,7 @@ def train_mmgeolm(
     try:
         summary = train_mmgeolm(config)
     except KeyboardInterrupt as e:  # Typer would exit 130 silently: say what is kept
-        raise typer.Exit(stopped(e, Path(config.out))) from None
+        raise typer.Exit(stopped(e, checkpoint_kept(Path(config.out)))) from None
     if int(os.environ.get("RANK", "0")) != 0:
         return
     if as_json:

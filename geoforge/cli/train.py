@@ -170,7 +170,7 @@ def train_mmclip(
     try:
         summary = train(config, lines=sys.stderr if as_json else sys.stdout)
     except KeyboardInterrupt as e:  # Typer would exit 130 silently: say what is kept
-        raise typer.Exit(stopped(e, out)) from None
+        raise typer.Exit(stopped(e, checkpoint_kept(out))) from None
     if int(os.environ.get("RANK", "0")) == 0:
         if as_json:
             sys.stdout.write(json.dumps(summary) + "\n")
@@ -180,6 +180,17 @@ def train_mmclip(
                 out_console.print(f"nothing to train; checkpoint {summary['checkpoint']}")
             else:
                 _print_trained(out_console, summary, out, compile_model)
+
+
+def checkpoint_kept(out: Path) -> str:
+    """What a training run stopped in ``out`` keeps, and how to go on from it."""
+    latest = out / "checkpoints" / "latest.pt"
+    if not latest.is_file():
+        return "no checkpoint was written yet (--save-every N writes one every N steps)"
+    return (
+        f"its last checkpoint, {latest.resolve().name}, is kept; run the same command with --resume "
+        "to continue from it"
+    )
 
 
 def _print_trained(console: Console, summary: dict[str, Any], out: Path, compiled: bool) -> None:
