@@ -79,14 +79,21 @@ def test_retrieval_negatives_without_retrieval_exit_2(tmp_path: Path) -> None:
     )
 
 
-def test_an_error_in_propose_is_shown_once_with_its_traceback_under_debug(tmp_path: Path) -> None:
+def _boom_run(tmp_path: Path, flag: str) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
+    """A 2-sample run with one caption negative and the BOOM plugin, with ``flag``: the
+    plugin file, the corpus and the result."""
     plugin = tmp_path / "boom.py"
     plugin.write_text(BOOM)
     out = tmp_path / "c"
     result = _cli(
         "generate", "corpora/smoke.toml", "--out", str(out), "--n", "2", "--caption-negatives", "1",
-        "--plugin", str(plugin), "--debug",
+        "--plugin", str(plugin), flag,
     )  # fmt: skip
+    return plugin, out, result
+
+
+def test_an_error_in_propose_is_shown_once_with_its_traceback_under_debug(tmp_path: Path) -> None:
+    plugin, out, result = _boom_run(tmp_path, "--debug")
     assert result.returncode == 0, result.stderr
     table = " ".join(re.sub(r"[│┃║]", " ", result.stdout).split())
     assert table.count("ValueError: boom in propose") == 1, result.stdout
@@ -103,13 +110,7 @@ def test_an_error_in_propose_is_shown_once_with_its_traceback_under_debug(tmp_pa
 
 def test_strict_plugins_stops_the_run_at_the_first_plugin_failure(tmp_path: Path) -> None:
     """The run used to write the whole corpus, mark it complete and only then exit 1."""
-    plugin = tmp_path / "boom.py"
-    plugin.write_text(BOOM)
-    out = tmp_path / "c"
-    result = _cli(
-        "generate", "corpora/smoke.toml", "--out", str(out), "--n", "2", "--caption-negatives", "1",
-        "--plugin", str(plugin), "--strict-plugins",
-    )  # fmt: skip
+    plugin, out, result = _boom_run(tmp_path, "--strict-plugins")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: plugin failure with --strict-plugins: plugin boom ({plugin}) failed in propose: "

@@ -295,14 +295,19 @@ def test_layout_does_not_import_matplotlib() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def _random_boxes(rng: np.random.Generator) -> np.ndarray:
+    """40 boxes (40, 4) of 1 to 40 px a side on a 448-px image."""
+    corner = rng.uniform(0, 400, (40, 2))
+    return np.hstack([corner, corner + rng.uniform(1, 40, (40, 2))])
+
+
 @given(seed=st.integers(0, 2**32 - 1), grow=st.floats(0, 12))
 @settings(max_examples=60, deadline=None)
 def test_segment_gaps_answer_every_clearance_like_the_direct_test(seed: int, grow: float) -> None:
     from geoforge.render.collide import boxes_hit_segments, inflate, segment_gaps
 
     rng = np.random.default_rng(seed)
-    corner = rng.uniform(0, 400, (40, 2))
-    boxes = np.hstack([corner, corner + rng.uniform(1, 40, (40, 2))])
+    boxes = _random_boxes(rng)
     segments = rng.uniform(0, 448, (25, 4))
     segments[0, 2:] = segments[0, :2]  # a zero-length segment
     segments[1, 3] = segments[1, 1]  # a horizontal one
@@ -316,8 +321,7 @@ def test_disc_and_box_gaps_answer_every_clearance_like_the_direct_tests(seed: in
     from geoforge.render.collide import box_gaps, boxes_hit_boxes, boxes_hit_discs, disc_gaps, inflate
 
     rng = np.random.default_rng(seed)
-    corner = rng.uniform(0, 400, (40, 2))
-    boxes = np.hstack([corner, corner + rng.uniform(1, 40, (40, 2))])
+    boxes = _random_boxes(rng)
     centres = rng.uniform(0, 448, (30, 2))
     others = boxes[rng.permutation(40)[:20]] + rng.uniform(-30, 30, (20, 4)).clip(-15, 15)
     others[:, 2:] = np.maximum(others[:, 2:], others[:, :2])
