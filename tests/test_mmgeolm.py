@@ -24,6 +24,7 @@ from geoforge_train.mmgeolm.train import MMGeoLMConfig, train_mmgeolm  # noqa: E
 from geoforge_train.train import TrainConfig, train  # noqa: E402
 
 from geoforge.corpus import read_corpus  # noqa: E402
+from geoforge.errors import UsageError  # noqa: E402
 from geoforge.generate import generate_corpus  # noqa: E402
 from geoforge.negatives import NegativeConfig  # noqa: E402
 from geoforge.qa import QAConfig  # noqa: E402
@@ -196,6 +197,44 @@ def test_resume_continues_from_the_latest_checkpoint(runs, tmp_path: Path) -> No
     assert steps == [1, 2, 3]
     state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["global_step"] == 3
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"lr": 1e-3}, "--resume: --lr 0.001 differs from None, which the run in"),
+        ({"batch_size": 2}, "--resume: --batch-size 2 differs from 4, which the run in"),
+        ({"flips": False}, "--resume: --flips False differs from True, which the run in"),
+        ({"data": "other"}, "--resume: the corpus at --data"),
+    ],
+)
+def test_resume_with_other_settings_or_another_corpus_is_refused_and_keeps_the_config(
+    runs, tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    out = tmp_path / "sft"
+    shutil.copytree(runs["sft"], out)
+    before = (out / "config.json").read_bytes()
+    if change.get("data") == "other":
+        other = tmp_path / "other"
+        generate_corpus(recipe_from_dict(RECIPE), other, n=4, seed=4, qa=QAConfig())
+        change = {"data": str(other)}
+    settings = {
+        "stage": "sft",
+        "data": str(runs["corpus"]),
+        "out": str(out),
+        "init": str(runs["align"]),
+        "max_steps": 3,
+        "batch_size": 4,
+        "device": "cpu",
+        "max_length": 384,
+        "resume": True,
+        "flips": True,
+    }
+    with pytest.raises(UsageError) as info:
+        train_mmgeolm(MMGeoLMConfig(**{**settings, **change}))  # type: ignore[arg-type]
+    assert str(info.value).startswith(message), str(info.value)
+    assert (out / "config.json").read_bytes() == before
+    assert json.loads(before)["data_fingerprint"] is not None
 
 
 def test_lora_sft_saves_a_merged_model(runs, tmp_path: Path) -> None:

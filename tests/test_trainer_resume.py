@@ -12,14 +12,14 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
 from geoforge_train.data import DataError, shard_paths  # noqa: E402
-from geoforge_train.resume import check_same_run, config_json  # noqa: E402
+from geoforge_train.resume import RESUME_KEEPS, check_same_run, config_json  # noqa: E402
 from geoforge_train.train import TrainConfig  # noqa: E402
 from trainer_support import _cli, _one_line_error  # noqa: E402
 
 from geoforge.errors import UsageError  # noqa: E402
 
 CONFIG = TrainConfig(data="out/corpus", out="out/run", batch_size=8, lr=5e-4)
-CHECKPOINT = Path("out/run/checkpoints/latest.pt")
+RUN = Path("out/run")
 
 
 @pytest.mark.parametrize(
@@ -38,12 +38,14 @@ def test_resume_with_other_data_batch_size_or_lr_is_refused_by_name(
     with pytest.raises(
         UsageError, match=rf"^--resume: {option} .* differs from .*, which the run in out/run was"
     ):
-        check_same_run(CHECKPOINT, stored, replace(CONFIG, **change))  # type: ignore[arg-type]
+        check_same_run(RUN, stored, config_json(replace(CONFIG, **change)), RESUME_KEEPS)  # type: ignore[arg-type]
     assert stored == config_json(CONFIG)
 
 
 def test_resume_may_train_for_more_epochs_and_steps() -> None:
-    check_same_run(CHECKPOINT, config_json(CONFIG), replace(CONFIG, epochs=5, max_steps=100))
+    check_same_run(
+        RUN, config_json(CONFIG), config_json(replace(CONFIG, epochs=5, max_steps=100)), RESUME_KEEPS
+    )
 
 
 def test_a_directory_without_shards_names_the_files_it_ignored(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ from geoforge_train.models import (
     preprocess_cfg,
     save_checkpoint,
 )
-from geoforge_train.resume import check_same_run, planned_steps
+from geoforge_train.resume import RESUME_KEEPS, check_same_run, config_json, planned_steps
 
 
 @dataclass
@@ -301,7 +301,10 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
         if not latest.is_file():
             raise UsageError(f"--resume: no checkpoint at {latest}")
         state = load_checkpoint(latest, model, config.model)  # the weights, before sharding
-        check_same_run(latest, state.get("config") or {}, config, state.get("data_fingerprint"), fingerprint)
+        stored = state.get("config") or {}
+        check_same_run(
+            out, stored, config_json(config), RESUME_KEEPS, state.get("data_fingerprint"), fingerprint
+        )
         start, history = int(state["step"]), list(state["history"])
         planned = planned_steps(state.get("config") or {}, spe) or total
         _set_rng(state["rng"])
@@ -545,7 +548,3 @@ def _set_rng(state: dict[str, object]) -> None:
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = state["python"]  # type: ignore[misc]
     random.setstate((version, tuple(internal), gauss_next))
-
-
-#: Settings a resumed run keeps: its checkpoint's steps were taken with them. (The model is
-#: checked by :func:`geoforge_train.models.load_checkpoint`; epochs and --max-steps may grow.)

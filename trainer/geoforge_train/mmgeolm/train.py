@@ -24,7 +24,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import torch
 from geoforge.errors import UsageError
 from geoforge_train.mmgeolm import model as mm
 from geoforge_train.mmgeolm.data import Collate, caption_examples, qa_examples
+from geoforge_train.resume import check_same_run, config_json
 
 STAGES = ("align", "sft")
 #: The paper's learning rates per stage (MMGeoLM §3).
@@ -41,6 +42,27 @@ DEFAULT_LR = {"align": 1e-3, "sft": 2e-5}
 #: batch, accumulation, clipping and precision value is ``auto``, filled in from the options.
 ZERO_CONFIGS = {n: Path(__file__).with_name(f"{n}.json") for n in ("zero2", "zero3")}
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+#: Settings a resumed run must keep (config key → option): the steps in its checkpoint were
+#: taken with them. ``--epochs`` and ``--max-steps`` may change; so may the device, precision,
+#: gradient checkpointing, DeepSpeed config and loader workers, which do not change the run.
+RESUME_KEEPS = {
+    "stage": "--stage",
+    "data": "--data",
+    "tower": "--tower",
+    "llm": "--llm",
+    "init": "--init",
+    "batch_size": "--batch-size",
+    "accum": "--accum",
+    "lr": "--lr",
+    "warmup": "--warmup",
+    "lora": "--lora",
+    "lora_r": "--lora-r",
+    "seed": "--seed",
+    "flips": "--flips",
+    "max_length": "--max-length",
+    "feature_layer": "--feature-layer",
+    "limit": "--limit",
+}
 
 
 @dataclass
@@ -251,6 +273,21 @@ def _latest(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _stored_config(out: Path) -> dict[str, object]:
+    """The ``config.json`` of the run in ``out``. Raises UsageError if it is missing or not
+    a JSON object."""
+    path = out / "config.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UsageError(
+            f"--resume: cannot read {path} ({type(e).__name__}), which records the run's settings"
+        ) from None
+    if not isinstance(stored, dict):
+        raise UsageError(f"--resume: {path} is not a JSON object of the run's settings")
+    return stored
+
+
 def train_mmgeolm(config: MMGeoLMConfig) -> dict[str, Any]:
     """Run one stage (module docstring) and return its summary: ``steps``, ``final_loss``,
     ``seconds``, ``examples``, ``samples_per_s`` and ``model`` (the saved directory). Raises
@@ -259,6 +296,8 @@ def train_mmgeolm(config: MMGeoLMConfig) -> dict[str, Any]:
     ImageTokenError for image tokens that do not match the features."""
     from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
+    from geoforge_train.data import CorpusIndex
+
     config.check()
     out = Path(config.out)
     if out.exists() and any(out.iterdir()) and not config.resume:
@@ -266,6 +305,18 @@ def train_mmgeolm(config: MMGeoLMConfig) -> dict[str, Any]:
     resume_from = _latest(out) if config.resume else None
     if config.resume and resume_from is None:
         raise UsageError(f"--resume: {out} holds no checkpoint-N to continue from")
+    fingerprint = CorpusIndex.build(config.data, warn=False).fingerprint()
+    if resume_from is not None:
+        stored = _stored_config(out)
+        then = stored.get("data_fingerprint")
+        check_same_run(
+            out,
+            stored,
+            config_json(config),
+            RESUME_KEEPS,
+            then if isinstance(then, str) else None,
+            fingerprint,
+        )
     device = pick_device(config.device)
     bf16 = config.precision == "bf16" or (config.precision == "auto" and device == "cuda")
     set_seed(config.seed)
@@ -282,7 +333,9 @@ def train_mmgeolm(config: MMGeoLMConfig) -> dict[str, Any]:
     collate = Collate(bundle, config.max_length, train=True)
     collate([examples[0]])  # image-token and length errors now, before a worker process meets them
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n", encoding="utf-8")
+    if resume_from is None:  # a resumed run keeps the config it was started with
+        record = {**config_json(config), "data_fingerprint": fingerprint}
+        (out / "config.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     per_step = config.batch_size * config.accum * world
     total = config.max_steps or config.epochs * math.ceil(len(examples) / per_step)
