@@ -300,7 +300,9 @@ def test_resuming_with_more_epochs_says_the_schedule_is_recomputed(
     assert f"warning: {said}" in capsys.readouterr().err.splitlines()
 
 
-def test_eval_never_replaces_an_existing_per_sample_file(corpus: Path, tmp_path: Path) -> None:
+def test_eval_never_replaces_a_per_sample_file_and_names_a_missing_directory(
+    corpus: Path, tmp_path: Path
+) -> None:
     mine = tmp_path / "notes.jsonl"
     mine.write_text("mine\n")
     proc = _cli(
@@ -311,6 +313,15 @@ def test_eval_never_replaces_an_existing_per_sample_file(corpus: Path, tmp_path:
         f"error: --per-sample {mine} exists: choose another file (it is never replaced)"
     )
     assert mine.read_text() == "mine\n"
+    missing = tmp_path / "no" / "scores.jsonl"
+    proc = _cli(
+        *("eval", "mmclip", "--checkpoint", "untrained:geoforge-tiny", "--data", corpus),
+        *("--device", "cpu", "--per-sample", missing),
+    )
+    assert (
+        _one_line_error(proc)
+        == f"error: --per-sample {missing}: no directory {missing.parent} to write it in"
+    )
 
 
 def test_a_truncated_cache_file_is_one_line_naming_it(

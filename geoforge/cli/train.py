@@ -241,10 +241,13 @@ def eval_mmclip(
     from geoforge_train.distributed import resolve_device
     from geoforge_train.evaluate import evaluate, load, table
 
-    if per_sample is not None and per_sample.exists():
+    if per_sample is not None:
         from geoforge.errors import UsageError
 
-        raise UsageError(f"--per-sample {per_sample} exists: choose another file (it is never replaced)")
+        if per_sample.exists():
+            raise UsageError(f"--per-sample {per_sample} exists: choose another file (it is never replaced)")
+        if not per_sample.parent.is_dir():
+            raise UsageError(f"--per-sample {per_sample}: no directory {per_sample.parent} to write it in")
     dev = resolve_device(device)
     results = [
         evaluate(load(spec, dev), "::".join(data), dev, limit=limit, per_sample=per_sample is not None)
