@@ -173,7 +173,7 @@ def test_the_tower_inside_mmgeolm_gives_open_clip_image_features(runs) -> None:
     assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
 
 
-def test_resume_continues_from_the_latest_checkpoint(runs, tmp_path: Path) -> None:
+def test_resume_continues_from_the_latest_checkpoint_and_prunes_older_ones(runs, tmp_path: Path) -> None:
     out = tmp_path / "sft"
     shutil.copytree(runs["sft"], out)
     shutil.rmtree(out / "checkpoint-2")
@@ -188,11 +188,13 @@ def test_resume_continues_from_the_latest_checkpoint(runs, tmp_path: Path) -> No
             device="cpu",
             max_length=384,
             save_every=1,
+            save_total_limit=1,
             resume=True,
             flips=True,
         )
     )
     assert summary["steps"] == 3
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-3"]  # --save-total-limit 1
     steps = [json.loads(r)["step"] for r in (out / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
     state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())

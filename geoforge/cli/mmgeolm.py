@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from geoforge.cli.app import app, out, stopped
+from geoforge.cli.options import SaveTotalLimitOption
 from geoforge.cli.train import _need_train_extra, checkpoint_kept, eval_app, train_app
 
 
@@ -51,6 +52,7 @@ def train_mmgeolm(
         typer.Option("--deepspeed", help="zero2, zero3 or a DeepSpeed JSON config (the [deepspeed] extra)."),
     ] = None,
     save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint every N steps.")] = 0,
+    save_total_limit: Annotated[int | None, SaveTotalLimitOption] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT's latest checkpoint-N.")
     ] = False,
@@ -95,6 +97,7 @@ def train_mmgeolm(
         lora_r=lora_r,
         deepspeed=deepspeed,
         save_every=save_every,
+        save_total_limit=save_total_limit,
         resume=resume,
         seed=seed,
         flips=flips,

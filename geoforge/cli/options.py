@@ -1,6 +1,6 @@
 """Options shared by several commands: plugins (``--plugin``, ``--no-plugin``,
-``--strict-plugins``) and the program dialect (``--dialect``), with the one place that loads
-plugins for a command."""
+``--strict-plugins``), the program dialect (``--dialect``) and the trainers' checkpoint
+retention (``--save-total-limit``), with the one place that loads plugins for a command."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ DialectOption = Annotated[
     str,
     typer.Option("--dialect", help="Program text dialect: alphageometry (default) or newclid."),
 ]
+
+SaveTotalLimitOption = typer.Option(
+    "--save-total-limit",
+    min=1,
+    help="Keep only the newest N checkpoints, deleting older ones (transformers' save_total_limit); "
+    "default: all.",
+)
 
 
 def plugin_spec(plugin: list[str] | None, no_plugin: list[str] | None) -> PluginSpec:

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from geoforge.cli.app import app, counted, stopped
+from geoforge.cli.options import SaveTotalLimitOption
 
 train_app = typer.Typer(
     help="Train models on geoforge corpora (needs the [train] extra).", no_args_is_help=True
@@ -104,6 +105,7 @@ def train_mmclip(
         typer.Option("--data-cache", help="Pre-decoded images of --data (geoforge corpus cache)."),
     ] = None,
     save_every: Annotated[int, typer.Option("--save-every", min=0, help="Checkpoint every N steps.")] = 0,
+    save_total_limit: Annotated[int | None, SaveTotalLimitOption] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/checkpoints/latest.pt.")
     ] = False,
@@ -156,6 +158,7 @@ def train_mmclip(
         workers=data_workers,
         data_cache=data_cache,
         save_every=save_every,
+        save_total_limit=save_total_limit,
         resume=resume,
         strict=strict,
         rotate=rotate,

@@ -165,6 +165,24 @@ def link_checkpoint(out: Path, step: int, final: bool = False) -> Path:
     return folder / name
 
 
+def prune_checkpoints(out: Path, keep: int | None) -> list[Path]:
+    """Delete all but the newest ``keep`` of ``out/checkpoints/step-NNNNNN.pt`` (``--save-total-limit``,
+    as transformers' ``save_total_limit``), never one that ``latest.pt`` or ``final.pt``
+    points at; ``None`` keeps every checkpoint. Rank 0 alone deletes in a process group.
+    Returns the deleted paths, oldest first."""
+    import torch.distributed as dist
+
+    if keep is None or (dist.is_initialized() and dist.get_rank() != 0):
+        return []
+    folder = out / "checkpoints"
+    steps = sorted(folder.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+    pointed = {os.readlink(folder / n) for n in ("latest.pt", "final.pt") if (folder / n).is_symlink()}
+    old = [p for p in steps[: max(len(steps) - keep, 0)] if p.name not in pointed]
+    for path in old:
+        path.unlink()
+    return old
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint file or run directory (its ``checkpoints/final.pt``, else
     ``latest.pt``) on CPU. Raises CheckpointError if missing or unreadable."""

@@ -55,6 +55,7 @@ from geoforge_train.models import (
     link_checkpoint,
     load_checkpoint,
     preprocess_cfg,
+    prune_checkpoints,
     save_checkpoint,
 )
 from geoforge_train.resume import RESUME_KEEPS, check_same_run, config_json, planned_steps
@@ -95,6 +96,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     save_every: int = 0
+    save_total_limit: int | None = None
     resume: bool = False
     strict: bool = False
     rotate: float = 0.0
@@ -132,6 +134,8 @@ class TrainConfig:
             raise UsageError(f"--weight-decay {self.weight_decay:g}: must be 0 or more")
         if self.val_every and not self.val_data:
             raise UsageError(f"--val-every {self.val_every} needs --val-data (a held-out corpus)")
+        if self.save_total_limit is not None and self.save_total_limit < 1:
+            raise UsageError(f"--save-total-limit {self.save_total_limit}: keep at least 1 checkpoint")
 
 
 def cosine_lambda(warmup: int, total: int):  # type: ignore[no-untyped-def]
@@ -386,6 +390,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
                 save_checkpoint(
                     out, step + 1, net, optimizer, scheduler, config, history, _get_rng(), False, fingerprint
                 )
+                prune_checkpoints(out, config.save_total_limit)
                 saved = step + 1
             tick = time.perf_counter()
         if saved == total:  # written at this step already (or resumed at the end): link it only
@@ -394,6 +399,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
             save_checkpoint(
                 out, total, net, optimizer, scheduler, config, history, _get_rng(), True, fingerprint
             )
+            prune_checkpoints(out, config.save_total_limit)
     finally:
         log.close(history)
         if ddp.world_size > 1 and dist.is_initialized():

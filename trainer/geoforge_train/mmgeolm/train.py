@@ -91,6 +91,7 @@ class MMGeoLMConfig:
     lora_r: int = 16
     deepspeed: str | None = None
     save_every: int = 0
+    save_total_limit: int | None = None
     resume: bool = False
     seed: int = 0
     flips: bool = False
@@ -113,6 +114,8 @@ class MMGeoLMConfig:
             raise UsageError("--stage sft starts from --init; --tower and --llm belong to --stage align")
         if self.lora and self.stage != "sft":
             raise UsageError("--lora trains the language model: it belongs to --stage sft")
+        if self.save_total_limit is not None and self.save_total_limit < 1:
+            raise UsageError(f"--save-total-limit {self.save_total_limit}: keep at least 1 checkpoint")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UsageError(f"--precision {self.precision}: expected auto, fp32 or bf16")
         if self.deepspeed in ZERO_CONFIGS:
@@ -352,6 +355,7 @@ def train_mmgeolm(config: MMGeoLMConfig) -> dict[str, Any]:
         logging_steps=1,
         save_strategy="steps" if config.save_every else "no",
         save_steps=config.save_every or 500,
+        save_total_limit=config.save_total_limit,
         report_to="none",
         disable_tqdm=True,
         bf16=bf16,
