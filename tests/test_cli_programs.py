@@ -287,6 +287,26 @@ def test_caption_cli_writes_json_records_for_each_problem() -> None:
     assert first["facts"] == ["ncoll A B C", "perp H B A C", "perp H C A B"]
 
 
+def test_caption_errors_on_program_text_name_no_line_zero_and_file_lines_count_from_one(
+    tmp_path: Path,
+) -> None:
+    text = "a b c = triangle a b c; d = foo a b"
+    unknown = "clause 2 `d = foo a b`: unknown construction `foo` (did you mean `foot`?)"
+    assert one_line_error(cli("caption", text), 2) == f"error: <argument>:29: {unknown}"
+    assert one_line_error(cli("render", text, "-o", str(tmp_path / "x.png")), 2) == (
+        f"error: <argument>:29: {unknown}"
+    )  # the same place as render names
+    unrealisable = cli("caption", "a b c = triangle a b c; d = on_line d a a")
+    assert one_line_error(unrealisable, 1).startswith("error: <argument>: cannot realise clause 2 ")
+    record = json.loads(cli("caption", "a b c = triangle a b c", "--json").stdout)
+    assert record["source"] == "<argument>"
+    problems = tmp_path / "problems.txt"
+    problems.write_text(f"good\na b c = triangle a b c\nbad\n{text}\n", encoding="utf-8")
+    both = cli("caption", str(problems))
+    assert both.returncode == 1
+    assert both.stderr.splitlines()[0] == f"error: bad: {problems}:4:29: {unknown}"
+
+
 def test_help_shows_the_train_extra_in_brackets() -> None:
     result = cli("--help")
     assert result.returncode == 0
