@@ -130,7 +130,7 @@ def build_cache(data: str, out: Path, size: int, workers: int = 1, overwrite: bo
         raise UsageError(f"--out {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UsageError(f"--out {out} is not empty: pass --overwrite to replace the cache in it")
-    index = CorpusIndex.build(data, strict=True)
+    index = CorpusIndex.build(data, strict="a cache covers every shard")
     made = new_folders(out)
     out.mkdir(parents=True, exist_ok=True)
     try:

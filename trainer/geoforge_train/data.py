@@ -56,13 +56,15 @@ class CorpusIndex:
     skipped: list[str] = field(default_factory=list)
 
     @staticmethod
-    def build(data: str | Path, strict: bool = False, warn: bool = True) -> CorpusIndex:
+    def build(data: str | Path, strict: bool | str = False, warn: bool = True) -> CorpusIndex:
         """Index the shards of ``data`` (see :func:`shard_paths`), in order.
 
         A shard listed in a ``sizes.json`` but missing, or unreadable, is skipped and recorded
         in ``skipped`` (with a Python warning unless ``warn`` is False: the trainer says it in
-        its own warning lines); with ``strict`` it raises DataError. Raises DataError if a
-        source matches nothing or no sample is left.
+        its own warning lines); with ``strict`` it raises DataError instead. ``strict`` is True
+        for the trainer's ``--strict`` option, which the error names, or why the caller needs
+        every shard, which the error gives in its place (``corpus cache`` has no ``--strict``).
+        Raises DataError if a source matches nothing or no sample is left.
         """
         shards = shard_paths(data)
         index = CorpusIndex()
@@ -75,7 +77,8 @@ class CorpusIndex:
             except (OSError, tarfile.TarError, ValueError) as e:
                 message = f"{path}: {type(e).__name__}: {e}"
                 if strict:
-                    raise DataError(f"cannot read shard {message} (--strict)") from None
+                    why = "--strict" if strict is True else strict
+                    raise DataError(f"cannot read shard {message} ({why})") from None
                 if warn:
                     warnings.warn(f"skipping shard {message}", stacklevel=2)
                 index.skipped.append(message)

@@ -1,0 +1,93 @@
+"""How evaluation and the trainer's readers meet bad input: a damaged shard or sample, an
+unknown model in ``--checkpoint``, a truncated or foreign checkpoint file, and loading
+messages (one line naming what is wrong and what was expected; no Python warning, no ``nan``,
+no progress bar)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("open_clip")
+
+from geoforge.generate import generate_corpus  # noqa: E402
+from geoforge.negatives import NegativeConfig  # noqa: E402
+from geoforge.sampler import Recipe  # noqa: E402
+
+#: The corpus: 6 samples in 3 shards of 2 (conftest's ``recipe``), 2 image and 2 caption
+#: negatives asked per sample.
+N = 6
+
+
+@dataclass
+class Ran:
+    """What one in-process ``geoforge`` command did."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run ``geoforge ARGS`` in this process, through the CLI's own error handling."""
+    from geoforge.cli import main
+    from geoforge.cli.app import _state
+
+    monkeypatch.setitem(_state, "debug", False)
+
+    def run(*args: object) -> Ran:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["geoforge", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = int(e.code or 0)
+        got = capsys.readouterr()
+        return Ran(code, got.out, got.err)
+
+    return run
+
+
+def _one_line_error(result: Ran, code: int) -> str:
+    """The single ``error:`` line of a failed command, checking its exit status."""
+    assert result.returncode == code, (result.returncode, result.stderr[-2000:])
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in result.stderr and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def corpus(recipe: Recipe, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("eval-errors") / "corpus"
+    negatives = NegativeConfig(image=2, caption=2, max_checks=4)
+    generate_corpus(recipe, out, n=N, seed=0, negatives=negatives)
+    return out
+
+
+def _with_truncated_shard(corpus: Path, out: Path) -> Path:
+    """A copy of ``corpus`` whose second shard is cut to half its bytes."""
+    shutil.copytree(corpus, out)
+    shard = out / "shard-000001.tar"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    return out
+
+
+def test_corpus_cache_of_a_damaged_corpus_names_the_shard_and_no_strict_option(
+    corpus: Path, tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    """corpus cache has no --strict, yet its refusal of a damaged shard used to end in
+    "(--strict)"."""
+    damaged = _with_truncated_shard(corpus, tmp_path / "damaged")
+    result = cli("corpus", "cache", damaged, "--size", "48", "--out", tmp_path / "cache")
+    line = _one_line_error(result, 2)
+    assert line.startswith(f"error: cannot read shard {damaged / 'shard-000001.tar'}: ReadError: ")
+    assert line.endswith(" (a cache covers every shard)") and "--strict" not in line
+    assert not (tmp_path / "cache").exists()
