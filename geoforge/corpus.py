@@ -187,7 +187,20 @@ def read_shard(path: Path | str, out: Store | None = None) -> Iterator[Record]:
                     record.files[member.name.partition(".")[2]] = data.read() if data else b""
                 yield record
     except (tarfile.TarError, OSError) as e:
-        raise CorpusError(f"{label}: cannot read shard: {e}") from None
+        raise CorpusError(f"{label}: cannot read shard: {shard_problem(e)}") from None
+
+
+def shard_problem(error: tarfile.TarError | OSError) -> str:
+    """Why a shard could not be read, in one line: the system's reason for an OSError
+    (``Permission denied``), ``not a tar archive`` for a file that no tar method opens
+    (tarfile lists each method's failure on lines of their own), else tarfile's message
+    (``unexpected end of data``) on one line."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error)
+    if isinstance(error, tarfile.ReadError) and "could not be opened successfully" in text:
+        return "not a tar archive"
+    return " ".join(text.split()) or type(error).__name__
 
 
 def shards_in(out: Path) -> list[Path]:

@@ -2,10 +2,11 @@
 
 A corpus is valid when (DESIGN.md, "Corpus on disk"):
 
-* every shard is a readable tar whose members are grouped by sample: the members of one key are
-  adjacent, none is repeated, and every sample has ``KEY.json``, ``KEY.png`` and ``KEY.txt`` and
-  the same set of members as every other sample (``KEY.negatives.png`` in a corpus with image
-  negatives);
+* every shard is a readable tar, complete to its end-of-archive blocks (one that cannot be
+  opened, or is damaged or truncated, is one problem naming it and why), whose members are
+  grouped by sample: the members of one key are adjacent, none is repeated, and every sample
+  has ``KEY.json``, ``KEY.png`` and ``KEY.txt`` and the same set of members as every other
+  sample (``KEY.negatives.png`` in a corpus with image negatives);
 * every sample's JSON parses, its key matches, and its negatives' files exist (the tiles of
   ``negatives.png`` that its ``negatives`` record names);
 * ``sizes.json`` names exactly the shards, with their sample counts, and ``manifest.json``
@@ -20,8 +21,9 @@ import tarfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
-from geoforge.corpus import NEGATIVES, CorpusError, shards_in
+from geoforge.corpus import NEGATIVES, CorpusError, shard_problem, shards_in
 
 #: Members every sample has.
 REQUIRED = ("json", "png", "txt")
@@ -55,13 +57,41 @@ class CorpusReport:
         }
 
 
-def _members(path: Path) -> list[tuple[str, str]]:
-    """``(key, extension)`` of each file member of a shard, in order. Raises CorpusError."""
+def _check_shard(path: Path, report: CorpusReport) -> dict[str, set[str]] | None:
+    """Check one shard (layout, then samples; see the module docstring) and return each key's
+    members, or ``None`` when the shard cannot be read or is damaged (reported in one line
+    naming it: its file cannot be opened, it is no tar, or its tar ends early)."""
     try:
-        with tarfile.open(path, "r") as tar:
-            return [tuple(m.name.partition(".")[::2]) for m in tar.getmembers() if m.isfile()]  # type: ignore[misc]
-    except (tarfile.TarError, OSError) as e:
-        raise CorpusError(f"{path.name}: cannot read shard: {e}") from None
+        with open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r") as tar:
+            files = [m for m in tar.getmembers() if m.isfile()]
+            if tar.fileobj is fh:  # an uncompressed tar: its members end with two zero blocks
+                _check_end(fh, tar.offset, len(files))
+            seen = _check_layout(path.name, [_split(m.name) for m in files], report)
+            _check_samples(path.name, tar, files, report)
+    except OSError as e:
+        report.problems.append(f"{path.name} cannot be read: {shard_problem(e)}")
+        return None
+    except tarfile.TarError as e:
+        report.problems.append(f"{path.name} is damaged: {shard_problem(e)}")
+        return None
+    return seen
+
+
+def _split(member_name: str) -> tuple[str, str]:
+    """``KEY.EXT`` → ``(KEY, EXT)``."""
+    key, _, ext = member_name.partition(".")
+    return key, ext
+
+
+def _check_end(fh: BinaryIO, offset: int, count: int) -> None:
+    """Raise tarfile.ReadError unless the end-of-archive blocks follow the last member: tarfile
+    stops quietly at a header cut short or overwritten after the first member."""
+    fh.seek(offset)
+    end = fh.read(2 * tarfile.BLOCKSIZE)
+    if len(end) < 2 * tarfile.BLOCKSIZE:
+        raise tarfile.ReadError(f"truncated after member {count} (no end-of-archive blocks)")
+    if end.count(0) != len(end):
+        raise tarfile.ReadError(f"the header after member {count} is not a tar header")
 
 
 def _check_layout(name: str, members: list[tuple[str, str]], report: CorpusReport) -> dict[str, set[str]]:
@@ -84,30 +114,30 @@ def _check_layout(name: str, members: list[tuple[str, str]], report: CorpusRepor
     return seen
 
 
-def _check_samples(path: Path, report: CorpusReport) -> None:
+def _check_samples(
+    name: str, tar: tarfile.TarFile, members: list[tarfile.TarInfo], report: CorpusReport
+) -> None:
     """Each sample's JSON parses, names its key, and its image negatives have tiles."""
-    with tarfile.open(path, "r") as tar:
-        files = {m.name: m for m in tar.getmembers() if m.isfile()}
-        for member_name, member in files.items():
-            key, _, ext = member_name.partition(".")
-            if ext != "json":
-                continue
-            fh = tar.extractfile(member)
-            try:
-                meta = json.loads(fh.read() if fh else b"")
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                report.problems.append(f"{path.name}: {member_name} does not parse: {e}")
-                continue
-            if not isinstance(meta, dict) or meta.get("key", key) != key:
-                report.problems.append(f"{path.name}: {member_name} is not the record of sample {key}")
-                continue
-            image = json.loads(str(meta.get("negatives") or "{}")).get("image", [])
-            report.negatives += len(image)
-            if image and f"{key}.{NEGATIVES}" not in files:
-                report.problems.append(
-                    f"{path.name}: sample {key} names {len(image)} image negative(s) "
-                    f"but has no {key}.{NEGATIVES}"
-                )
+    files = {m.name: m for m in members}
+    for member_name, member in files.items():
+        key, ext = _split(member_name)
+        if ext != "json":
+            continue
+        fh = tar.extractfile(member)
+        try:
+            meta = json.loads(fh.read() if fh else b"")
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            report.problems.append(f"{name}: {member_name} does not parse: {e}")
+            continue
+        if not isinstance(meta, dict) or meta.get("key", key) != key:
+            report.problems.append(f"{name}: {member_name} is not the record of sample {key}")
+            continue
+        image = json.loads(str(meta.get("negatives") or "{}")).get("image", [])
+        report.negatives += len(image)
+        if image and f"{key}.{NEGATIVES}" not in files:
+            report.problems.append(
+                f"{name}: sample {key} names {len(image)} image negative(s) but has no {key}.{NEGATIVES}"
+            )
 
 
 def verify_corpus(out: Path) -> CorpusReport:
@@ -120,18 +150,16 @@ def verify_corpus(out: Path) -> CorpusReport:
     report.problems += [f"temporary file left from an interrupted write: {name}" for name in leftovers]
     counts: dict[str, int] = {}
     shapes: Counter[frozenset[str]] = Counter()
+    damaged: set[str] = set()
     for path in shards_in(out):
-        try:
-            members = _members(path)
-        except CorpusError as e:
-            report.problems.append(str(e))
+        seen = _check_shard(path, report)
+        if seen is None:
+            damaged.add(path.name)
             continue
-        seen = _check_layout(path.name, members, report)
         shapes.update(frozenset(exts) for exts in seen.values())
         counts[path.name] = len(seen)
-        _check_samples(path, report)
     report.shards, report.samples = len(counts), sum(counts.values())
-    if not counts:
+    if not counts and not damaged:
         report.problems.append("no shard-NNNNNN.tar in the corpus")
     if len(shapes) > 1:
         common = shapes.most_common(1)[0][0]
@@ -139,7 +167,7 @@ def verify_corpus(out: Path) -> CorpusReport:
         report.problems.append(
             f"{odd} sample(s) have other members than the {shapes[common]} with {', '.join(sorted(common))}"
         )
-    _check_index(out, counts, report)
+    _check_index(out, counts, damaged, report)
     return report
 
 
@@ -154,12 +182,15 @@ def _load(path: Path, report: CorpusReport) -> object | None:
         return None
 
 
-def _check_index(out: Path, counts: dict[str, int], report: CorpusReport) -> None:
-    """``sizes.json`` and ``manifest.json`` agree with the shards."""
+def _check_index(out: Path, counts: dict[str, int], damaged: set[str], report: CorpusReport) -> None:
+    """``sizes.json`` and ``manifest.json`` agree with the shards (the ``damaged`` ones, already
+    reported, count as shards of unknown size)."""
     sizes = _load(out / "sizes.json", report)
     if isinstance(sizes, dict):
-        for name in sorted(set(sizes) | set(counts)):
-            if name not in counts:
+        for name in sorted(set(sizes) | set(counts) | damaged):
+            if name in damaged and name in sizes:
+                continue
+            if name not in counts and name not in damaged:
                 report.problems.append(f"sizes.json names {name}, which is not in the corpus")
             elif name not in sizes:
                 report.problems.append(f"sizes.json does not name {name}")
@@ -169,7 +200,10 @@ def _check_index(out: Path, counts: dict[str, int], report: CorpusReport) -> Non
                 )
     manifest = _load(out / "manifest.json", report)
     if isinstance(manifest, dict):
-        for field_, actual in (("samples", report.samples), ("shards", report.shards)):
+        known = [("shards", report.shards + len(damaged))]
+        if not damaged:  # a damaged shard's samples cannot be counted
+            known.insert(0, ("samples", report.samples))
+        for field_, actual in known:
             if manifest.get(field_) != actual:
                 report.problems.append(
                     f"manifest.json says {field_} {manifest.get(field_)}; the corpus has {actual}"

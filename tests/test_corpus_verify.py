@@ -138,3 +138,75 @@ def test_sizes_manifest_and_temporary_files_are_checked(damaged: Path) -> None:
         "sizes.json names shard-000009.tar, which is not in the corpus",
         "manifest.json says samples 6; the corpus has 5",
     ]
+
+
+def _cut_at_member(shard: Path, index: int) -> int:
+    """The offset of member ``index``'s header in ``shard``."""
+    with tarfile.open(shard) as tar:
+        return tar.getmembers()[index].offset
+
+
+def _damage(shard: Path, how: str) -> None:
+    data = shard.read_bytes()
+    if how == "garbage":
+        shard.write_bytes(bytes(range(256)) * 8)
+    elif how == "cut in a member":
+        shard.write_bytes(data[: _cut_at_member(shard, 1) - 100])
+    elif how == "cut between members":
+        shard.write_bytes(data[: _cut_at_member(shard, 4)])
+    else:  # a header overwritten
+        at = _cut_at_member(shard, 4)
+        shard.write_bytes(data[:at] + b"x" * 512 + data[at + 512 :])
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        ("garbage", "not a tar archive"),
+        ("cut in a member", "unexpected end of data"),
+        ("cut between members", "truncated after member 4 (no end-of-archive blocks)"),
+        ("a header overwritten", "the header after member 4 is not a tar header"),
+    ],
+)
+def test_a_damaged_shard_is_one_line_naming_it_and_why_not_missing_from_the_corpus(
+    damaged: Path, how: str, reason: str
+) -> None:
+    _damage(damaged / "shard-000001.tar", how)
+    assert verify_corpus(damaged).problems == [f"shard-000001.tar is damaged: {reason}"]
+    result = _cli("corpus", "verify", str(damaged))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"problem: shard-000001.tar is damaged: {reason}",
+        f"{damaged}: 1 problem(s)",
+    ]
+
+
+@pytest.mark.parametrize("how", ["a directory", "no read permission"])
+def test_a_shard_that_cannot_be_opened_is_reported_with_the_system_reason(damaged: Path, how: str) -> None:
+    shard = damaged / "shard-000002.tar"
+    if how == "a directory":
+        shard.unlink()
+        shard.mkdir()
+        reason = "Is a directory"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root reads a file whatever its mode")
+        shard.chmod(0)
+        reason = "Permission denied"
+    try:
+        report = verify_corpus(damaged)
+        result = _cli("corpus", "verify", str(damaged))
+    finally:
+        shard.chmod(0o755)
+    assert report.problems == [f"shard-000002.tar cannot be read: {reason}"]
+    assert (report.shards, report.samples) == (2, 4)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == f"problem: shard-000002.tar cannot be read: {reason}"
+
+
+def test_show_of_a_shard_that_is_no_tar_is_one_error_line(damaged: Path, tmp_path: Path) -> None:
+    shard = damaged / "shard-000000.tar"
+    _damage(shard, "garbage")
+    result = _cli("show", str(damaged), "-o", str(tmp_path / "sheet.png"))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: {shard}: cannot read shard: not a tar archive"]
