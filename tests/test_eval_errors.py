@@ -91,3 +91,32 @@ def test_corpus_cache_of_a_damaged_corpus_names_the_shard_and_no_strict_option(
     assert line.startswith(f"error: cannot read shard {damaged / 'shard-000001.tar'}: ReadError: ")
     assert line.endswith(" (a cache covers every shard)") and "--strict" not in line
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        (
+            "untrained:nomodel",
+            "unknown open_clip model nomodel; expected one of the {known} names of "
+            "open_clip.list_models(), such as geoforge-tiny (runs on a CPU with no download) or ViT-B-16",
+        ),
+        ("untrained:geoforge-tny", "unknown open_clip model geoforge-tny; did you mean geoforge-tiny?"),
+        ("pretrained:geoforge-tiny", "expected pretrained:MODEL:TAG"),
+        (
+            "untrainde:geoforge-tiny",
+            "no such file or directory; expected a run directory, a .pt file, untrained:MODEL or "
+            "pretrained:MODEL:TAG",
+        ),
+    ],
+)
+def test_eval_names_the_checkpoint_spec_of_an_unknown_model_and_what_it_expects(
+    corpus: Path, cli, spec: str, said: str
+) -> None:  # type: ignore[no-untyped-def]
+    """An unknown model in --checkpoint untrained:MODEL used to blame --model, an option eval
+    does not have."""
+    import open_clip
+
+    result = cli("eval", "mmclip", "--checkpoint", spec, "--data", corpus, "--device", "cpu")
+    known = len(open_clip.list_models())
+    assert _one_line_error(result, 2) == f"error: --checkpoint {spec}: " + said.format(known=known)

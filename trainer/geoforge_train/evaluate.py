@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ from geoforge_train.models import (
     load_checkpoint,
     preprocess_cfg,
     read_checkpoint,
+    unknown_model,
 )
 
 MAX_NEGATIVES = 64
@@ -58,27 +60,31 @@ class Loaded:
 
 def load(spec: str, device: torch.device, model_name: str | None = None) -> Loaded:
     """A model from a checkpoint path, ``untrained:MODEL`` or ``pretrained:MODEL:TAG``.
-    Raises CheckpointError or UsageError with the spec named."""
+    Raises CheckpointError or UsageError naming ``--checkpoint`` and the spec, and what was
+    expected."""
+    forms = "a run directory, a .pt file, untrained:MODEL or pretrained:MODEL:TAG"
     if spec.startswith("untrained:"):
         torch.manual_seed(0)
         name = spec.split(":", 1)[1]
-        model, tok, size = create_model(name, None, device)
+        if not name:
+            raise UsageError(f"--checkpoint {spec}: expected untrained:MODEL, MODEL an open_clip model name")
+        model, tok, size = create_model(name, None, device, given=f"--checkpoint {spec}")
     elif spec.startswith("pretrained:"):
         parts = spec.split(":")
         if len(parts) != 3:
-            raise UsageError(f"{spec}: expected pretrained:MODEL:TAG")
-        model, tok, size = create_model(parts[1], parts[2], device)
+            raise UsageError(f"--checkpoint {spec}: expected pretrained:MODEL:TAG")
+        model, tok, size = create_model(parts[1], parts[2], device, given=f"--checkpoint {spec}")
+    elif not Path(spec).exists():
+        raise UsageError(f"--checkpoint {spec}: no such file or directory; expected {forms}")
     else:
         state = read_checkpoint(spec)
         name = model_name or str(state.get("model_name"))
-        try:
-            model, tok, size = create_model(name, None, device)
-        except UsageError as e:  # its message names --model, which eval does not have
-            hint = str(e).partition("; ")[2]
+        hint = unknown_model(name)
+        if hint is not None:
             raise CheckpointError(
-                f"{spec}: checkpoint of model {name!r}, which open_clip does not know"
-                + (f" ({hint})" if hint else "")
-            ) from None
+                f"{spec}: checkpoint of model {name!r}, which open_clip does not know ({hint})"
+            )
+        model, tok, size = create_model(name, None, device)
         load_checkpoint(spec, model, name)
         model.eval()
         return Loaded(spec, model, tok, size, state.get("preprocess_cfg") or preprocess_cfg(model))

@@ -58,23 +58,44 @@ def preprocess_cfg(model: nn.Module) -> dict[str, Any]:
     return cfg
 
 
-def create_model(name: str, pretrained: str | None, device: torch.device) -> tuple[nn.Module, Any, int]:
-    """``(model, tokenizer, image_size)`` for an open_clip model name.
+def unknown_model(name: str) -> str | None:
+    """``None`` if open_clip knows the model ``name`` (geoforge's shipped configs included),
+    else what to tell the user: the closest known names, or how many there are and where to
+    list them."""
+    import difflib
 
-    Raises UsageError for an unknown model name (listing close names) and CheckpointError if
-    ``pretrained`` cannot be loaded.
-    """
     import geoforge_train  # noqa: F401  (registers the shipped configs)
 
     known = open_clip.list_models()
-    if name not in known:
-        import difflib
+    if name in known:
+        return None
+    near = difflib.get_close_matches(name, known, n=3)
+    if near:
+        return f"did you mean {', '.join(near)}?"
+    return (
+        f"expected one of the {len(known)} names of open_clip.list_models(), such as geoforge-tiny "
+        "(runs on a CPU with no download) or ViT-B-16"
+    )
 
-        near = difflib.get_close_matches(name, known, n=3)
-        raise UsageError(
-            f"--model {name}: unknown open_clip model"
-            + (f"; did you mean {', '.join(near)}?" if near else "")
+
+def create_model(
+    name: str, pretrained: str | None, device: torch.device, given: str | None = None
+) -> tuple[nn.Module, Any, int]:
+    """``(model, tokenizer, image_size)`` for an open_clip model name.
+
+    ``given`` is how the user asked for the model, which errors name (by default ``--model
+    NAME`` and ``--pretrained TAG``, the trainer's options; ``eval mmclip`` gives its
+    ``--checkpoint untrained:NAME``). Raises UsageError for an unknown model name (with
+    :func:`unknown_model`'s hint) and CheckpointError if ``pretrained`` cannot be loaded.
+    """
+    hint = unknown_model(name)
+    if hint is not None:
+        where = (
+            f"{given}: unknown open_clip model {name}"
+            if given
+            else f"--model {name}: unknown open_clip model"
         )
+        raise UsageError(f"{where}; {hint}")
     quiet = logging.getLogger()
     level = quiet.level
     # open_clip logs at root level: a warning that no weights were loaded, and an error before
@@ -85,7 +106,7 @@ def create_model(name: str, pretrained: str | None, device: torch.device) -> tup
         force = {**NO_CROP, **(GEOFORGE_NORMALISATION if own else {})}
         model = open_clip.create_model(name, pretrained=pretrained, device=device, force_preprocess_cfg=force)
     except (RuntimeError, OSError, ValueError) as e:
-        raise CheckpointError(f"--pretrained {pretrained}: cannot load: {e}") from None
+        raise CheckpointError(f"{given or f'--pretrained {pretrained}'}: cannot load: {e}") from None
     finally:
         quiet.setLevel(level)
     size = model.visual.image_size
