@@ -120,3 +120,58 @@ def test_eval_names_the_checkpoint_spec_of_an_unknown_model_and_what_it_expects(
     result = cli("eval", "mmclip", "--checkpoint", spec, "--data", corpus, "--device", "cpu")
     known = len(open_clip.list_models())
     assert _one_line_error(result, 2) == f"error: --checkpoint {spec}: " + said.format(known=known)
+
+
+def _small_checkpoint(path: Path) -> Path:
+    """A zip archive as torch.save writes checkpoints (a few hundred bytes)."""
+    torch.save({"model_name": "geoforge-tiny", "model": {"w": torch.zeros(64)}}, path)
+    return path
+
+
+def test_eval_of_a_truncated_checkpoint_is_one_line_naming_the_file(
+    corpus: Path, tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    """A checkpoint cut short used to end in torch's multi-sentence RuntimeError about a
+    "central directory" and miniz."""
+    cut = _small_checkpoint(tmp_path / "cut.pt")
+    size = cut.stat().st_size // 2
+    cut.write_bytes(cut.read_bytes()[:size])
+    result = cli("eval", "mmclip", "--checkpoint", cut, "--data", corpus, "--device", "cpu")
+    assert _one_line_error(result, 2) == (
+        f"error: {cut}: truncated checkpoint: the zip archive has no end after {size} bytes "
+        "(a save or copy cut short?): save or copy it again"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"", "empty file, not a checkpoint"),
+        (b"hello\n", "not a checkpoint: not the zip archive that torch.save writes"),
+        (
+            "tensor",
+            "not a geoforge checkpoint: a PyTorch file of a Tensor without model_name and model "
+            "(train mmclip writes checkpoints)",
+        ),
+        (
+            "state dict",
+            "not a geoforge checkpoint: a PyTorch file of a dict without model_name "
+            "(train mmclip writes checkpoints)",
+        ),
+    ],
+)
+def test_a_file_that_is_not_a_checkpoint_is_refused_saying_what_it_is(
+    tmp_path: Path, content: bytes | str, said: str
+) -> None:
+    from geoforge_train.models import CheckpointError, read_checkpoint
+
+    path = tmp_path / "x.pt"
+    if content == "tensor":
+        torch.save(torch.zeros(3), path)
+    elif content == "state dict":
+        torch.save({"model": {"w": torch.zeros(3)}}, path)
+    else:
+        path.write_bytes(content)  # type: ignore[arg-type]
+    with pytest.raises(CheckpointError) as e:
+        read_checkpoint(path)
+    assert str(e.value) == f"{path}: {said}"

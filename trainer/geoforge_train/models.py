@@ -206,7 +206,9 @@ def prune_checkpoints(out: Path, keep: int | None) -> list[Path]:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint file or run directory (its ``checkpoints/final.pt``, else
-    ``latest.pt``) on CPU. Raises CheckpointError if missing or unreadable."""
+    ``latest.pt``) on CPU. Raises CheckpointError, one line naming the file, if it is missing,
+    empty, truncated (a zip archive without its end, as a save or copy cut short leaves it), not
+    a PyTorch file, or not a geoforge checkpoint (no ``model_name`` and ``model``)."""
     path = Path(path)
     if path.is_dir():
         for name in ("final.pt", "latest.pt"):
@@ -217,8 +219,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             raise CheckpointError(f"{path}: no checkpoints/final.pt or checkpoints/latest.pt")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
+    damage = _damage(path)
+    if damage:
+        raise CheckpointError(f"{path}: {damage}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise CheckpointError(
             f"{path}: not a weights-only checkpoint (written by geoforge before checkpoints became "
@@ -227,6 +232,35 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as e:
         first = str(e).splitlines()[0] if str(e) else ""
         raise CheckpointError(f"{path}: cannot read checkpoint: {type(e).__name__}: {first}") from None
+    missing = [k for k in ("model_name", "model") if not isinstance(state, dict) or k not in state]
+    if missing:
+        what = "a dict" if isinstance(state, dict) else f"a {type(state).__name__}"
+        raise CheckpointError(
+            f"{path}: not a geoforge checkpoint: a PyTorch file of {what} without {' and '.join(missing)} "
+            "(train mmclip writes checkpoints)"
+        )
+    return state
+
+
+def _damage(path: Path) -> str | None:
+    """What is wrong with the file ``path`` that no checkpoint could be read from it, judged by
+    its bytes: empty, a zip archive (what ``torch.save`` writes) cut short, or not a zip archive
+    at all; ``None`` if it is a whole zip archive."""
+    import zipfile
+
+    size = path.stat().st_size
+    if size == 0:
+        return "empty file, not a checkpoint"
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":
+        return "not a checkpoint: not the zip archive that torch.save writes"
+    if not zipfile.is_zipfile(path):
+        return (
+            f"truncated checkpoint: the zip archive has no end after {size} bytes (a save or copy cut "
+            "short?): save or copy it again"
+        )
+    return None
 
 
 def load_checkpoint(
