@@ -7,11 +7,14 @@ The Ray tests share one local Ray instance (``ray.init(num_cpus=2)``) for the mo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -133,6 +136,103 @@ def test_two_local_workers_with_negatives_write_the_same_corpus(recipe, rich: Pa
     manifest = generate_corpus(recipe, tmp_path / "c", n=N, seed=1, workers=2, **RICH)
     assert manifest["run"]["workers"] == 2 and manifest["run"]["idle_worker_seconds"] >= 0
     _assert_same_corpus(rich, tmp_path / "c")
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The forked pool workers of process ``pid``: its children running its command line."""
+    me = Path(f"/proc/{pid}/cmdline").read_bytes()
+    kids = " ".join(p.read_text() for p in Path(f"/proc/{pid}/task").glob("*/children")).split()
+    return [int(k) for k in kids if _cmdline(int(k)) == me]
+
+
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` runs: it exists and is no zombie (dead, waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _assert_all_exit(workers: list[int], within: float) -> None:
+    deadline = time.monotonic() + within
+    while (alive := [w for w in workers if _running(w)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive == [], f"workers {alive} still run {within} s after their run was killed"
+
+
+def _kill_leftovers(workers: list[int], cmdline: bytes | None) -> None:
+    for w in workers:  # the test's own processes, only if they still run its command line
+        if _running(w) and _cmdline(w) == cmdline:
+            os.kill(w, signal.SIGKILL)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the workers in /proc")
+def test_workers_of_a_generate_run_killed_with_sigkill_exit_within_seconds(tmp_path: Path) -> None:
+    args = ["generate", "corpora/smoke.toml", "--out", str(tmp_path / "c"), "--n", "5000", "--workers", "2"]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "geoforge.cli", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers: list[int] = []
+    cmdline = None
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with contextlib.suppress(OSError):
+                cmdline, workers = _cmdline(run.pid), _workers_of(run.pid)
+        assert len(workers) == 2, f"the run started no 2 workers (exit {run.poll()})"
+        run.kill()
+        run.wait(timeout=30)
+        _assert_all_exit(workers, within=3)
+    finally:
+        run.kill()
+        run.wait(timeout=30)
+        _kill_leftovers(workers, cmdline)
+
+
+#: A pool made (and forked) in a thread that then ends: its workers live on with the run (the
+#: kernel's parent-death signal would kill them with the thread), work, and exit within a
+#: poll once the run is killed.
+POOL_IN_A_THREAD = """
+import os, signal, sys, threading, time
+from geoforge.backends.local import _pool
+made = {}
+def make():
+    made["pool"] = pool = _pool(2)
+    pool.submit(int).result()
+thread = threading.Thread(target=make)
+thread.start()
+thread.join()
+time.sleep(0.3)
+pool = made["pool"]
+assert list(pool.map(abs, [-1, -2, -3])) == [1, 2, 3]
+print(" ".join(map(str, pool._processes)), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the workers in /proc")
+def test_a_pool_forked_in_a_thread_outlives_the_thread_and_exits_with_its_run(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", POOL_IN_A_THREAD]
+    out = tmp_path / "pids"
+    with out.open("w") as fh:
+        run = subprocess.run(argv, cwd=ROOT, stdout=fh, timeout=120)
+    workers = [int(w) for w in out.read_text().split()]
+    try:
+        assert run.returncode == -signal.SIGKILL and len(workers) == 2
+        _assert_all_exit(workers, within=3)
+    finally:
+        _kill_leftovers(workers, b"".join(os.fsencode(a) + b"\0" for a in argv))
 
 
 def test_fsspec_memory_url_holds_the_same_bytes(recipe, plain: Path) -> None:  # type: ignore[no-untyped-def]

@@ -13,12 +13,19 @@ worker whose job ends while the shard's last jobs straggle takes work of the nex
 stays bounded: jobs are submitted at most ``2 × workers`` at a time, and at most
 :func:`lookahead` samples (about two shards) are open at once, whatever the corpus's size.
 The run's idle worker-seconds (``workers × elapsed`` minus the seconds spent in jobs) go into
-the manifest's ``run`` section.
+the manifest's ``run`` section. A worker exits as soon as the run dies (:func:`_follow_parent`):
+a run killed with ``kill -9`` leaves none behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import heapq
+import multiprocessing
+import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,12 +44,61 @@ if TYPE_CHECKING:
 CAPTION_CHUNK = 64
 #: Stages of a shard's jobs, in priority order within the shard.
 FINISH, POSITIVES = 0, 1
+#: Seconds between a worker's checks that the run that started it is alive.
+PARENT_POLL = 0.25
+#: ``prctl`` option: the signal the kernel sends a process when its parent thread ends (Linux).
+PR_SET_PDEATHSIG = 1
 
 
 def lookahead(shard_size: int, workers: int) -> int:
     """Samples that may be open (queued, made, not yet written) at once: two shards, or enough
     jobs to keep ``workers`` busy through a shard boundary when shards are small."""
     return max(2 * shard_size, 8 * workers * max(POSITIVE_CHUNK, FINISH_CHUNK))
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes (the default start method: fork on Linux) whose workers
+    exit when this process dies (:func:`_follow_parent`). Its first ``submit`` starts them: call
+    it from the thread that made the pool."""
+    context = multiprocessing.get_context()
+    forked = context.get_start_method() == "fork"
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_follow_parent,
+        initargs=(
+            os.getpid() if forked else None,
+            forked and threading.current_thread() is threading.main_thread(),
+        ),
+    )
+
+
+def _follow_parent(run: int | None, by_main_thread: bool) -> None:
+    """A pool worker's initializer: make the worker exit as soon as its parent dies, so a run
+    killed with ``kill -9`` leaves no orphan working on (or waiting for) its jobs.
+
+    ``run`` is the run's pid when the worker was forked from it (``None`` for spawn and
+    forkserver, whose parent is a helper or unknown here): a worker whose parent is already
+    another process exits at once. When the main thread forked it, on Linux the kernel kills it
+    with the run (``PR_SET_PDEATHSIG``: that signal comes when the *thread* that forked ends, so
+    never for a pool made in another thread). Everywhere, a daemon thread checks every
+    :data:`PARENT_POLL` seconds that the parent is still the same process."""
+    if by_main_thread and sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    parent = os.getppid()
+    if run is not None and parent != run:
+        os._exit(1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="follow-parent", daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """Exit the process (at once, without cleanup) when its parent is no longer ``parent``."""
+    if hasattr(signal, "pthread_sigmask"):  # signals (a plugin's SIGALRM) go to the main thread
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL)
+    os._exit(1)
 
 
 def _timed(method: str, work: ShardWork, *args: Any) -> tuple[Any, float]:
@@ -78,7 +134,7 @@ class LocalBackend:
             for chunk in chunks:
                 yield from work.captions(chunk)
             return
-        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+        with _pool(self.workers) as pool:
             for got in pool.map(work.captions, chunks):
                 yield from got
 
@@ -98,7 +154,7 @@ class LocalBackend:
                 yield spec, run_shard(work, spec, out, on_progress)
             return
         start = time.perf_counter()
-        pool = ProcessPoolExecutor(max_workers=self.workers)
+        pool = _pool(self.workers)
         # The first job forks every worker (fork context); only then may this process import
         # the tokenizer, in a thread while the workers start: a worker forked after it would
         # carry torch's heap, whose pages it copies one by one as it runs.
