@@ -24,7 +24,8 @@ GOAL_TOL = 1e-6
 
 @dataclass(frozen=True)
 class Problem:
-    """One named problem: ``text`` is the program line, ``line`` its 1-based line number."""
+    """One named problem: ``text`` is the program line, ``line`` its 1-based line number (0
+    for program text that comes from no file, such as a command-line argument)."""
 
     name: str
     text: str
@@ -33,8 +34,8 @@ class Problem:
 
     @property
     def source(self) -> str:
-        """``path:line`` of the program text."""
-        return f"{self.path}:{self.line}"
+        """``path:line`` of the program text, or ``path`` alone when it has no line."""
+        return f"{self.path}:{self.line}" if self.line else self.path
 
 
 def _read_lines(path: Path) -> list[str]:

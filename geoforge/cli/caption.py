@@ -57,9 +57,8 @@ def caption(
     problems = load_problems(program, problem)
     failed = 0
     for p in problems:
-        source = p.source if p.line else p.path  # program text has no line ("<argument>")
         try:
-            captioned = caption_program(parse_program(p.text, source=source, dialect=dialect), seed=seed)
+            captioned = caption_program(parse_program(p.text, source=p.source, dialect=dialect), seed=seed)
         except GeoforgeError as e:
             if len(problems) == 1:
                 raise
@@ -68,7 +67,7 @@ def caption(
                 sys.stderr.write(f"error: {p.name}: {line}\n")
             continue
         if as_json:
-            record = {"name": p.name, "source": source, **captioned.to_json(style)}
+            record = {"name": p.name, "source": p.source, **captioned.to_json(style)}
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             continue
         text = captioned.captions[style].text

@@ -89,8 +89,7 @@ def load_program(arg: str, problem: str | None, dialect: str) -> Program:
             f"or --problem INDEX (1-based), e.g. {names}"
         )
     (chosen,) = problems
-    source = chosen.source if chosen.line else "<argument>"
-    return parse_program(chosen.text, source=source, dialect=dialect)
+    return parse_program(chosen.text, source=chosen.source, dialect=dialect)
 
 
 def writable(path: Path) -> Path:
