@@ -140,7 +140,7 @@ def test_render_takes_program_text_of_300_bytes(tmp_path: Path) -> None:
     "args, needle",
     [
         (("render", "a = free a", "-o", "/nonexistent/x.png"), "directory /nonexistent does not exist"),
-        (("check", "/nonexistent/problems.txt"), "cannot read problem file"),
+        (("check", "/nonexistent/problems.txt"), "error: no such file: /nonexistent/problems.txt"),
     ],
 )
 def test_bad_paths_are_one_line_usage_errors(args: tuple[str, ...], needle: str) -> None:
@@ -380,3 +380,13 @@ def test_check_reads_a_one_program_file_as_render_does_and_refuses_a_binary_file
         assert one_line_error(cli(*command), 2) == (
             f"error: {binary}: cannot read problem file: not UTF-8 text (byte 0xff at offset 0)"
         )
+
+
+def test_check_takes_program_text_as_render_and_caption_do() -> None:
+    ok = cli("check", "a b c = triangle a b c; d = midpoint d b c ? cong d b d c", "--json")
+    assert ok.returncode == 0, ok.stderr
+    (record,) = [json.loads(line) for line in ok.stdout.splitlines()]
+    assert record["status"] == "ok" and record["source"] == "<argument>"
+    bad = cli("check", "a b c = triangle a b c; d = foo a b")
+    assert bad.returncode == 1
+    assert "invalid program: <argument>:29: clause 2 `d = foo a b`: unknown construction `foo`" in bad.stdout

@@ -145,7 +145,12 @@ def render(
 
 @app.command(rich_help_panel="Diagram programs")
 def check(
-    file: Annotated[Path, typer.Argument(help="Problem file in AlphaGeometry's (or Newclid's) format.")],
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="Problem file in AlphaGeometry's (or Newclid's) format, or one program as text (quoted)."
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per problem on stdout.")] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, help="First realisation seed.")] = 0,
     attempts: Annotated[
@@ -157,7 +162,7 @@ def check(
     no_plugin: NoPluginOption = None,
     strict_plugins: StrictPluginsOption = False,
 ) -> None:
-    """Realise every problem of FILE and check its goals numerically.
+    """Realise every problem of FILE (or the program text FILE) and check its goals numerically.
 
     An invalid program lists every mistake, each with its clause and column; a failing goal
     gives the values it measured; a value-asking goal (acompute...) its value."""
@@ -168,11 +173,11 @@ def check(
     from rich.table import Table
 
     from geoforge.dialect import check_dialect
-    from geoforge.problems import check_problem, read_problems
+    from geoforge.problems import check_problem
 
     check_dialect(dialect)
     load_plugins(plugin, no_plugin, strict_plugins)
-    problems = read_problems(file)
+    problems = load_problems(file)
     start = time.perf_counter()
     results = []
     with Progress(
@@ -205,7 +210,8 @@ def check(
         if resampled:
             table.caption = f"{counted(resampled, 'goal')} held only after re-sampling a branch choice"
         checked = counted(len(problems), "problem")
-        out.print(f"{file}: {checked} checked in {elapsed:.2f} s ({dialect} dialect)")
+        where = problems[0].path if problems else file  # <argument> for program text
+        out.print(f"{where}: {checked} checked in {elapsed:.2f} s ({dialect} dialect)")
         out.print(table)
         for r in results:
             for goal, a in r.answers.items():
