@@ -5,8 +5,10 @@ no progress bar)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
+
+from geoforge_train.data import CorpusIndex, HardNegativeDataset, NegativeUse, Transform, UnreadableSample  # noqa: E402
+from geoforge_train.evaluate import table  # noqa: E402
+from trainer_support import _cli  # noqa: E402
 
 from geoforge.generate import generate_corpus  # noqa: E402
 from geoforge.negatives import NegativeConfig  # noqa: E402
@@ -78,6 +84,103 @@ def _with_truncated_shard(corpus: Path, out: Path) -> Path:
     shard = out / "shard-000001.tar"
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     return out
+
+
+def _with_corrupt_figure(corpus: Path, out: Path, shard: str = "shard-000000.tar", which: int = 1) -> str:
+    """Copy ``corpus`` to ``out`` (unless there) and overwrite the middle of the positive PNG of
+    sample ``which`` of ``shard`` (its tar headers stay whole, so it is indexed); returns its key."""
+    if not out.exists():
+        shutil.copytree(corpus, out)
+    path = out / shard
+    with tarfile.open(path) as tar:
+        pngs = [m for m in tar if m.name.endswith(".png") and m.name.count(".") == 1]
+    member = pngs[which]
+    data = bytearray(path.read_bytes())
+    data[member.offset_data + 100 : member.offset_data + member.size - 20] = b"A" * (member.size - 120)
+    path.write_bytes(bytes(data))
+    return member.name.split(".")[0]
+
+
+def test_eval_of_a_damaged_corpus_warns_once_in_its_own_lines_and_skips_what_it_cannot_read(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """A truncated shard used to print Python's `UserWarning` line (with the source line under
+    it) for each model, and a corrupt figure ended the run with "internal error: OSError"."""
+    damaged = _with_truncated_shard(corpus, tmp_path / "damaged")
+    key = _with_corrupt_figure(corpus, damaged)
+    proc = _cli(
+        *("eval", "mmclip", "--data", damaged, "--device", "cpu", "--json"),
+        *("--checkpoint", "untrained:geoforge-tiny", "--checkpoint", "untrained:geoforge-tiny"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    shard = results[0]["skipped_shards"]
+    assert len(shard) == 1 and shard[0].startswith(f"{damaged / 'shard-000001.tar'}: ReadError: ")
+    assert proc.stderr.splitlines() == [
+        f"warning: skipped shard {shard[0]}",
+        f"warning: skipped 1 of {N - 2} samples, unreadable: {damaged / 'shard-000000.tar'}: sample {key} "
+        "cannot be read: OSError: broken data stream when reading image file",
+    ]
+    for result in results:  # the 2 samples of the cut shard and the corrupt one are left out
+        assert (result["samples"], result["skipped_samples"]) == (N - 3, 1)
+    assert results[0]["image_to_caption"] == results[1]["image_to_caption"]  # one model twice
+
+
+def test_eval_of_a_corpus_with_no_readable_sample_fails_in_one_line(
+    corpus: Path, tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    """Every figure unreadable: an error, never metrics over zero samples."""
+    damaged = tmp_path / "damaged"
+    keys = [_with_corrupt_figure(corpus, damaged, f"shard-00000{s}.tar", j) for s in range(3) for j in (0, 1)]
+    result = cli(
+        "eval", "mmclip", "--checkpoint", "untrained:geoforge-tiny", "--data", damaged, "--device", "cpu"
+    )
+    assert _one_line_error(result, 2) == (
+        f"error: {damaged}: none of the {N} samples evaluated can be read; the first: "
+        f"{damaged / 'shard-000000.tar'}: sample {keys[0]} cannot be read: OSError: broken data stream when "
+        "reading image file"
+    )
+
+
+def test_a_sample_that_cannot_be_decoded_is_an_error_naming_its_shard_and_key(
+    corpus: Path, tmp_path: Path
+) -> None:
+    key = _with_corrupt_figure(corpus, tmp_path / "damaged", "shard-000002.tar", 0)
+    dataset = HardNegativeDataset(
+        CorpusIndex.build(tmp_path / "damaged"),
+        lambda t: torch.zeros(len(t), 4),
+        Transform(32),
+        NegativeUse(),
+    )
+    assert dataset[3]["key"] == "00000003"
+    with pytest.raises(UnreadableSample) as e:
+        dataset[4]
+    assert str(e.value) == (
+        f"{tmp_path / 'damaged' / 'shard-000002.tar'}: sample {key} cannot be read: OSError: broken data "
+        "stream when reading image file"
+    )
+
+
+def test_the_table_shows_a_dash_not_nan_for_a_direction_without_negatives() -> None:
+    """A held-out corpus without image negatives has no caption→image accuracy: its overall is
+    nan in the result (the training log writes null), and the table used to print `nan`."""
+    kinds = {"caption_rules": {"accuracy": 0.25, "pairwise": 0.5, "chance": 0.33, "samples": 4}}
+    result = {
+        "model": "m",
+        "samples": 4,
+        "image_to_caption": {"kinds": kinds, "overall": 0.25},
+        "caption_to_image": {"kinds": {}, "overall": float("nan")},
+        "r1_image_to_text": 0.5,
+        "r1_text_to_image": 0.75,
+    }
+    rows = list(zip(table([result]).columns[0].cells, table([result]).columns[1].cells))
+    assert rows == [
+        ("image→caption caption_rules acc (pairwise)", "25.0 (50.0)"),
+        ("image→caption overall", "25.0"),
+        ("caption→image overall", "–"),
+        ("in-batch R@1 image→text", "50.0"),
+        ("in-batch R@1 text→image", "75.0"),
+    ]
 
 
 def test_corpus_cache_of_a_damaged_corpus_names_the_shard_and_no_strict_option(

@@ -47,6 +47,11 @@ class DataError(GeoforgeError):
     exit_code = 2
 
 
+class UnreadableSample(DataError):
+    """A sample of an indexed shard whose members cannot be read or decoded (the shard was
+    damaged or changed after it was indexed: a member cut short, a corrupt PNG or JSON)."""
+
+
 @dataclass
 class CorpusIndex:
     """Byte ranges of each sample's members: ``samples[i][ext] = (path, offset, size)``;
@@ -60,8 +65,9 @@ class CorpusIndex:
         """Index the shards of ``data`` (see :func:`shard_paths`), in order.
 
         A shard listed in a ``sizes.json`` but missing, or unreadable, is skipped and recorded
-        in ``skipped`` (with a Python warning unless ``warn`` is False: the trainer says it in
-        its own warning lines); with ``strict`` it raises DataError instead. ``strict`` is True
+        in ``skipped`` (with a Python warning unless ``warn`` is False: the commands say it in
+        their own warning lines, :meth:`skipped_warnings`); with ``strict`` it raises DataError
+        instead. ``strict`` is True
         for the trainer's ``--strict`` option, which the error names, or why the caller needs
         every shard, which the error gives in its place (``corpus cache`` has no ``--strict``).
         Raises DataError if a source matches nothing or no sample is left.
@@ -85,6 +91,11 @@ class CorpusIndex:
         if not index.samples:
             raise DataError(f"{data}: no readable samples in {len(shards)} shard(s)")
         return index
+
+    def skipped_warnings(self) -> list[str]:
+        """One warning (without ``warning:``) per shard :meth:`build` skipped,
+        ``skipped shard PATH: reason``: what the commands print once, at the start."""
+        return [f"skipped shard {skipped}" for skipped in self.skipped]
 
     def fingerprint(self) -> str:
         """What this index was built from, as 16 hex digits of SHA-256: each indexed shard's
@@ -192,8 +203,35 @@ def _read(span: tuple[Path, int, int]) -> bytes:
         fh.seek(offset)
         data = fh.read(size)
     if len(data) != size:
-        raise DataError(f"{path}: truncated member at byte {offset}")
+        raise UnreadableSample(f"{path}: truncated member at byte {offset}")
     return data
+
+
+#: What reading or decoding a damaged sample raises: PIL's errors for a corrupt PNG (OSError,
+#: SyntaxError, EOFError), json's and UTF-8's (ValueError), a record without a field (KeyError).
+UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, KeyError)
+
+
+def _unreadable(spans: dict[str, tuple[Path, int, int]], i: int, error: Exception) -> UnreadableSample:
+    """The UnreadableSample of sample ``i`` (its member spans ``spans``) for ``error``: its shard,
+    its key where its JSON still reads, and the error's first line."""
+    path, offset, _ = spans["json"]
+    try:
+        name = f"sample {json.loads(_read(spans['json']))['key']}"
+    except (*UNREADABLE, DataError):
+        name = f"sample {i} (members from byte {offset})"
+    text = str(error).strip().splitlines()
+    return UnreadableSample(
+        f"{path}: {name} cannot be read: {type(error).__name__}: {text[0] if text else ''}"
+    )
+
+
+def _meta(spans: dict[str, tuple[Path, int, int]], i: int) -> dict[str, Any]:
+    """The parsed ``KEY.json`` of sample ``i``. Raises UnreadableSample if it cannot be read."""
+    try:
+        return json.loads(_read(spans["json"]))  # type: ignore[no-any-return]
+    except UNREADABLE as e:
+        raise _unreadable(spans, i, e) from None
 
 
 def normalise_caption(text: str) -> str:
@@ -480,7 +518,7 @@ class HardNegativeDataset(Dataset):
         if cache is not None:
             cache.check(index, transform)
         self.epoch = 0
-        if use.any and "negatives" not in json.loads(_read(index.samples[0]["json"])):
+        if use.any and "negatives" not in _meta(index.samples[0], 0):
             raise DataError(
                 "negatives were asked for but the corpus has none: generate it with "
                 "--image-negatives/--caption-negatives/--retrieval-negatives"
@@ -493,10 +531,10 @@ class HardNegativeDataset(Dataset):
         if self.use.k_image:
             asked["image"] = "--k-image"
         missing = set(asked)
-        for spans in self.index.samples:
+        for i, spans in enumerate(self.index.samples):
             if not missing:
                 return
-            record = json.loads(json.loads(_read(spans["json"])).get("negatives", "{}") or "{}")
+            record = json.loads(_meta(spans, i).get("negatives", "{}") or "{}")
             missing -= {kind for kind in missing if record.get(kind)}
         if missing:
             made_by = {"caption": "--caption-negatives", "image": "--image-negatives"}
@@ -515,14 +553,22 @@ class HardNegativeDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, object]:
         """Sample ``key``: an index, or ``(epoch, index)`` to seed augmentation for that epoch
-        (what the training loader passes, so worker processes need no shared state)."""
+        (what the training loader passes, so worker processes need no shared state). Raises
+        UnreadableSample, naming the shard and the sample, if its members cannot be read or
+        decoded."""
         epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         spans = self.index.samples[i]
-        if self.cache is not None:
-            files = {ext: _read(spans[ext]) for ext in ("json", "txt")}
-            return self.encode(files, epoch, i, self.cache.decoded(i))
-        wanted = ("json", "png", "txt") + ((NEGATIVES,) if self.use.k_image and NEGATIVES in spans else ())
-        return self.encode({ext: _read(spans[ext]) for ext in wanted}, epoch, i)
+        decoded = self.cache.decoded(i) if self.cache is not None else None  # its errors name the cache
+        if decoded is not None:
+            wanted: tuple[str, ...] = ("json", "txt")
+        else:
+            wanted = ("json", "png", "txt") + (
+                (NEGATIVES,) if self.use.k_image and NEGATIVES in spans else ()
+            )
+        try:
+            return self.encode({ext: _read(spans[ext]) for ext in wanted}, epoch, i, decoded)
+        except UNREADABLE as e:
+            raise _unreadable(spans, i, e) from None
 
 
 def collate(items: list[dict[str, object]]) -> dict[str, object]:

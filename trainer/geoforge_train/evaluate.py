@@ -24,7 +24,10 @@ checkpoint paths (a file or run directory), ``untrained:MODEL`` (random init, se
 
 from __future__ import annotations
 
+import math
+import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +36,15 @@ import torch
 from torch import nn
 
 from geoforge.errors import UsageError
-from geoforge_train.data import CorpusIndex, HardNegativeDataset, NegativeUse, Transform, collate
+from geoforge_train.data import (
+    CorpusIndex,
+    DataError,
+    HardNegativeDataset,
+    NegativeUse,
+    Transform,
+    UnreadableSample,
+    collate,
+)
 from geoforge_train.models import (
     CheckpointError,
     create_model,
@@ -100,8 +111,15 @@ def evaluate(
     batch_size: int = 32,
     limit: int | None = None,
     per_sample: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, object]:
     """Metrics of one model on the held-out corpus ``data`` (see the module docstring).
+
+    Shards that cannot be indexed and samples that cannot be read are skipped: the result
+    counts them (``skipped_shards``, the reasons; ``skipped_samples``) and ``warn`` gets one
+    message for the shards (:meth:`CorpusIndex.skipped_warnings`) and one for the samples; by
+    default each is a ``warning:`` line on stderr, once per process however many models are
+    evaluated. ``samples`` is the number evaluated. Raises DataError if none can be read.
 
     With ``per_sample`` the result also holds ``per_sample``: one record per sample, in corpus
     order, with its ``key`` and, per direction and kind, ``[s(positive), [s(negative), ...]]``
@@ -110,7 +128,10 @@ def evaluate(
     next sample (cyclically): accuracy that survives the wrong image is a text-only prior,
     not a reading of the figure (the blind control of experiments/ablation.py).
     """
-    index = CorpusIndex.build(data)
+    say = warn or _warn_once
+    index = CorpusIndex.build(data, warn=False)
+    for message in index.skipped_warnings():
+        say(message)
     use = NegativeUse(("caption", "retrieval"), MAX_NEGATIVES, MAX_NEGATIVES)
     dataset = HardNegativeDataset(
         index,
@@ -122,8 +143,17 @@ def evaluate(
     records: list[dict[str, object]] = []
     caption_negatives: list[tuple[int, torch.Tensor, list[str]]] = []  # for the other image
     images, texts = [], []
+    unreadable: list[str] = []
     for lo in range(0, n, batch_size):
-        batch = collate([dataset[i] for i in range(lo, min(n, lo + batch_size))])
+        items = []
+        for i in range(lo, min(n, lo + batch_size)):
+            try:
+                items.append(dataset[i])
+            except UnreadableSample as e:
+                unreadable.append(str(e))
+        if not items:
+            continue
+        batch = collate(items)
         img = _encode_images(loaded.model, batch["image"], device)
         txt = _encode_texts(loaded.model, batch["text"], device)
         images.append(img)
@@ -144,12 +174,19 @@ def evaluate(
                 kinds = [k for k, keep in zip(batch["neg_image_kind"][b], i_mask) if keep]
                 record["caption_to_image"] = _by_kind(kinds, float(txt[b] @ img[b]), negs.tolist())
             records.append(record)
+    if not records:
+        raise DataError(f"{data}: none of the {n} samples evaluated can be read; the first: {unreadable[0]}")
+    if unreadable:
+        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+        say(f"skipped {len(unreadable)} of {n} samples, unreadable: {unreadable[0]}{more}")
     all_i, all_t = torch.cat(images), torch.cat(texts)
     sims = all_i @ all_t.T
     target = torch.arange(len(sims))
     result = {
         "model": loaded.name,
-        "samples": n,
+        "samples": len(records),
+        "skipped_samples": len(unreadable),
+        "skipped_shards": index.skipped,
         "image_to_caption": _summary(records, "image_to_caption"),
         "caption_to_image": _summary(records, "caption_to_image"),
         "r1_image_to_text": float((sims.argmax(dim=1) == target).float().mean()),
@@ -163,6 +200,17 @@ def evaluate(
             )
         result["per_sample"] = records
     return result
+
+
+_WARNED: set[str] = set()  # what _warn_once said in this process
+
+
+def _warn_once(message: str) -> None:
+    """``warning: message`` on stderr, unless this process said it already (``eval mmclip``
+    evaluates several models on one corpus: its damage is said once)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        sys.stderr.write(f"warning: {message}\n")
 
 
 def _encode_images(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -220,14 +268,19 @@ def table(results: list[dict[str, object]]):  # type: ignore[no-untyped-def]
                 k = r[direction]["kinds"].get(kind)  # type: ignore[index]
                 cells.append(f"{100 * k['accuracy']:.1f} ({100 * k['pairwise']:.1f})" if k else "–")
             rows.append((f"{arrows[direction]} {kind} acc (pairwise)", cells))
-        rows.append(
-            (f"{arrows[direction]} overall", [f"{100 * r[direction]['overall']:.1f}" for r in results])
-        )  # type: ignore[index]
+        rows.append((f"{arrows[direction]} overall", [_percent(r[direction]["overall"]) for r in results]))  # type: ignore[index]
     rows.append(("in-batch R@1 image→text", [f"{100 * r['r1_image_to_text']:.1f}" for r in results]))  # type: ignore[operator]
     rows.append(("in-batch R@1 text→image", [f"{100 * r['r1_text_to_image']:.1f}" for r in results]))  # type: ignore[operator]
     for name, cells in rows:
         t.add_row(name, *cells)
     return t
+
+
+def _percent(share: object) -> str:
+    """A share as a percentage with one decimal; ``–`` for a direction without negatives (its
+    ``overall`` is nan: no sample to average over)."""
+    value = float(share)  # type: ignore[arg-type]
+    return "–" if math.isnan(value) else f"{100 * value:.1f}"
 
 
 __all__ = ["CheckpointError", "evaluate", "load", "table"]
