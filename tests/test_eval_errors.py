@@ -278,3 +278,49 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_saying_what_it_is(
     with pytest.raises(CheckpointError) as e:
         read_checkpoint(path)
     assert str(e.value) == f"{path}: {said}"
+
+
+@pytest.fixture
+def progress_bars():  # type: ignore[no-untyped-def]
+    """transformers' progress bars switched on (their default), as they were put back after."""
+    hf_logging = pytest.importorskip("transformers.utils.logging")
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()
+    yield
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+
+
+def test_loading_and_saving_an_mmgeolm_draws_no_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], progress_bars
+) -> None:  # type: ignore[no-untyped-def]
+    """transformers drew "Loading weights" and "Writing model shards" bars on stderr whenever
+    a caller had not silenced it first (the trainers, eval mmgeolm and experiments load here)."""
+    from geoforge_train.mmgeolm import model as mm
+    from geoforge_train.mmgeolm.tiny import tiny_llm
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+    from transformers.utils import logging as hf_logging
+
+    tower = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=16,
+            projection_dim=16,
+        )
+    )
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    tower.save_pretrained(tmp_path / "tower")
+    processor.save_pretrained(tmp_path / "tower")
+    llm = tiny_llm(tmp_path / "llm", ["Is AD ⊥ BC? \\boxed{yes}"] * 4, hidden=32)
+    capsys.readouterr()
+    tower, processor = mm.load_tower(tmp_path / "tower")
+    bundle = mm.assemble(tower, processor, *mm.load_llm(llm))
+    mm.save(bundle, tmp_path / "model")
+    loaded = mm.load(tmp_path / "model")
+    err = capsys.readouterr().err
+    assert "Loading weights" not in err and "Writing model shards" not in err and "it/s" not in err, err
+    assert loaded.image_seq_length == 4  # (32 / 16)² patches, CLS dropped
+    assert hf_logging.is_progress_bar_enabled()  # the caller's setting is left as it was

@@ -20,6 +20,8 @@ itself: the Llava weights and config, the tokenizer, the ``CLIPImageProcessor`` 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,21 @@ def quiet() -> None:
     hf_logging.disable_progress_bar()
 
 
+@contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """Within it, ``transformers`` draws no progress bar ("Loading weights", "Writing model
+    shards"): loading and saving here say nothing of their own. The setting is put back after."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def tower_features(vision_config: Any, select: str) -> int:
     """Features per image of a CLIP ViT: (image size / patch size)², plus the CLS feature
     when ``select`` is ``full`` (LLaVA's ``default`` drops it)."""
@@ -91,8 +108,9 @@ def load_tower(spec: str | Path) -> tuple[Any, Any]:
         raise ModelError(f"--tower {spec}: no such run, checkpoint or directory")
     if (path / "config.json").is_file():
         try:
-            tower = CLIPVisionModel.from_pretrained(path, local_files_only=True)
-            processor = CLIPImageProcessor.from_pretrained(path, local_files_only=True)
+            with no_progress_bars():
+                tower = CLIPVisionModel.from_pretrained(path, local_files_only=True)
+                processor = CLIPImageProcessor.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(
@@ -137,7 +155,8 @@ def load_llm(path: str | Path) -> tuple[Any, Any]:
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"--llm {path}: malformed config.json: {str(e).splitlines()[0]}") from None
     try:
-        model = AutoModelForCausalLM.from_pretrained(where, config=config, local_files_only=True)
+        with no_progress_bars():
+            model = AutoModelForCausalLM.from_pretrained(where, config=config, local_files_only=True)
     except (OSError, ValueError, RuntimeError) as e:
         raise ModelError(f"--llm {path}: cannot load a causal LM: {str(e).splitlines()[0]}") from None
     try:
@@ -248,7 +267,8 @@ def save(bundle: MMGeoLM, out: Path) -> Path:
     model = bundle.model
     if hasattr(model, "merge_and_unload"):  # a LoRA-wrapped model is saved merged
         model = model.merge_and_unload()
-    model.save_pretrained(out, safe_serialization=True)
+    with no_progress_bars():
+        model.save_pretrained(out, safe_serialization=True)
     bundle.tokenizer.save_pretrained(out)
     bundle.image_processor.save_pretrained(out)
     (out / "mmgeolm.json").write_text(
@@ -274,7 +294,8 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> MMGeoLM:
 
     where = resolve(path)
     try:
-        model = LlavaForConditionalGeneration.from_pretrained(where, local_files_only=True)
+        with no_progress_bars():
+            model = LlavaForConditionalGeneration.from_pretrained(where, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
         processor = CLIPImageProcessor.from_pretrained(where, local_files_only=True)
     except (OSError, ValueError, RuntimeError) as e:
