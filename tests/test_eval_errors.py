@@ -324,3 +324,23 @@ def test_loading_and_saving_an_mmgeolm_draws_no_progress_bar(
     assert "Loading weights" not in err and "Writing model shards" not in err and "it/s" not in err, err
     assert loaded.image_seq_length == 4  # (32 / 16)² patches, CLS dropped
     assert hf_logging.is_progress_bar_enabled()  # the caller's setting is left as it was
+
+
+def test_training_with_loader_workers_stops_at_an_unreadable_sample_in_one_line(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """In a DataLoader worker the error used to come back with the worker's whole traceback as
+    its message (a dozen `error:` lines)."""
+    from geoforge_train.train import TrainConfig, train
+
+    damaged = tmp_path / "damaged"
+    key = _with_corrupt_figure(corpus, damaged, "shard-000001.tar", 1)
+    config = TrainConfig(
+        data=str(damaged), out=str(tmp_path / "run"), max_steps=1, batch_size=N, device="cpu", workers=2
+    )
+    with pytest.raises(UnreadableSample) as e:
+        train(config)
+    assert str(e.value) == (
+        f"{damaged / 'shard-000001.tar'}: sample {key} cannot be read: OSError: broken data stream when "
+        "reading image file"
+    )

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from geoforge.errors import GeoforgeError
 from geoforge_train.data import CorpusIndex, HardNegativeDataset, NegativeUse, Transform, collate
 
 #: Batches each worker keeps ready (torch's default is 2): a worker decodes a whole batch, so
@@ -84,6 +85,15 @@ def to_device(batch: dict[str, Any], device: torch.device, transform: Transform)
 def device_batches(
     loader: DataLoader, device: torch.device, transform: Transform
 ) -> Iterator[dict[str, Any]]:
-    """The batches of ``loader`` on ``device``, normalised (:func:`to_device`)."""
-    for batch in loader:
-        yield to_device(batch, device, transform)
+    """The batches of ``loader`` on ``device``, normalised (:func:`to_device`). A geoforge error
+    in a worker process (a sample that cannot be read, :class:`geoforge_train.data.UnreadableSample`)
+    is raised again with its own one-line message: the DataLoader raises it with the worker's
+    whole traceback as its text."""
+    try:
+        for batch in loader:
+            yield to_device(batch, device, transform)
+    except GeoforgeError as e:
+        lines = str(e).splitlines()
+        if len(lines) > 1 and lines[0].startswith("Caught ") and ": " in lines[-1]:
+            raise type(e)(lines[-1].partition(": ")[2]) from None  # "module.Class: message"
+        raise
