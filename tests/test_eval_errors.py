@@ -344,3 +344,21 @@ def test_training_with_loader_workers_stops_at_an_unreadable_sample_in_one_line(
         f"{damaged / 'shard-000001.tar'}: sample {key} cannot be read: OSError: broken data stream when "
         "reading image file"
     )
+
+
+def test_mmgeolm_scores_of_no_question_are_null_not_nan() -> None:
+    """A benchmark without flipped questions (GeoQA, or the blind control's positives only)
+    used to get `NaN` accuracies, which `eval mmgeolm --json` wrote as invalid JSON."""
+    pytest.importorskip("transformers")
+    from geoforge_train.mmgeolm.data import Example
+    from geoforge_train.mmgeolm.evaluate import score
+
+    questions = [
+        Example(None, "Is AD ⊥ BC?", "", key=k, item="0", type="perception", relation="perp", answer="yes")
+        for k in ("a", "b")
+    ]
+    report = score(questions, ["\\boxed{yes}", "\\boxed{no}"])
+    assert report["overall"] == {"accuracy": 0.5, "n": 2}
+    for group in ("flipped_positive", "flipped_negative", "paired"):
+        assert report[group] == {"accuracy": None, "n": 0}
+    assert json.loads(json.dumps(report, allow_nan=False)) == report

@@ -104,15 +104,18 @@ def answer(
     return tok.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def _share(hits: list[bool]) -> dict[str, float | int]:
-    return {"accuracy": round(sum(hits) / len(hits), 4) if hits else math.nan, "n": len(hits)}
+def _share(hits: list[bool]) -> dict[str, float | int | None]:
+    """``{accuracy, n}`` of ``hits``; the accuracy of no question is ``None`` (JSON ``null``),
+    never nan: ``--json`` output stays JSON, and a table shows ``-``."""
+    return {"accuracy": round(sum(hits) / len(hits), 4) if hits else None, "n": len(hits)}
 
 
 def score(examples: list[Example], replies: list[str]) -> dict[str, Any]:
     """Accuracies of ``replies`` to ``examples`` (module docstring): ``overall``, ``by_type``,
     ``by_relation`` (``type: relation``), ``by_format``, the positive-figure and negative-figure
     accuracy of flipped perception questions and their ``paired`` accuracy, each as
-    ``{accuracy, n}``."""
+    ``{accuracy, n}`` (``accuracy`` ``None`` where ``n`` is 0: a benchmark without flipped
+    questions)."""
     hits = [is_right(extract(r, e.options), e) for e, r in zip(examples, replies)]
     groups: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     pairs: dict[tuple[str, str], list[bool]] = defaultdict(list)
