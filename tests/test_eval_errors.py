@@ -362,3 +362,17 @@ def test_mmgeolm_scores_of_no_question_are_null_not_nan() -> None:
     for group in ("flipped_positive", "flipped_negative", "paired"):
         assert report[group] == {"accuracy": None, "n": 0}
     assert json.loads(json.dumps(report, allow_nan=False)) == report
+
+
+def test_corpus_cache_of_a_corrupt_figure_names_its_shard_and_sample_in_one_line(
+    corpus: Path, tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    """It used to end in "internal error: OSError: broken data stream when reading image file"."""
+    damaged = tmp_path / "damaged"
+    key = _with_corrupt_figure(corpus, damaged, "shard-000001.tar", 0)
+    result = cli("corpus", "cache", damaged, "--size", "48", "--out", tmp_path / "cache")
+    assert _one_line_error(result, 2) == (
+        f"error: {damaged / 'shard-000001.tar'}: sample {key} cannot be read: OSError: broken data stream "
+        "when reading image file"
+    )
+    assert not (tmp_path / "cache").exists()

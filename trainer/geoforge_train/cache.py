@@ -35,12 +35,15 @@ import numpy as np
 from geoforge.errors import UsageError
 from geoforge.store import new_folders
 from geoforge_train.data import (
+    UNREADABLE,
     CorpusIndex,
     DataError,
     Decoded,
     Transform,
     _read,
     decode_images,
+    read_meta,
+    unreadable,
 )
 
 #: Version of the cache layout; a cache of another version is refused.
@@ -87,7 +90,7 @@ def _write_part(job: tuple[Path, list[dict[str, tuple[Path, int, int]]], int, Pa
     transform = Transform(size)
     counts = []
     for spans in samples:
-        record = json.loads(json.loads(_read(spans["json"])).get("negatives", "{}") or "{}")
+        record = json.loads(read_meta(spans).get("negatives", "{}") or "{}")
         counts.append(len(record.get("image", [])))
     rows = np.zeros((len(samples), 2), dtype=np.int64)
     rows[:, 0] = np.concatenate([[0], np.cumsum(np.array(counts) + 1)[:-1]])
@@ -98,7 +101,10 @@ def _write_part(job: tuple[Path, list[dict[str, tuple[Path, int, int]]], int, Pa
     ids = np.full(total, -1, dtype=np.int64)
     for (start, count), spans in zip(rows.tolist(), samples, strict=True):
         files = {ext: _read(span) for ext, span in spans.items() if ext in ("json", "png", "negatives.png")}
-        decoded = decode_images(files, count, transform)
+        try:
+            decoded = decode_images(files, count, transform)
+        except UNREADABLE as e:
+            raise unreadable(spans, e) from None
         if decoded.positive.ndim != 2:
             key = json.loads(files["json"])["key"]
             raise DataError(f"{shard}: sample {key} is not greyscale; the cache holds greyscale figures only")
@@ -122,7 +128,8 @@ def build_cache(data: str, out: Path, size: int, workers: int = 1, overwrite: bo
     them) at ``size`` px into ``out``, decoding shards in ``workers`` processes; returns the
     index (plus ``images``: the count written). Raises UsageError if ``out`` holds files and
     ``overwrite`` is not given (with it, only the cache's own files are replaced), DataError for
-    a corpus that cannot be read whole (a missing or corrupt shard) or that is not greyscale.
+    a corpus that cannot be read whole (a missing or corrupt shard, an unreadable sample:
+    :class:`geoforge_train.data.UnreadableSample`) or that is not greyscale.
     ``data`` is indexed before ``out`` is touched; when the command fails, the directories it
     made go again with the files it wrote in them (never a directory that existed before)."""
     out = Path(out)

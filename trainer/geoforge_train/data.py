@@ -207,31 +207,28 @@ def _read(span: tuple[Path, int, int]) -> bytes:
     return data
 
 
-#: What reading or decoding a damaged sample raises: PIL's errors for a corrupt PNG (OSError,
-#: SyntaxError, EOFError), json's and UTF-8's (ValueError), a record without a field (KeyError).
+#: What a damaged sample raises: PIL (OSError, SyntaxError, EOFError), json/UTF-8 (ValueError), KeyError.
 UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, KeyError)
 
 
-def _unreadable(spans: dict[str, tuple[Path, int, int]], i: int, error: Exception) -> UnreadableSample:
-    """The UnreadableSample of sample ``i`` (its member spans ``spans``) for ``error``: its shard,
-    its key where its JSON still reads, and the error's first line."""
+def unreadable(spans: dict[str, tuple[Path, int, int]], error: Exception) -> UnreadableSample:
+    """The UnreadableSample of the sample of member spans ``spans`` for ``error``: its shard, its
+    key (where its JSON still reads, else its first byte) and the error's first line."""
     path, offset, _ = spans["json"]
     try:
         name = f"sample {json.loads(_read(spans['json']))['key']}"
     except (*UNREADABLE, DataError):
-        name = f"sample {i} (members from byte {offset})"
-    text = str(error).strip().splitlines()
-    return UnreadableSample(
-        f"{path}: {name} cannot be read: {type(error).__name__}: {text[0] if text else ''}"
-    )
+        name = f"the sample at byte {offset}"
+    first = (str(error).strip().splitlines() or [""])[0]
+    return UnreadableSample(f"{path}: {name} cannot be read: {type(error).__name__}: {first}")
 
 
-def _meta(spans: dict[str, tuple[Path, int, int]], i: int) -> dict[str, Any]:
-    """The parsed ``KEY.json`` of sample ``i``. Raises UnreadableSample if it cannot be read."""
+def read_meta(spans: dict[str, tuple[Path, int, int]]) -> dict[str, Any]:
+    """The parsed ``KEY.json`` of a sample (its member ``spans``); UnreadableSample if unreadable."""
     try:
         return json.loads(_read(spans["json"]))  # type: ignore[no-any-return]
     except UNREADABLE as e:
-        raise _unreadable(spans, i, e) from None
+        raise unreadable(spans, e) from None
 
 
 def normalise_caption(text: str) -> str:
@@ -518,7 +515,7 @@ class HardNegativeDataset(Dataset):
         if cache is not None:
             cache.check(index, transform)
         self.epoch = 0
-        if use.any and "negatives" not in _meta(index.samples[0], 0):
+        if use.any and "negatives" not in read_meta(index.samples[0]):
             raise DataError(
                 "negatives were asked for but the corpus has none: generate it with "
                 "--image-negatives/--caption-negatives/--retrieval-negatives"
@@ -531,10 +528,10 @@ class HardNegativeDataset(Dataset):
         if self.use.k_image:
             asked["image"] = "--k-image"
         missing = set(asked)
-        for i, spans in enumerate(self.index.samples):
+        for spans in self.index.samples:
             if not missing:
                 return
-            record = json.loads(_meta(spans, i).get("negatives", "{}") or "{}")
+            record = json.loads(read_meta(spans).get("negatives", "{}") or "{}")
             missing -= {kind for kind in missing if record.get(kind)}
         if missing:
             made_by = {"caption": "--caption-negatives", "image": "--image-negatives"}
@@ -559,16 +556,12 @@ class HardNegativeDataset(Dataset):
         epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         spans = self.index.samples[i]
         decoded = self.cache.decoded(i) if self.cache is not None else None  # its errors name the cache
-        if decoded is not None:
-            wanted: tuple[str, ...] = ("json", "txt")
-        else:
-            wanted = ("json", "png", "txt") + (
-                (NEGATIVES,) if self.use.k_image and NEGATIVES in spans else ()
-            )
+        negatives = (NEGATIVES,) if self.use.k_image and NEGATIVES in spans else ()
+        wanted = ("json", "txt") if decoded is not None else ("json", "png", "txt", *negatives)
         try:
             return self.encode({ext: _read(spans[ext]) for ext in wanted}, epoch, i, decoded)
         except UNREADABLE as e:
-            raise _unreadable(spans, i, e) from None
+            raise unreadable(spans, e) from None
 
 
 def collate(items: list[dict[str, object]]) -> dict[str, object]:
