@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from geoforge.corpus import NEGATIVES, unpack_negatives
+from geoforge.corpus import NEGATIVES, shard_problem, unpack_negatives
 from geoforge.errors import GeoforgeError
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class CorpusIndex:
                     raise ValueError(f"{len(samples)} samples, but sizes.json lists {size}")
                 index.samples.extend(samples)
             except (OSError, tarfile.TarError, ValueError) as e:
-                message = f"{path}: {type(e).__name__}: {e}"
+                message = f"{path}: {e if isinstance(e, ValueError) else shard_problem(e)}"
                 if strict:
                     why = "--strict" if strict is True else strict
                     raise DataError(f"cannot read shard {message} ({why})") from None

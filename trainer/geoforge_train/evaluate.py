@@ -24,7 +24,6 @@ checkpoint paths (a file or run directory), ``untrained:MODEL`` (random init, se
 
 from __future__ import annotations
 
-import math
 import sys
 from collections import defaultdict
 from collections.abc import Callable
@@ -246,7 +245,7 @@ def _summary(records: list[dict[str, object]], direction: str) -> dict[str, obje
             "chance": float(chance),
             "samples": len(rows),
         }
-    overall = float(np.mean([k["accuracy"] for k in kinds.values()])) if kinds else float("nan")
+    overall = float(np.mean([k["accuracy"] for k in kinds.values()])) if kinds else None
     return {"kinds": kinds, "overall": overall}
 
 
@@ -278,9 +277,8 @@ def table(results: list[dict[str, object]]):  # type: ignore[no-untyped-def]
 
 def _percent(share: object) -> str:
     """A share as a percentage with one decimal; ``–`` for a direction without negatives (its
-    ``overall`` is nan: no sample to average over)."""
-    value = float(share)  # type: ignore[arg-type]
-    return "–" if math.isnan(value) else f"{100 * value:.1f}"
+    ``overall`` is ``None``: no sample to average over)."""
+    return "–" if share is None else f"{100 * float(share):.1f}"  # type: ignore[arg-type]
 
 
 __all__ = ["CheckpointError", "evaluate", "load", "table"]

@@ -4,7 +4,6 @@ and a loss-curve PNG."""
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -53,6 +52,7 @@ class RunLog:
         lines: TextIO | None = None,
     ) -> None:
         self.out, self.enabled, self.total = out, enabled, total
+        self.warned: set[str] = set()
         self.log_every, self.lines = log_every, lines
         self.file = None
         self.tb: Any = None
@@ -101,8 +101,10 @@ class RunLog:
 
     def warn(self, message: str) -> None:
         """One ``warning: message`` line on stderr (above the progress bar in a terminal), as
-        the epoch figures go; nothing on ranks other than 0."""
-        if self.enabled:
+        the epoch figures go, once per run however often it is said (a held-out corpus's
+        skipped shard is said at every evaluation); nothing on ranks other than 0."""
+        if self.enabled and message not in self.warned:
+            self.warned.add(message)
             self.progress.console.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
 
     def _count(self, epoch: int, duplicates: float, same_tokens: int) -> None:
@@ -156,8 +158,7 @@ class RunLog:
             )
         if val is not None:
             for key in VAL_KEYS:
-                value = val[key]["overall"] if isinstance(val[key], dict) else val[key]
-                row[f"val_{key}"] = None if math.isnan(value) else value
+                row[f"val_{key}"] = val[key]["overall"] if isinstance(val[key], dict) else val[key]
             row["val_samples"] = val["samples"]
         self.file.write(json.dumps(row) + "\n")  # type: ignore[union-attr]
         self.file.flush()  # type: ignore[union-attr]

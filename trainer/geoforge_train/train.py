@@ -332,7 +332,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
     if ddp.main:
         out.mkdir(parents=True, exist_ok=True)
     log = RunLog(out, ddp.main, total, start, config.log_every, lines or sys.stdout)
-    warned = [f"skipped shard {skipped}" for skipped in index.skipped] + excess_negatives(index, dataset.use)
+    warned = index.skipped_warnings() + excess_negatives(index, dataset.use)
     if planned != total:  # --epochs or --max-steps changed on --resume
         now, then = (config.lr * cosine_lambda(config.warmup, n)(start) for n in (total, planned))
         warned.append(
@@ -371,7 +371,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
             ):
                 model.eval()
                 loaded = Loaded("val", model, tokenizer, image_size, preprocess_cfg(model))
-                held_out = val = evaluate(loaded, config.val_data, device)
+                held_out = val = evaluate(loaded, config.val_data, device, warn=log.warn)
                 model.train()
             log.step(
                 step,
@@ -462,7 +462,7 @@ def _nothing_to_train(
         f"the run already reached its last step, {total} (--epochs {config.epochs} × {spe} steps "
         f"per epoch{cap}); nothing to train"
     )
-    warned = [*(f"skipped shard {s}" for s in index.skipped), *excess_negatives(index, use), done]
+    warned = [*index.skipped_warnings(), *excess_negatives(index, use), done]
     if main:
         for message in warned:
             sys.stderr.write(f"warning: {message}\n")
