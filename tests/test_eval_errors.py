@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,55 +17,17 @@ pytest.importorskip("open_clip")
 
 from geoforge_train.data import CorpusIndex, HardNegativeDataset, NegativeUse, Transform, UnreadableSample  # noqa: E402
 from geoforge_train.evaluate import table  # noqa: E402
-from trainer_support import _cli  # noqa: E402
+from trainer_support import _cli, _one_line_error  # noqa: E402
 
 from geoforge.generate import generate_corpus  # noqa: E402
 from geoforge.negatives import NegativeConfig  # noqa: E402
 from geoforge.sampler import Recipe  # noqa: E402
 
+pytest_plugins = ["trainer_support"]  # the in-process `cli` fixture
+
 #: The corpus: 6 samples in 3 shards of 2 (conftest's ``recipe``), 2 image and 2 caption
 #: negatives asked per sample.
 N = 6
-
-
-@dataclass
-class Ran:
-    """What one in-process ``geoforge`` command did."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Run ``geoforge ARGS`` in this process, through the CLI's own error handling."""
-    from geoforge.cli import main
-    from geoforge.cli.app import _state
-
-    monkeypatch.setitem(_state, "debug", False)
-
-    def run(*args: object) -> Ran:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["geoforge", *map(str, args)])
-        code = 0
-        try:
-            main()
-        except SystemExit as e:
-            code = int(e.code or 0)
-        got = capsys.readouterr()
-        return Ran(code, got.out, got.err)
-
-    return run
-
-
-def _one_line_error(result: Ran, code: int) -> str:
-    """The single ``error:`` line of a failed command, checking its exit status."""
-    assert result.returncode == code, (result.returncode, result.stderr[-2000:])
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert "Traceback" not in result.stderr and len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

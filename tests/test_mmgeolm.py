@@ -8,7 +8,6 @@ import json
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from geoforge_train.mmgeolm.evaluate import extract, is_right, read_benchmark, s
 from geoforge_train.mmgeolm.tiny import tiny_llm  # noqa: E402
 from geoforge_train.mmgeolm.train import MMGeoLMConfig, train_mmgeolm  # noqa: E402
 from geoforge_train.train import TrainConfig, train  # noqa: E402
+from trainer_support import Ran, _one_line_error  # noqa: E402
 
 from geoforge.corpus import read_corpus  # noqa: E402
 from geoforge.errors import UsageError  # noqa: E402
@@ -29,6 +29,8 @@ from geoforge.generate import generate_corpus  # noqa: E402
 from geoforge.negatives import NegativeConfig  # noqa: E402
 from geoforge.qa import QAConfig  # noqa: E402
 from geoforge.sampler.recipe import recipe_from_dict  # noqa: E402
+
+pytest_plugins = ["trainer_support"]  # the in-process `cli` fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "mmgeolm"
@@ -39,46 +41,10 @@ RECIPE = {
 }
 
 
-@dataclass
-class Ran:
-    """What one in-process ``geoforge`` command did."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Run ``geoforge ARGS`` in this process, through the CLI's own error handling: the model
-    stack is imported once, not once per command."""
-    from geoforge.cli import main
-    from geoforge.cli.app import _state
-
-    monkeypatch.setitem(_state, "debug", False)
-
-    def run(*args: object) -> Ran:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["geoforge", *map(str, args)])
-        code = 0
-        try:
-            main()
-        except SystemExit as e:
-            code = int(e.code or 0)
-        got = capsys.readouterr()
-        return Ran(code, got.out, got.err)
-
-    return run
-
-
-def _one_line_error(result: Ran, code: int, *needles: str) -> None:
-    assert result.returncode == code, (result.returncode, result.stderr[-2000:])
-    lines = result.stderr.strip().splitlines()
-    assert "Traceback" not in result.stderr and len(lines) == 1 and lines[0].startswith("error: "), (
-        result.stderr
-    )
+def _one_line_error_with(result: Ran, code: int, *needles: str) -> None:
+    line = _one_line_error(result, code)
     for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+        assert needle in line, (needle, line)
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +277,7 @@ def test_ask_answers_a_question_about_a_figure(runs, cli, tmp_path: Path) -> Non
     bundle = mm.load(runs["sft"])
     reply = answer(bundle, [Example(record.files["png"], "Is AB ∥ CD?", "")], "cpu", max_new_tokens=4)[0]
     assert result.stdout == reply.strip() + "\n"
-    _one_line_error(
+    _one_line_error_with(
         cli("ask", tmp_path / "none.png", "Is AB ∥ CD?", "--checkpoint", runs["sft"]), 2, "none.png"
     )
 
@@ -330,13 +296,13 @@ def test_bad_inputs_get_one_line_errors_naming_the_thing(runs, cli, tmp_path: Pa
         "--device",
         "cpu",
     )
-    _one_line_error(
+    _one_line_error_with(
         cli(*align, "--tower", runs["clip"], "--llm", tmp_path / "nope"), 2, "--llm", "no such directory"
     )
     bad_llm = tmp_path / "bad_llm"
     shutil.copytree(runs["llm"], bad_llm)
     (bad_llm / "config.json").write_text("{not json", encoding="utf-8")
-    _one_line_error(cli(*align, "--tower", runs["clip"], "--llm", bad_llm), 2, "malformed config.json")
+    _one_line_error_with(cli(*align, "--tower", runs["clip"], "--llm", bad_llm), 2, "malformed config.json")
     tower = tmp_path / "tower"
     t, processor = mm.load_tower(runs["clip"])
     t.save_pretrained(tower)
@@ -344,7 +310,7 @@ def test_bad_inputs_get_one_line_errors_naming_the_thing(runs, cli, tmp_path: Pa
     config = json.loads((tower / "config.json").read_text())
     config["intermediate_size"] += 16  # the MLP weights no longer fit
     (tower / "config.json").write_text(json.dumps(config))
-    _one_line_error(
+    _one_line_error_with(
         cli(*align, "--tower", tower, "--llm", runs["llm"]),
         2,
         "the vision checkpoint does not match its config",
@@ -352,7 +318,7 @@ def test_bad_inputs_get_one_line_errors_naming_the_thing(runs, cli, tmp_path: Pa
     plain = tmp_path / "plain"
     generate_corpus(recipe_from_dict(RECIPE), plain, n=2, seed=5)
     sft = ("train", "mmgeolm", "--stage", "sft", "--init", runs["align"], "--out", out, "--device", "cpu")
-    _one_line_error(cli(*sft, "--data", plain), 2, "has no Q&A: generate the corpus with --qa")
+    _one_line_error_with(cli(*sft, "--data", plain), 2, "has no Q&A: generate the corpus with --qa")
     with pytest.raises(DataError, match="no Q&A items with answers"):
         empty = tmp_path / "empty"
         generate_corpus(recipe_from_dict(RECIPE), empty, n=1, seed=5, qa=QAConfig(perception=0, reasoning=0))
@@ -362,7 +328,7 @@ def test_bad_inputs_get_one_line_errors_naming_the_thing(runs, cli, tmp_path: Pa
     shutil.copy(FIXTURES / "fig1.png", tmp_path)
     shutil.copy(FIXTURES / "fig2.png", tmp_path)
     evaluate = ("eval", "mmgeolm", "--checkpoint", runs["sft"], "--device", "cpu", "--format", "geoqa")
-    _one_line_error(cli(*evaluate, "--data", broken), 2, f"{broken}:3", "2 to 4 `choices`")
+    _one_line_error_with(cli(*evaluate, "--data", broken), 2, f"{broken}:3", "2 to 4 `choices`")
 
 
 def test_benchmark_adapters_read_geoqa_and_the_mathvista_geometry_subset() -> None:

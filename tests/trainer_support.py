@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -65,13 +66,46 @@ def _cli(*args: object, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     )
 
 
+@dataclass
+class Ran:
+    """What one in-process ``geoforge`` command did (as :func:`_cli`'s CompletedProcess)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run ``geoforge ARGS`` in this process, through the CLI's own error handling: the model
+    stack is imported once, not once per command as :func:`_cli`'s subprocesses do."""
+    from geoforge.cli import main
+    from geoforge.cli.app import _state
+
+    monkeypatch.setitem(_state, "debug", False)
+
+    def run(*args: object) -> Ran:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["geoforge", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = int(e.code or 0)
+        got = capsys.readouterr()
+        return Ran(code, got.out, got.err)
+
+    return run
+
+
 def _ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
 
 
-def _one_line_error(proc: subprocess.CompletedProcess[str], status: int | None = 2) -> str:
-    """The single stderr line of a failed command, checking the exit status and no traceback."""
+def _one_line_error(proc: subprocess.CompletedProcess[str] | Ran, status: int | None = 2) -> str:
+    """The single stderr line of a failed command (a subprocess or :func:`cli`), checking the
+    exit status and no traceback."""
     assert proc.returncode != 0, proc.stdout
     if status is not None:
         assert proc.returncode == status, proc.stderr
