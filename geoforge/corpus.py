@@ -208,8 +208,10 @@ def shards_in(out: Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if _SHARD_RE.match(p.name))
 
 
-def read_corpus(out: Path) -> Iterator[Record]:
-    """Every sample of a corpus directory, in order. Raises CorpusError if there is none."""
+def read_corpus(out: str | Path) -> Iterator[Record]:
+    """Every sample of a corpus directory (a path or its string), in order. Raises
+    CorpusError if there is none."""
+    out = Path(out)
     if not out.is_dir():
         raise CorpusError(f"{out} is not a corpus directory")
     paths = shards_in(out)

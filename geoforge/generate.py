@@ -77,11 +77,11 @@ class Sample:
     negatives: tuple[bytes, ...] = ()
     #: Image negatives the corpus asked for: the tiles of the ``negatives.png`` member (0: none).
     slots: int = 0
-    #: The realised positive and its layout's view (:attr:`geoforge.render.Layout.view`), for
-    #: its negatives in the same process (not stored): what
+    #: The realised positive and the :class:`~geoforge.render.Layout` its ``png`` was drawn
+    #: from, for its negatives in the same process (not stored): what
     #: :func:`geoforge.negatives.add_negatives` would otherwise realise and lay out again.
     scene: Scene | None = field(default=None, compare=False, repr=False)
-    view: tuple[float, np.ndarray] | None = field(default=None, compare=False, repr=False)
+    plan: Layout | None = field(default=None, compare=False, repr=False)
 
     def files(self) -> dict[str, bytes]:
         """The WebDataset members of this sample, by extension, in the order they are written:
@@ -216,7 +216,7 @@ def make_sample(recipe: Recipe, seed: int, index: int) -> Sample:
         if problem:
             draws.append(problem)
             continue
-        return Sample(f"{index:08d}", paint(plan, "png"), caption.text, meta, scene=scene, view=plan.view)
+        return Sample(f"{index:08d}", paint(plan, "png"), caption.text, meta, scene=scene, plan=plan)
     raise SampleError(
         f"sample {index}: no valid figure in {MAX_FIGURES} draws ({dict(Counter(draws))}); "
         "the recipe's families or difficulty may be too constrained"

@@ -27,6 +27,7 @@ from geoforge.verify import DEFAULT_MARGINS, Margins, verify_caption, verify_ima
 
 if TYPE_CHECKING:
     from geoforge.generate import Sample
+    from geoforge.render.layout import Layout
 
 #: Default order of the built-in perturbations; other plugins follow by name.
 DEFAULT_ORDER = ("move_vertex", "alter_relation", "delete_point", "caption_rules", "retrieval")
@@ -98,7 +99,7 @@ def make_negatives(
     rng: np.random.Generator,
     size: int = 448,
     *,
-    view: tuple[float, np.ndarray] | None = None,
+    plan: Layout | None = None,
 ) -> Negatives:
     """Propose, verify and keep negatives for ``positive`` per ``config``. Deterministic given
     ``rng``'s state and the loaded plugins; plugin failures are counted by ``host``.
@@ -110,8 +111,8 @@ def make_negatives(
     (:func:`geoforge.plugins.plugin_rng` of one draw from ``rng`` and its name, so one plugin's
     randomness, failure or absence never changes another's candidates) and
     ``config.time_budget`` seconds of its own code per positive. The verifier always judges
-    against ``positive`` itself, which no plugin sees. ``view``: the positive's layout view
-    when the caller has it (else the verifier lays the positive out again).
+    against ``positive`` itself, which no plugin sees. ``plan``: the layout ``positive_png``
+    was drawn from, when the caller has it (else the verifier lays the positive out again).
     """
     from geoforge.plugins import plugin_rng
 
@@ -152,7 +153,7 @@ def make_negatives(
                     continue
                 if isinstance(candidate, ImageCandidate):
                     verdict = verify_image(
-                        positive, candidate, positive_png, name, config.margins, size, view
+                        positive, candidate, positive_png, name, config.margins, size, plan
                     )
                 else:
                     assert isinstance(candidate, CaptionCandidate)
@@ -282,7 +283,7 @@ def add_negatives(
     host = host_for(plugins)
     before = Counter(host.failures)
     rng = np.random.default_rng(np.random.SeedSequence([seed, int(meta["index"]), 1]))  # type: ignore[arg-type]
-    found = make_negatives(positive, sample.png, host, config, rng, size, view=sample.view)
+    found = make_negatives(positive, sample.png, host, config, rng, size, plan=sample.plan)
     record = {
         "image": [
             {
@@ -322,5 +323,5 @@ def add_negatives(
 
     pngs = tuple(a.png for a in found.image if a.png)
     return Sample(
-        sample.key, sample.png, sample.text, new_meta, pngs, slots=config.image, scene=scene, view=sample.view
+        sample.key, sample.png, sample.text, new_meta, pngs, slots=config.image, scene=scene, plan=sample.plan
     )

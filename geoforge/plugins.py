@@ -41,7 +41,7 @@ import pluggy
 
 from geoforge import hookspecs
 from geoforge.budget import Budget, PluginTimeout
-from geoforge.errors import GeoforgeError
+from geoforge.errors import GeoforgeError, UsageError
 from geoforge.perturb import (
     Candidate,
     CaptionCandidate,
@@ -79,9 +79,14 @@ class PluginSpec:
 
     @staticmethod
     def from_cli(plugins: Iterable[str], disabled: Iterable[str], strict: bool = False) -> PluginSpec:
-        """Split ``--plugin`` values into files (ending in ``.py`` or existing paths) and modules."""
+        """Split ``--plugin`` values into files (ending in ``.py`` or holding a path separator)
+        and modules. Raises UsageError (exit 2) for a file that does not exist: a mistyped
+        path is bad usage, not a plugin that failed."""
         plugins = list(plugins)
         paths = tuple(p for p in plugins if p.endswith(".py") or os.sep in p)
+        for path in paths:
+            if not Path(path).is_file():
+                raise UsageError(f"--plugin {path}: no such file")
         modules = tuple(p for p in plugins if p not in paths)
         return PluginSpec(paths, modules, tuple(disabled), strict=strict)
 
@@ -375,6 +380,8 @@ class PluginHost:
                 )
                 self._note(f"{owner}: time budget", message)
                 info.error = info.error or message
+            except PluginFailure:  # --strict-plugins stopping the run: already worded
+                raise
             except (Exception, SystemExit) as e:  # a broken plugin must not stop the run
                 it = None
                 self._fail(info, "in propose", e, _mutation_hint(e))

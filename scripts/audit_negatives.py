@@ -274,7 +274,7 @@ def _image(
         e.failures.append((NO_REALISE, f"{type(x).__name__}: {x}"))
         return e
     if tile is not None:
-        same, e.framing = rerender(scene, size, tile, getattr(plan, "view", None))
+        same, e.framing = rerender(scene, size, tile, plan)
         if not same:
             e.failures.append((RERENDER, "the re-realised program does not paint the stored tile"))
         neg_grey = grey(tile)

@@ -49,3 +49,19 @@ def test_a_run_with_save_total_limit_keeps_its_newest_checkpoints(tmp_path: Path
     assert _steps(out) == ["step-000002.pt", "step-000003.pt"]
     assert os.readlink(out / "checkpoints" / "final.pt") == "step-000003.pt"
     assert os.readlink(out / "checkpoints" / "latest.pt") == "step-000003.pt"
+
+
+def test_an_extended_resume_prunes_the_old_final_checkpoint(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    generate_corpus(_recipe(), corpus, n=4, seed=0)
+    out = tmp_path / "run"
+    config = TrainConfig(
+        data=str(corpus), out=str(out), epochs=2, batch_size=4, warmup=1, device="cpu", save_total_limit=2
+    )
+    train(config)
+    assert _steps(out) == ["step-000002.pt"]
+    # Two more epochs, saving every step: the last save is the final step, and the old
+    # final.pt target is the oldest once final.pt moves.
+    train(replace(config, epochs=4, save_every=1, resume=True))
+    assert _steps(out) == ["step-000003.pt", "step-000004.pt"]
+    assert os.readlink(out / "checkpoints" / "final.pt") == "step-000004.pt"

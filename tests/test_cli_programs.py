@@ -147,6 +147,15 @@ def test_bad_paths_are_one_line_usage_errors(args: tuple[str, ...], needle: str)
     assert needle in one_line_error(cli(*args), 2)
 
 
+def test_a_file_without_problems_is_a_usage_error_for_check_and_render(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing but a comment\n")
+    want = f"error: {empty}: holds no problems (expected a program line, or name and program lines)"
+    assert one_line_error(cli("check", str(empty)), 2) == want
+    assert one_line_error(cli("render", str(empty), "-o", str(tmp_path / "x.png")), 2) == want
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_negative_seed_is_a_usage_error() -> None:
     result = cli("render", "a = free a", "--seed", "-1")
     assert result.returncode == 2 and "Invalid value for '--seed'" in result.stderr

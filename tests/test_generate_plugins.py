@@ -145,8 +145,8 @@ def test_negatives_and_qa_of_a_sample_carrying_its_scene_match_a_stored_samples(
     samples = [make_sample(recipe, 7, i) for i in range(3)]
     pool = tuple(pool_entry(s) for s in samples)
     for sample in samples:
-        assert sample.scene is not None and sample.view is not None
-        stored = dataclasses.replace(sample, scene=None, view=None)
+        assert sample.scene is not None and sample.plan is not None
+        stored = dataclasses.replace(sample, scene=None, plan=None)
         made = [
             add_qa(add_negatives(x, pool, config, PluginSpec(env=False), recipe.image_size, 7), QAConfig(), 7)
             for x in (sample, stored)

@@ -157,6 +157,7 @@ def test_resume_continues_from_the_latest_checkpoint_and_prunes_older_ones(runs,
             save_total_limit=1,
             resume=True,
             flips=True,
+            lr=2e-5,  # the sft default, which the run left unset: the same rate
         )
     )
     assert summary["steps"] == 3
@@ -170,7 +171,7 @@ def test_resume_continues_from_the_latest_checkpoint_and_prunes_older_ones(runs,
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"lr": 1e-3}, "--resume: --lr 0.001 differs from None, which the run in"),
+        ({"lr": 1e-3}, "--resume: --lr 0.001 differs from 2e-05, which the run in"),
         ({"batch_size": 2}, "--resume: --batch-size 2 differs from 4, which the run in"),
         ({"flips": False}, "--resume: --flips False differs from True, which the run in"),
         ({"data": "other"}, "--resume: the corpus at --data"),

@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +28,9 @@ from plugin_helpers import (  # noqa: F401  (_no_env_plugins is an autouse fixtu
 
 import geoforge
 from geoforge.constructions import REGISTRY
+from geoforge.errors import UsageError
 from geoforge.negatives import NegativeConfig, make_negatives
-from geoforge.plugins import ENV_VAR, PluginHost, PluginSpec
+from geoforge.plugins import ENV_VAR, PluginFailure, PluginHost, PluginSpec
 from geoforge.program import parse_program
 from geoforge.realise import realise
 
@@ -63,12 +65,40 @@ def test_no_plugin_disables_a_built_in_by_plugin_or_perturbation_name():
     assert [p.name for p in host.ordered("image", ("move_vertex", "delete_point"))][:1] == ["delete_point"]
 
 
-def test_from_cli_splits_files_from_modules():
-    spec = PluginSpec.from_cli(["my_plugin.py", "pkg.module", f"dir{os.sep}plug"], ["x"])
-    assert spec.paths == ("my_plugin.py", f"dir{os.sep}plug")
+def test_from_cli_splits_files_from_modules(tmp_path):
+    files = [tmp_path / "my_plugin.py", tmp_path / "plug"]
+    for file in files:
+        file.write_text("")
+    spec = PluginSpec.from_cli([str(files[0]), "pkg.module", str(files[1])], ["x"])
+    assert spec.paths == tuple(map(str, files))
     assert spec.modules == ("pkg.module",)
     assert spec.disabled == ("x",)
     assert pickle.loads(pickle.dumps(spec)) == spec  # workers get the same list
+    with pytest.raises(UsageError, match=rf"^--plugin {tmp_path / 'nope.py'}: no such file$"):
+        PluginSpec.from_cli([str(files[0]), str(tmp_path / "nope.py")], [])
+
+
+def test_a_missing_plugin_file_is_bad_usage_and_a_broken_one_is_said_without_negatives(tmp_path):
+    recipe = str(Path(__file__).resolve().parents[1] / "corpora" / "smoke.toml")
+    missing = tmp_path / "nope" / "p.py"
+    run = [str(GEOFORGE), "generate", recipe, "--n", "1"]
+    result = subprocess.run(
+        [*run, "--out", str(tmp_path / "a"), "--plugin", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, result.stderr) == (2, f"error: --plugin {missing}: no such file\n")
+    assert not (tmp_path / "a").exists()
+    broken = write_plugin(tmp_path, "broken", "raise RuntimeError('boom')\n")
+    result = subprocess.run(
+        [*run, "--out", str(tmp_path / "b"), "--plugin", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"warning: plugin broken ({broken}) failed to import: RuntimeError: boom" in result.stderr
 
 
 NOOP = """
@@ -268,6 +298,17 @@ def test_garbage_candidates_are_dropped_counted_and_reported(tmp_path, geoforge_
     assert "not a Claim: 'AB ∥ AC'" in text
     assert "bad value `zz`" in text
     assert "claim `perpendicular` takes 4 arguments, got 2" in text
+
+
+def test_garbage_under_strict_plugins_stops_with_one_plain_message(tmp_path, geoforge_positive):
+    path = write_plugin(tmp_path, "garbage", GARBAGE)
+    host = host_with(path, env=False, strict=True)
+    with pytest.raises(PluginFailure) as raised:
+        host.propose(host.perturbations["garbage"], geoforge_positive, np.random.default_rng(0))
+    assert str(raised.value).startswith(
+        f"plugin failure with --strict-plugins: plugin garbage ({path}) proposed garbage from garbage: "
+    )
+    assert str(raised.value).count("plugin failure") == 1 and "failed in propose" not in str(raised.value)
 
 
 def test_make_negatives_survives_broken_plugins_and_keeps_built_in_negatives(tmp_path, geoforge_positive):

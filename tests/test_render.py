@@ -21,6 +21,7 @@ from geoforge.program import parse_program
 from geoforge.realise import realise
 from geoforge.render import Layout, layout, render, save
 from geoforge.render.draw import paint
+from geoforge.render.layout import fits
 from geoforge.render.place import point_requests
 from geoforge.scene import Scene
 
@@ -80,8 +81,14 @@ def grown(box: np.ndarray, by: float) -> np.ndarray:
 def test_labels_collide_with_nothing(scene: Scene) -> None:
     plan = layout(scene)
     assert plan.clashes == 0
+    assert len(plan.boxes) == len(scene.points) + sum(st.kind == "given" for st in scene.program.statements)
+    assert_free(plan)
+
+
+def assert_free(plan: Layout) -> None:
+    """No label touches another, a stroke, a circle or a point, or leaves the frame."""
     boxes = plan.boxes
-    assert len(boxes) == len(scene.points) + sum(st.kind == "given" for st in scene.program.statements)
+    assert boxes.min() >= 0 and boxes.max() <= plan.size
     for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:
             assert a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1]
@@ -255,6 +262,47 @@ def test_a_kept_view_stays_with_its_clashes_only_when_refit_is_off(monkeypatch: 
         layout(scene, refit=False)
     with pytest.raises(ValueError, match="refit=False needs a view"):
         layout(scene, view=(plan.scale * 4, plan.centre), refit=False)
+
+
+def test_a_negative_keeps_its_positives_labels_where_they_are_still_free(scene: Scene) -> None:
+    plan = layout(scene)
+    again = layout(scene, view=plan.view, keep=plan.labels)
+    assert [lb.box.tolist() for lb in again.labels] == [lb.box.tolist() for lb in plan.labels]
+    # A kept place that a stroke now crosses is given up, and the label placed afresh.
+    x0, y0, x1, y1 = plan.segments[0]
+    mid = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    i, first = next((i, lb) for i, lb in enumerate(plan.labels) if lb.kind == "point")
+    half = (first.box[2:] - first.box[:2]) / 2
+    on_stroke = np.concatenate([mid - half, mid + half])
+    keep = tuple(dataclasses.replace(lb, box=on_stroke) if j == i else lb for j, lb in enumerate(plan.labels))
+    moved = layout(scene, view=plan.view, keep=keep)
+    assert moved.clashes == 0 and not np.array_equal(moved.labels[i].box, on_stroke)
+    assert_free(moved)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(sorted(MARKED)), st.integers(0, 9), st.floats(-0.4, 0.4), st.floats(-0.4, 0.4))
+def test_labels_kept_from_a_positive_are_free_and_only_where_their_point_stayed(
+    name: str, which: int, dx: float, dy: float
+) -> None:
+    scene = realise(parse_program(MARKED[name]), seed=0)
+    plan = layout(scene)
+    moved_name = scene.names[which % len(scene.names)]
+    shift = np.array([dx, dy]) * scene.scale
+    points = {**scene.points, moved_name: scene.points[moved_name] + shift}
+    negative = dataclasses.replace(scene, points=points)
+    if not fits(negative, plan.size, plan.view):
+        return
+    drawn = layout(negative, view=plan.view, refit=False, keep=plan.labels)
+    if drawn.clashes == 0:
+        assert_free(drawn)
+    before = {lb.text: lb.box for lb in plan.labels if lb.kind == "point"}
+    after = {lb.text: lb.box for lb in drawn.labels if lb.kind == "point"}
+    if np.hypot(*shift) * plan.scale > 1.0:
+        assert not np.array_equal(after[moved_name], before[moved_name])
+    for lb in drawn.labels:
+        if lb.kind == "point":
+            assert 0 < box_distance(drawn.points[lb.text], lb.box)[0] <= 4.5 * drawn.font_px
 
 
 def test_raster_paints_the_pixels_matplotlib_draws_for_the_figure() -> None:

@@ -129,8 +129,9 @@ def generate(
     plugin_spec = PluginSpec.from_cli(plugin or [], no_plugin or [], strict=strict_plugins)
     if no_plugin and not negatives.any:
         host_for(plugin_spec).check_disabled()  # a misspelt name is an error whatever the run
-    if negatives.any:
+    if negatives.any or plugin:  # a --plugin that fails to load is said even without negatives
         check_plugins(host_for(plugin_spec), strict_plugins)
+    if negatives.any:
         third = [p for p in host_for(plugin_spec).plugins if p.source != "built-in" and not p.error]
         if third:  # they shape the corpus: say so, once
             names = ", ".join(f"{p.name} {p.version} ({p.source} {p.origin})" for p in third)
@@ -249,7 +250,7 @@ def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]
         table.add_row(name, str(accepted.get(name, 0)), "; ".join(reasons.get(name, [])))
     for key, n in stats["failures"].items():
         message = escape(stats.get("errors", {}).get(key, ""))
-        table.add_row(f"[red]{key}[/red]", "", f"failed {n} times" + (f": {message}" if message else ""))
+        table.add_row(f"[red]{key}[/red]", "", f"failed {counted(n, 'time')}" + (f": {message}" if message else ""))
     # a sample gets at most the K it asked: count those with min(8, K), kinds not asked left out
     enough = stats.get("at_least_k", stats["at_least_8"])
     thresholds = stats.get("at_least_k_threshold", dict.fromkeys(enough, 8))

@@ -61,6 +61,8 @@ def load_problems(arg: str, problem: str | None = None) -> list[Problem]:
             raise ProgramError("--problem needs a problem file, not program text")
         return [Problem("program", arg, "<argument>", 0)]
     problems = read_problems(path)
+    if not problems:
+        raise ProgramError(f"{path}: holds no problems (expected a program line, or name and program lines)")
     if problem is None:
         return problems
     if problem.isdigit():

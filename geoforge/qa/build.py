@@ -262,7 +262,7 @@ def add_qa(sample: Sample, config: QAConfig, seed: int) -> Sample:
         sample.negatives,
         sample.slots,
         scene=scene,
-        view=sample.view,
+        plan=sample.plan,
     )
 
 

@@ -137,6 +137,7 @@ def _attempt(
     givens: list[tuple[str, tuple[str, ...], str]],
     auto_marks: bool,
     view: tuple[float, np.ndarray] | None = None,
+    keep: tuple[Label, ...] = (),
 ) -> Layout:
     scale, mid = view if view is not None else _fit(scene, size, margin)
 
@@ -164,6 +165,7 @@ def _attempt(
         else:
             a, b, c = (px[p] for p in pts)
             requests.append(angle_request(text, a, b, c, font))
+    chosen = place(requests, obstacles, size, font, _kept_boxes(requests, keep))
     labels = tuple(
         Label(
             r.text,
@@ -173,9 +175,29 @@ def _attempt(
             np.array([box[0] + PAD - r.extent.x0, box[3] - PAD + r.extent.y0]),
             clash,
         )
-        for r, (box, clash) in zip(requests, place(requests, obstacles, size, font))
+        for r, (box, clash) in zip(requests, chosen)
     )
     return dataclasses.replace(layout, labels=labels)
+
+
+#: A kept label's anchor may have moved this far (px) and the label still stays where it was.
+KEEP_TOL = 0.5
+
+
+def _kept_boxes(requests: list[Request], keep: tuple[Label, ...]) -> list[np.ndarray | None]:
+    """For each request, the box of the label in ``keep`` with its kind and text whose anchor
+    is within :data:`KEEP_TOL` px of the request's (``None`` when there is none)."""
+    if not keep:
+        return []
+    found = {}
+    for lb in keep:
+        found.setdefault((lb.kind, lb.text), []).append(lb)
+    out: list[np.ndarray | None] = []
+    for r in requests:
+        same = found.get((r.kind, r.text), ())
+        near = [lb.box for lb in same if np.hypot(*(lb.anchor - r.anchor)) <= KEEP_TOL]
+        out.append(near[0] if near else None)
+    return out
 
 
 def fits(scene: Scene, size: int, view: tuple[float, np.ndarray]) -> bool:
@@ -218,6 +240,7 @@ def layout(
     auto_marks: bool = True,
     view: tuple[float, np.ndarray] | None = None,
     refit: bool = True,
+    keep: tuple[Label, ...] = (),
 ) -> Layout:
     """Lay out ``scene`` on a ``size`` × ``size`` pixel image; deterministic.
 
@@ -232,7 +255,10 @@ def layout(
     inside the frame free of collisions; otherwise the view is fitted as usual (compare the
     result's ``view`` to tell). With ``refit=False`` the layout keeps ``view`` whatever its
     label clashes (the verifier judges a hard negative in its positive's framing only, and
-    skips the refitted attempts it would reject anyway).
+    skips the refitted attempts it would reject anyway). ``keep`` (another layout's
+    :attr:`Layout.labels`, with ``view``): a label whose anchor has not moved keeps that box
+    where it is still free (:func:`geoforge.render.place.place`), so a hard negative's labels
+    stay where its positive shows them.
     Raises ValueError if ``size`` < 64, a coordinate is not finite, or ``refit`` is False and
     ``scene`` does not fit ``view`` (:func:`fits`) or no ``view`` is given.
     """
@@ -246,7 +272,7 @@ def layout(
     if not refit and (view is None or not fits(scene, size, view)):
         raise ValueError("refit=False needs a view that the scene fits")
     if view is not None and fits(scene, size, view):
-        kept = _attempt(scene, size, font, margin, givens, auto_marks, view)
+        kept = _attempt(scene, size, font, margin, givens, auto_marks, view, keep)
         if kept.clashes == 0 or not refit:
             return kept
     best = _attempt(scene, size, font, margin, givens, auto_marks)

@@ -213,16 +213,46 @@ def _static_costs(
 
 
 def place(
-    requests: list[Request], obstacles: Obstacles, size: float, font: float
+    requests: list[Request],
+    obstacles: Obstacles,
+    size: float,
+    font: float,
+    keep: list[np.ndarray | None] | None = None,
 ) -> list[tuple[np.ndarray, bool]]:
     """Choose a box for each request: ``(box (4,), clash)`` in request order, where ``clash``
-    means the chosen box touches something (no free candidate was left)."""
-    static = _static_costs(requests, obstacles, size, font)
-    free = [int((s < HIT).sum()) for s in static]
-    order = sorted(range(len(requests)), key=lambda i: (free[i], i))
-    placed = np.zeros((len(requests), 4))
+    means the chosen box touches something (no free candidate was left).
+
+    ``keep`` (one (4,) box or ``None`` per request): a place to keep where it is still free
+    (touching nothing, inside the frame, nearer its own point than any other, clear of the
+    other kept boxes), so a hard negative's labels stay where its positive has them and the
+    two images differ in the one detail; the other requests are placed around those boxes.
+    """
+    keep = keep or [None] * len(requests)
+    asked = [
+        Request(r.text, r.kind, r.anchor, r.extent, np.reshape(box, (1, 4)), np.zeros(1), r.own)
+        if box is not None
+        else r
+        for r, box in zip(requests, keep)
+    ]
+    static = dict(enumerate(_static_costs(asked, obstacles, size, font)))
+    # A kept box must touch nothing, stay inside, be nearest its own point (a static cost
+    # below AMBIGUOUS) and keep clear of the other kept boxes.
     chosen: dict[int, tuple[np.ndarray, bool]] = {}
-    for n, i in enumerate(order):
+    for i, box in enumerate(keep):
+        if box is None or static[i][0] >= AMBIGUOUS:
+            continue
+        others = np.array([b for b, _ in chosen.values()]).reshape(-1, 4)
+        if not (box_gaps(np.reshape(box, (1, 4)), others) <= CLEAR * font).any():
+            chosen[i] = (np.asarray(box, dtype=np.float64), False)
+    rest = [i for i in range(len(requests)) if i not in chosen]
+    again = [i for i in rest if keep[i] is not None]
+    if again:
+        static.update(zip(again, _static_costs([requests[i] for i in again], obstacles, size, font)))
+    placed = np.zeros((len(requests), 4))
+    for n, (box, _) in enumerate(chosen.values()):
+        placed[n] = box
+    free = {i: int((s < HIT).sum()) for i, s in static.items()}
+    for n, i in enumerate(sorted(rest, key=lambda i: (free[i], i)), start=len(chosen)):
         boxes = requests[i].boxes
         total = static[i]
         if n:

@@ -31,6 +31,7 @@ from geoforge.facts import Fact, residual
 from geoforge.geometry import angle_at, norm
 from geoforge.perturb import Accepted, ImageCandidate, Positive
 from geoforge.program import Program, Statement
+from geoforge.render.layout import Layout
 from geoforge.scene import Scene, SceneCircle, drawing
 from geoforge.verify.measure import DEFAULT_MARGINS, Margins, how_false_of, violation
 
@@ -54,22 +55,21 @@ class Verdict:
 class Reference:
     """What every image negative of one positive is compared with, computed once: the claims
     its caption text states (``None`` if the text is not in the caption language), its grey
-    render (H, W) int16 and its layout view ``(pixels per unit, (2,) centre)``."""
+    render (H, W) int16 and its :class:`~geoforge.render.Layout` (whose view and labels a
+    negative keeps)."""
 
     stated: tuple[Claim, ...] | None
     grey: np.ndarray
-    view: tuple[float, np.ndarray]
+    plan: Layout
 
 
 _LAST: list[tuple[tuple[int, int, int], Reference]] = []
 
 
-def reference(
-    positive: Positive, positive_png: bytes, size: int, view: tuple[float, np.ndarray] | None = None
-) -> Reference:
+def reference(positive: Positive, positive_png: bytes, size: int, plan: Layout | None = None) -> Reference:
     """The :class:`Reference` of ``positive`` (cached for the last positive seen, since its
-    negatives are verified one after another); ``view`` is its layout's view when the caller
-    has it, else the positive is laid out again."""
+    negatives are verified one after another); ``plan`` is the layout ``positive_png`` was
+    drawn from when the caller has it, else the positive is laid out again."""
     from geoforge.render import layout
 
     key = (id(positive), hash(positive_png), size)
@@ -79,9 +79,7 @@ def reference(
         stated: tuple[Claim, ...] | None = read_caption(positive.caption.text).claims
     except CaptionReadError:
         stated = None
-    ref = Reference(
-        stated, _grey(positive_png), view if view is not None else layout(positive.scene, size).view
-    )
+    ref = Reference(stated, _grey(positive_png), plan if plan is not None else layout(positive.scene, size))
     _LAST[:] = [(key, ref)]
     return ref
 
@@ -241,12 +239,13 @@ def verify_image(
     plugin: str,
     margins: Margins = DEFAULT_MARGINS,
     size: int = 448,
-    view: tuple[float, np.ndarray] | None = None,
+    plan: Layout | None = None,
 ) -> Verdict:
     """Apply the image-negative rules (module docstring) to ``candidate``, cheapest checks
     first; never raises for a bad candidate. The accepted negative carries the restored
-    program and how it is false. ``view``: the positive's layout view, when known
-    (:func:`reference`)."""
+    program and how it is false. ``plan``: the positive's layout, when known
+    (:func:`reference`); the negative is drawn in its view, with its labels kept where their
+    points have not moved and their places are still free."""
     from geoforge.render import layout
     from geoforge.render.draw import encode_png, raster
     from geoforge.render.layout import fits
@@ -255,7 +254,7 @@ def verify_image(
         return Verdict(False, "malformed candidate")
     if candidate.program.same_canonical(positive.program):
         return Verdict(False, "same program as the positive")
-    ref = reference(positive, positive_png, size, view)
+    ref = reference(positive, positive_png, size, plan)
     if ref.stated is None:
         return Verdict(False, "positive caption not readable")
     try:
@@ -281,12 +280,12 @@ def verify_image(
         if _printed(scene) == _printed(positive.scene):
             return Verdict(False, "the positive up to similarity")
         how = "value"
-    if not fits(scene, size, ref.view):
+    if not fits(scene, size, ref.plan.view):
         return Verdict(False, "needs a new framing")
-    plan = layout(scene, size, view=ref.view, refit=False)
-    if plan.clashes:
+    drawn = layout(scene, size, view=ref.plan.view, refit=False, keep=ref.plan.labels)
+    if drawn.clashes:
         return Verdict(False, "labels not legible")
-    grey = raster(plan).astype(np.int16)
+    grey = raster(drawn).astype(np.int16)
     diff = pixel_difference(grey, ref.grey)
     if diff < margins.pixel_diff:
         return Verdict(False, "not visibly different")

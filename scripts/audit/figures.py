@@ -59,31 +59,38 @@ def realise_figure(
     return program, realise(program, seed=seed, max_tries=3, reference=reference)
 
 
-def paint_figure(scene: Any, size: int, view: Any = None) -> tuple[Any, bytes]:
-    """Lay out and paint ``scene`` at ``size`` pixels, keeping ``view`` (a positive's framing)
-    when given."""
+def paint_figure(scene: Any, size: int, positive: Any = None, keep: bool = True) -> tuple[Any, bytes]:
+    """Lay out and paint ``scene`` at ``size`` pixels, keeping the framing of ``positive`` (a
+    positive's layout) when given and, with ``keep``, its labels where their points did not
+    move."""
     from geoforge.render import layout
     from geoforge.render.draw import paint
 
-    plan = layout(scene, size) if view is None else layout(scene, size, view=view)
+    if positive is None:
+        plan = layout(scene, size)
+    else:
+        plan = layout(scene, size, view=positive.view, keep=positive.labels if keep else ())
     return plan, paint(plan, "png")
 
 
-def rerender(scene: Any, size: int, stored: Image.Image, view: Any) -> tuple[bool, bool | None]:
+def rerender(scene: Any, size: int, stored: Image.Image, positive: Any) -> tuple[bool, bool | None]:
     """Does ``scene`` paint exactly the pixels of ``stored`` (an image negative's tile), and did
-    it keep the positive's framing ``view``? Tried as geoforge renders image negatives (in the
-    positive's framing where the figure fits it), then fitted on its own (older corpora;
-    framing ``None``)."""
+    it keep the framing of ``positive`` (the positive's layout)? Tried as geoforge renders
+    image negatives (in the positive's framing where the figure fits it, with the positive's
+    labels kept where their points did not move), then as older corpora did (the framing
+    without the labels; fitted on its own, framing ``None``)."""
     pixels = np.asarray(stored.convert("L"))
 
     def same(png: bytes) -> bool:
         with Image.open(io.BytesIO(png)) as im:
             return np.array_equal(np.asarray(im.convert("L")), pixels)
 
-    if view is not None:
-        plan, png = paint_figure(scene, size, view)
-        if same(png):
-            return True, bool(plan.view[0] == view[0] and np.array_equal(plan.view[1], view[1]))
+    if positive is not None:
+        view = positive.view
+        for keep in (True, False):
+            plan, png = paint_figure(scene, size, positive, keep)
+            if same(png):
+                return True, bool(plan.view[0] == view[0] and np.array_equal(plan.view[1], view[1]))
     return same(paint_figure(scene, size)[1]), None
 
 

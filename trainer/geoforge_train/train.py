@@ -399,7 +399,7 @@ def train(config: TrainConfig, lines: TextIO | None = None) -> dict[str, object]
             save_checkpoint(
                 out, total, net, optimizer, scheduler, config, history, _get_rng(), True, fingerprint
             )
-            prune_checkpoints(out, config.save_total_limit)
+        prune_checkpoints(out, config.save_total_limit)  # after final.pt moved off an older step
     finally:
         log.close(history)
         if ddp.world_size > 1 and dist.is_initialized():

@@ -276,6 +276,14 @@ def _latest(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _effective_lr(config: dict[str, object]) -> dict[str, object]:
+    """``config`` (a JSON config) with ``lr`` ``None`` replaced by its stage's
+    :data:`DEFAULT_LR`, so that ``--resume`` compares (and names) the rates that train."""
+    if config.get("lr") is None and config.get("stage") in DEFAULT_LR:
+        return {**config, "lr": DEFAULT_LR[str(config["stage"])]}
+    return config
+
+
 def _stored_config(out: Path) -> dict[str, object]:
     """The ``config.json`` of the run in ``out``. Raises UsageError if it is missing or not
     a JSON object."""
@@ -314,8 +322,8 @@ def train_mmgeolm(config: MMGeoLMConfig) -> dict[str, Any]:
         then = stored.get("data_fingerprint")
         check_same_run(
             out,
-            stored,
-            config_json(config),
+            _effective_lr(stored),
+            _effective_lr(config_json(config)),
             RESUME_KEEPS,
             then if isinstance(then, str) else None,
             fingerprint,
