@@ -250,7 +250,8 @@ def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]
         table.add_row(name, str(accepted.get(name, 0)), "; ".join(reasons.get(name, [])))
     for key, n in stats["failures"].items():
         message = escape(stats.get("errors", {}).get(key, ""))
-        table.add_row(f"[red]{key}[/red]", "", f"failed {counted(n, 'time')}" + (f": {message}" if message else ""))
+        failed = f"failed {counted(n, 'time')}" + (f": {message}" if message else "")
+        table.add_row(f"[red]{key}[/red]", "", failed)
     # a sample gets at most the K it asked: count those with min(8, K), kinds not asked left out
     enough = stats.get("at_least_k", stats["at_least_8"])
     thresholds = stats.get("at_least_k_threshold", dict.fromkeys(enough, 8))
