@@ -219,7 +219,7 @@ class PluginHost:
                 self.pm.check_pending()
             except pluggy.PluginValidationError as e:
                 self.pm.unregister(name=name)
-                self._fail(info, "validation", e)
+                self._fail(info, "validation", e, _hook_hint(module))
         self._call_register("geoforge_register_constructions", self._register_construction)
         self._call_register("geoforge_register_perturbations", self._register_perturbation)
 
@@ -439,6 +439,23 @@ class PluginFailure(GeoforgeError):
 
 
 _END = object()
+
+
+def _hook_hint(module: ModuleType) -> str:
+    """``" (did you mean `HOOK`?)"`` for each function of ``module`` marked as a geoforge hook
+    implementation whose name is close to a hook geoforge defines (:mod:`geoforge.hookspecs`)
+    but not one of them; ``""`` when none is."""
+    import difflib
+
+    specs = [n for n in dir(hookspecs) if n.startswith("geoforge_")]
+    marker = "geoforge_impl"  # the attribute pluggy.HookimplMarker("geoforge") sets
+    hints = []
+    for name in sorted(vars(module)):
+        if name not in specs and hasattr(getattr(module, name), marker):
+            close = difflib.get_close_matches(name, specs, n=1)
+            if close:
+                hints.append(f"`{name}`: did you mean `{close[0]}`?")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def _mutation_hint(e: BaseException) -> str:

@@ -158,7 +158,9 @@ def test_misspelt_hook_is_a_validation_failure_reported_with_the_plugin_name(tmp
     host = host_with(path, env=False)
     assert host.failures == {"typo: validation": 1}
     [message] = host.messages
-    assert message.startswith("plugin typo (") and "geoforge_register_perturbation" in message
+    assert message.startswith("plugin typo (") and message.endswith(
+        " (`geoforge_register_perturbation`: did you mean `geoforge_register_perturbations`?)"
+    )
     assert next(p for p in host.plugins if p.name == "typo").error == message
     assert not host.pm.has_plugin("typo")
     assert set(host.perturbations) >= BUILT_INS
