@@ -199,7 +199,12 @@ def _check_index(out: Path, counts: dict[str, int], damaged: set[str], report: C
                     f"sizes.json says {name} holds {sizes[name]} samples; it holds {counts[name]}"
                 )
     manifest = _load(out / "manifest.json", report)
-    if isinstance(manifest, dict):
+    if isinstance(manifest, dict) and manifest.get("complete") is False:
+        report.problems.append(
+            "manifest.json says the corpus is incomplete (its run stopped): "
+            "run the same generate command with --resume to finish it"
+        )
+    elif isinstance(manifest, dict):
         known = [("shards", report.shards + len(damaged))]
         if not damaged:  # a damaged shard's samples cannot be counted
             known.insert(0, ("samples", report.samples))

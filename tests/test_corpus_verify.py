@@ -140,6 +140,16 @@ def test_sizes_manifest_and_temporary_files_are_checked(damaged: Path) -> None:
     ]
 
 
+def test_an_incomplete_corpus_is_said_to_be_incomplete_not_counted_against_none(damaged: Path) -> None:
+    manifest = json.loads((damaged / "manifest.json").read_text())
+    manifest.update(complete=False, shards=None, samples=None)  # a run stopped before its end
+    (damaged / "manifest.json").write_text(json.dumps(manifest))
+    assert verify_corpus(damaged).problems == [
+        "manifest.json says the corpus is incomplete (its run stopped): "
+        "run the same generate command with --resume to finish it"
+    ]
+
+
 def _cut_at_member(shard: Path, index: int) -> int:
     """The offset of member ``index``'s header in ``shard``."""
     with tarfile.open(shard) as tar:
