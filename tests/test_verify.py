@@ -134,6 +134,21 @@ def test_alter_relation_changes_a_clause_most_of_the_figure_is_built_on_last():
     assert heavy and light and max(light) < min(heavy), changed
 
 
+def test_alter_relation_names_the_radius_factor_its_negative_draws():
+    program = "O = free O; A = lconst A O 3; B = on_circle B O A; draw circle O A"
+    positive = make_positive(program, ["on_circle B O"])
+    host = PluginHost(PluginSpec(env=False))
+    proposals = list(host.perturbations["alter_relation"].propose(positive, np.random.default_rng(0)))
+    off = [c for c in proposals if "off circle" in c.change]
+    assert off
+    for c in off:
+        scene = realise(c.program, seed=positive.scene.seed)
+        ratio = np.linalg.norm(scene.points["B"] - scene.points["O"]) / 3
+        factor = c.change.rsplit("radius × ", 1)[1]
+        num, den = (int(x) for x in factor.split("/"))
+        assert ratio == pytest.approx(num / den), c.change
+
+
 def test_move_vertex_moves_a_point_whose_claims_all_name_a_point_built_on_it_last():
     # A carries B, C and D, B carries C and D, and both claims on each name one of them: those
     # points follow, so the claims hold. C and D each have a claim naming none of theirs.

@@ -124,8 +124,10 @@ def _lconst(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
 
 def _on_circle(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
     x, o, p = a["x"], a["o"], a["a"]
+    # rconst O P O X r makes OP : OX = r, so the new radius OX is OP × 1/r.
     return [
-        (f"rconst {o} {p} {o} {x} {r}", f"{x} off circle {o}: radius × 1/{r}") for r in ("5/4", "4/5", "3/2")
+        (f"rconst {o} {p} {o} {x} {r}", f"{x} off circle {o}: radius × {inverse}")
+        for r, inverse in (("5/4", "4/5"), ("4/5", "5/4"), ("3/2", "2/3"))
     ]
 
 
