@@ -24,8 +24,10 @@ GOAL_TOL = 1e-6
 
 @dataclass(frozen=True)
 class Problem:
-    """One named problem: ``text`` is the program line, ``line`` its 1-based line number (0
-    for program text that comes from no file, such as a command-line argument)."""
+    """One named problem: ``text`` is the program line, ``line`` its 1-based line number (1
+    for program text given on the command line, whose ``path`` is ``<argument>``, so that an
+    error's ``<argument>:1:29`` reads as line and column, as a file's does; 0 for text from
+    nowhere)."""
 
     name: str
     text: str

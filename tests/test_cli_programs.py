@@ -80,8 +80,9 @@ def test_render_reports_every_mistake_one_line_each(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: <argument>:29: clause 2 `d = fot d a b c`: unknown construction `fot` (did you mean `foot`?)",
-        "error: <argument>:57: clause 3 `e = foot e a b Q`: undefined point `Q`",
+        "error: <argument>:1:29: clause 2 `d = fot d a b c`: unknown construction `fot` "
+        "(did you mean `foot`?)",
+        "error: <argument>:1:57: clause 3 `e = foot e a b Q`: undefined point `Q`",
     ]
 
 
@@ -166,7 +167,7 @@ def test_debug_works_before_and_after_the_command_and_keeps_the_exit_status(tmp_
         result = cli(*args, "a b c = triangle a b c; x = foo x a b", "-o", str(tmp_path / "x.png"))
         assert result.returncode == 2 and "Traceback" in result.stderr, args
         last = result.stderr.strip().splitlines()[-1]
-        assert last.startswith("error: <argument>:29: clause 2 `x = foo"), args
+        assert last.startswith("error: <argument>:1:29: clause 2 `x = foo"), args
 
 
 # --- plugins everywhere ---------------------------------------------------------------------
@@ -301,14 +302,14 @@ def test_caption_errors_on_program_text_name_no_line_zero_and_file_lines_count_f
 ) -> None:
     text = "a b c = triangle a b c; d = foo a b"
     unknown = "clause 2 `d = foo a b`: unknown construction `foo` (did you mean `foot`?)"
-    assert one_line_error(cli("caption", text), 2) == f"error: <argument>:29: {unknown}"
+    assert one_line_error(cli("caption", text), 2) == f"error: <argument>:1:29: {unknown}"
     assert one_line_error(cli("render", text, "-o", str(tmp_path / "x.png")), 2) == (
-        f"error: <argument>:29: {unknown}"
+        f"error: <argument>:1:29: {unknown}"
     )  # the same place as render names
     unrealisable = cli("caption", "a b c = triangle a b c; d = on_line d a a")
-    assert one_line_error(unrealisable, 1).startswith("error: <argument>: cannot realise clause 2 ")
+    assert one_line_error(unrealisable, 1).startswith("error: <argument>:1: cannot realise clause 2 ")
     record = json.loads(cli("caption", "a b c = triangle a b c", "--json").stdout)
-    assert record["source"] == "<argument>"
+    assert record["source"] == "<argument>:1"
     problems = tmp_path / "problems.txt"
     problems.write_text(f"good\na b c = triangle a b c\nbad\n{text}\n", encoding="utf-8")
     both = cli("caption", str(problems))
@@ -395,7 +396,8 @@ def test_check_takes_program_text_as_render_and_caption_do() -> None:
     ok = cli("check", "a b c = triangle a b c; d = midpoint d b c ? cong d b d c", "--json")
     assert ok.returncode == 0, ok.stderr
     (record,) = [json.loads(line) for line in ok.stdout.splitlines()]
-    assert record["status"] == "ok" and record["source"] == "<argument>"
+    assert record["status"] == "ok" and record["source"] == "<argument>:1"
     bad = cli("check", "a b c = triangle a b c; d = foo a b")
     assert bad.returncode == 1
-    assert "invalid program: <argument>:29: clause 2 `d = foo a b`: unknown construction `foo`" in bad.stdout
+    unknown = "invalid program: <argument>:1:29: clause 2 `d = foo a b`: unknown construction `foo`"
+    assert unknown in bad.stdout

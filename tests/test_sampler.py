@@ -120,6 +120,19 @@ def test_parallel_only_recipe_below_its_size_raises() -> None:
         sample_spec(recipe, np.random.default_rng(0))
 
 
+@pytest.mark.parametrize("text", ["", "# a recipe, to be written\n\n"])
+def test_a_recipe_file_that_sets_nothing_is_refused_naming_it(text: str, tmp_path: Path) -> None:
+    # every key has a default, so an empty file would silently make a triangles-only corpus
+    path = tmp_path / "empty.toml"
+    path.write_text(text)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    assert str(info.value).startswith(f"{path}: the recipe sets nothing")
+    assert info.value.exit_code == 2
+    (tmp_path / "one.toml").write_text("[corpus]\nsamples = 3\n")  # one setting is enough
+    assert load_recipe(tmp_path / "one.toml").samples == 3
+
+
 # --- slow: the paper's 4K recipe at scale ---------------------------------------------------
 
 N_SLOW = 5000

@@ -59,7 +59,7 @@ def load_problems(arg: str, problem: str | None = None) -> list[Problem]:
             raise ProgramError(f"no such file: {arg}")
         if problem is not None:
             raise ProgramError("--problem needs a problem file, not program text")
-        return [Problem("program", arg, "<argument>", 0)]
+        return [Problem("program", arg, "<argument>", 1)]
     problems = read_problems(path)
     if not problems:
         raise ProgramError(f"{path}: holds no problems (expected a program line, or name and program lines)")

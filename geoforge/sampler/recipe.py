@@ -89,7 +89,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Read and check a recipe TOML file. Raises RecipeError naming the file and key."""
+    """Read and check a recipe TOML file. Raises RecipeError naming the file and key, and for a
+    file that sets nothing (empty, or comments only)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -97,6 +98,11 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"{path}: cannot read recipe: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"{path}: invalid TOML: {e}") from None
+    if not data:  # every key has a default, but a file that sets none is a mistake, not a choice
+        raise RecipeError(
+            f"{path}: the recipe sets nothing (the file is empty or holds only comments); "
+            "expected tables such as [corpus] and [families] (docs/recipes.md)"
+        )
     return recipe_from_dict(data, str(path))
 
 
