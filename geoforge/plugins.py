@@ -154,7 +154,11 @@ class PluginHost:
     def _fail(self, info: PluginInfo, stage: str, exc: BaseException, hint: str = "") -> None:
         import traceback
 
-        message = f"plugin {info.name} ({info.origin}) failed {stage}: {type(exc).__name__}: {exc}{hint}"
+        if isinstance(exc, pluggy.PluginValidationError):
+            why = _validation_message(exc)
+        else:
+            why = f"{type(exc).__name__}: {exc}"
+        message = f"plugin {info.name} ({info.origin}) failed {stage}: {why}{hint}"
         info.error = info.error or message
         self.tracebacks.setdefault(f"{info.name}: {stage}", "".join(traceback.format_exception(exc)))
         self._note(f"{info.name}: {stage}", message)
@@ -262,17 +266,10 @@ class PluginHost:
         info.registers.setdefault("constructions", []).append(c.name)
 
     def _register_perturbation(self, info: PluginInfo, perturbation: Any) -> None:
-        name = getattr(perturbation, "name", None)
-        kind = getattr(perturbation, "kind", None)
-        if (
-            not isinstance(name, str)
-            or kind not in ("image", "caption")
-            or not callable(getattr(perturbation, "propose", None))
-        ):
-            raise TypeError(
-                f"register() needs an object with a str `name`, `kind` 'image' or 'caption' and "
-                f"`propose(positive, rng)`; got {perturbation!r}"
-            )
+        problem = _perturbation_problem(perturbation)
+        if problem:
+            raise TypeError(f"register() got a {type(perturbation).__name__} whose {problem}")
+        name = perturbation.name
         if name in self.perturbations:
             raise ValueError(f"perturbation `{name}` is already registered by plugin {self.owner[name]}")
         if name in self.spec.disabled:
@@ -454,8 +451,50 @@ def _hook_hint(module: ModuleType) -> str:
         if name not in specs and hasattr(getattr(module, name), marker):
             close = difflib.get_close_matches(name, specs, n=1)
             if close:
-                hints.append(f"`{name}`: did you mean `{close[0]}`?")
-    return f" ({'; '.join(hints)})" if hints else ""
+                hints.append((name, close[0]))
+    if len(hints) == 1:  # pluggy's message names the one unknown hook already
+        return f" (did you mean `{hints[0][1]}`?)"
+    return f" ({'; '.join(f'`{n}`: did you mean `{c}`?' for n, c in hints)})" if hints else ""
+
+
+def _perturbation_problem(perturbation: Any) -> str:
+    """What keeps ``perturbation`` from being a :class:`~geoforge.perturb.Perturbation`, field
+    by field (``"`kind` is 'picture', expected 'image' or 'caption'"``), or ``""``. A
+    ``propose`` whose signature cannot take ``(positive, rng)`` is caught here, at registration,
+    rather than as a TypeError on the first positive."""
+    import inspect
+
+    problems = []
+    name = getattr(perturbation, "name", None)
+    if not isinstance(name, str) or not name.strip():
+        problems.append(f"`name` is {name!r}, expected a non-empty str")
+    kind = getattr(perturbation, "kind", None)
+    if kind not in ("image", "caption"):
+        problems.append(f"`kind` is {kind!r}, expected 'image' or 'caption'")
+    propose = getattr(perturbation, "propose", None)
+    if not callable(propose):
+        problems.append("`propose` is missing or not callable, expected a method propose(positive, rng)")
+    else:
+        try:
+            signature = inspect.signature(propose)
+        except (TypeError, ValueError):  # a builtin without a signature: judged when called
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(None, None)
+            except TypeError:
+                problems.append(f"`propose` takes {signature}, expected (positive, rng)")
+    return "; ".join(problems)
+
+
+def _validation_message(e: pluggy.PluginValidationError) -> str:
+    """pluggy's validation message on one line (its lines joined by ``"; "``) and without the
+    module's repr, which names the plugin geoforge already names, in a longer form (``in plugin
+    <module 'geoforge_plugin_x' from '/x.py'>``)."""
+    import re
+
+    text = re.sub(r" (in|of) plugin <module [^>]*>", "", str(e)).replace("'", "`")
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _mutation_hint(e: BaseException) -> str:

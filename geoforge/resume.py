@@ -104,11 +104,21 @@ def _check_kept_bytes(out: Store, manifest: dict[str, object], keep: set[int]) -
 
 def _difference(there: object, now: object, path: str = "") -> str:
     """What differs between two settings: for mappings, each differing field by its dotted
-    path (``image: 2 there, 4 now``), else both values."""
+    path (``image: 2 there, 4 now``); for lists (the plugin set), the items added and removed
+    (``added misplaced_point 0.1.0; removed my_plugin 0.2``), so that a long list is not cut
+    short before its difference; else both values."""
     if isinstance(there, dict) and isinstance(now, dict):
         keys = sorted(k for k in there.keys() | now.keys() if there.get(k) != now.get(k))
         return "; ".join(_difference(there.get(k), now.get(k), f"{path}{k}.") for k in keys)
     field = f"{path[:-1]}: " if path else ""
+    if isinstance(there, list) and isinstance(now, list):
+        added = [x if isinstance(x, str) else _short(x) for x in now if x not in there]
+        removed = [x if isinstance(x, str) else _short(x) for x in there if x not in now]
+        if added or removed:
+            parts = ([f"added {', '.join(added)}"] if added else []) + (
+                [f"removed {', '.join(removed)}"] if removed else []
+            )
+            return field + "; ".join(parts)
     return f"{field}{_short(there)} there, {_short(now)} now"
 
 

@@ -158,9 +158,10 @@ def test_misspelt_hook_is_a_validation_failure_reported_with_the_plugin_name(tmp
     host = host_with(path, env=False)
     assert host.failures == {"typo: validation": 1}
     [message] = host.messages
-    assert message.startswith("plugin typo (") and message.endswith(
-        " (`geoforge_register_perturbation`: did you mean `geoforge_register_perturbations`?)"
-    )
+    assert message == (
+        f"plugin typo ({path}) failed validation: unknown hook `geoforge_register_perturbation` "
+        "(did you mean `geoforge_register_perturbations`?)"
+    )  # one line, without pluggy's repr of the module
     assert next(p for p in host.plugins if p.name == "typo").error == message
     assert not host.pm.has_plugin("typo")
     assert set(host.perturbations) >= BUILT_INS
@@ -178,7 +179,9 @@ def test_hook_with_an_argument_its_spec_lacks_is_a_validation_failure(tmp_path):
     )
     host = host_with(path, env=False)
     assert host.failures == {"badarg: validation": 1}
-    assert "registr" in host.messages[0] and "badarg" in host.messages[0]
+    [message] = host.messages
+    assert "registr" in message and "badarg" in message
+    assert "\n" not in message and "<module" not in message  # pluggy's three lines, joined
 
 
 def test_plugin_raising_at_import_is_reported_and_skipped(tmp_path):
@@ -220,7 +223,67 @@ def test_register_rejects_objects_that_are_not_perturbations(tmp_path):
     )
     host = host_with(path, env=False)
     assert host.failures == {"notaperturbation: in geoforge_register_perturbations": 1}
-    assert "TypeError: register() needs an object with a str `name`" in host.messages[0]
+    assert host.messages[0].endswith(
+        "TypeError: register() got a object whose `name` is None, expected a non-empty str; `kind` is "
+        "None, expected 'image' or 'caption'; `propose` is missing or not callable, expected a method "
+        "propose(positive, rng)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "problem"),
+    [
+        ('"p"', '"picture"', "`kind` is 'picture', expected 'image' or 'caption'"),
+        ("3", '"image"', "`name` is 3, expected a non-empty str"),
+    ],
+)
+def test_register_names_the_field_that_is_wrong(tmp_path, name, kind, problem):
+    path = write_plugin(
+        tmp_path,
+        "oneoff",
+        f"""
+        class P:
+            name = {name}
+            kind = {kind}
+
+            def propose(self, positive, rng):
+                yield from ()
+
+
+        @geoforge.hookimpl
+        def geoforge_register_perturbations(register):
+            register(P())
+        """,
+    )
+    host = host_with(path, env=False)
+    assert host.messages == [
+        f"plugin oneoff ({path}) failed in geoforge_register_perturbations: TypeError: "
+        f"register() got a P whose {problem}"
+    ]
+
+
+def test_a_propose_without_rng_is_refused_at_registration_not_on_the_first_positive(tmp_path):
+    path = write_plugin(
+        tmp_path,
+        "norng",
+        """
+        class NoRng:
+            name = "norng"
+            kind = "caption"
+
+            def propose(self, positive):
+                yield from ()
+
+
+        @geoforge.hookimpl
+        def geoforge_register_perturbations(register):
+            register(NoRng())
+        """,
+    )
+    host = host_with(path, env=False)
+    assert "norng" not in host.perturbations
+    expected = "register() got a NoRng whose `propose` takes (positive), expected (positive, rng)"
+    assert host.messages[0].endswith(expected)
 
 
 def test_duplicate_perturbation_names_are_rejected_with_a_clear_message(tmp_path):
@@ -360,7 +423,7 @@ def test_plugins_table_reports_a_failed_plugin_on_stderr_and_exits_0(tmp_path):
     )
     assert result.returncode == 0
     assert "move_vertex" in result.stdout and "failed" in result.stdout
-    assert f"plugin broken ({broken}) failed to import: RuntimeError: boom" in result.stderr
+    assert f"warning: plugin broken ({broken}) failed to import: RuntimeError: boom\n" in result.stderr
 
 
 def test_ordered_follows_the_configured_order_then_names():

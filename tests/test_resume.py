@@ -74,6 +74,23 @@ def test_resume_with_another_plugin_set_is_refused_and_keeps_every_shard(recipe,
     assert _shards(corpus) == before
 
 
+def test_a_plugin_set_refusal_names_the_plugins_added_and_removed(recipe, corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plugin = tmp_path / "extra_words.py"
+    plugin.write_text("__version__ = '0.3'\n")  # a plugin that registers nothing still joins the set
+    with pytest.raises(UsageError) as info:
+        generate_corpus(
+            recipe,
+            corpus,
+            n=4,
+            seed=recipe.seed,
+            resume=True,
+            negatives=NegativeConfig(caption=1),
+            plugins=PluginSpec(paths=(str(plugin),), disabled=("retrieval",)),
+        )
+    version = __import__("geoforge").__version__
+    assert f"(added extra_words 0.3; removed retrieval {version}); resume" in str(info.value)
+
+
 def test_resume_without_a_manifest_never_deletes_shards_beyond_n(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "old"
     generate_corpus(recipe, out, n=3, seed=recipe.seed)

@@ -317,6 +317,6 @@ def plugins(
         table.add_row(p.name, p.version, p.source, registers, "[red]failed[/red]" if p.error else "ok")
     Console(highlight=False, width=120).print(table)
     for message in host.messages:
-        sys.stderr.write(message + "\n")
+        sys.stderr.write(f"warning: {message}\n")
     if strict_plugins and host.messages:
         raise PluginFailure(f"{len(host.messages)} plugin failure(s) with --strict-plugins")
