@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from geoforge.caption import Caption, Claim, read_caption
-from geoforge.perturb import Accepted, CaptionCandidate, ImageCandidate, PoolEntry, Positive, Rejected
+from geoforge.perturb import (
+    Accepted,
+    CaptionCandidate,
+    ImageCandidate,
+    Perturbation,
+    PoolEntry,
+    Positive,
+    Rejected,
+)
 from geoforge.plugins import PluginHost, PluginSpec
 from geoforge.program import parse_program
 from geoforge.realise import realise
@@ -119,26 +127,19 @@ def make_negatives(
     out = Negatives()
     root = int(rng.integers(2**63))
 
-    def streams(kind: str, only: tuple[str, ...] | None, skip: tuple[str, ...]) -> list[tuple[str, Iterator]]:
-        chosen = [
-            p
-            for p in host.ordered(kind, config.order)
-            if (only is None or p.name in only) and p.name not in skip
-        ]
-        return [
+    serving = makers(config, host)
+    plans = [
+        (config.image, out.image, serving["image"]),
+        (config.caption, out.caption, serving["caption"]),
+        (config.retrieval, out.retrieval, serving["retrieval"]),
+    ]
+    for want, kept, chosen in plans:
+        if not want:
+            continue
+        kind_streams = [
             (p.name, host.candidates(p, positive, plugin_rng(root, p.name), config.time_budget))
             for p in chosen
         ]
-
-    plans = [
-        (config.image, out.image, ("image", None, ())),
-        (config.caption, out.caption, ("caption", None, config.retrieval_plugins)),
-        (config.retrieval, out.retrieval, ("caption", config.retrieval_plugins, ())),
-    ]
-    for want, kept, which in plans:
-        if not want:
-            continue
-        kind_streams = streams(*which)
         stream = _round_robin(kind_streams)
         try:
             checks = 0
@@ -194,24 +195,36 @@ def _duplicate(new: Accepted, kept: list[Accepted]) -> bool:
 _HOSTS: dict[PluginSpec, PluginHost] = {}
 
 
+#: The command-line option that asks for each kind of negative.
+OPTIONS = {
+    "image": "--image-negatives",
+    "caption": "--caption-negatives",
+    "retrieval": "--retrieval-negatives",
+}
+
+
+def makers(config: NegativeConfig, host: PluginHost) -> dict[str, list[Perturbation]]:
+    """The perturbations that make each kind of negative (``image``, ``caption``, ``retrieval``),
+    in the order they take turns: image perturbations; caption perturbations other than
+    ``config.retrieval_plugins``; those."""
+    captions = host.ordered("caption", config.order)
+    return {
+        "image": host.ordered("image", config.order),
+        "caption": [p for p in captions if p.name not in config.retrieval_plugins],
+        "retrieval": [p for p in captions if p.name in config.retrieval_plugins],
+    }
+
+
 def check_kinds(config: NegativeConfig, host: PluginHost) -> None:
     """Raise UsageError naming each kind of negative ``config`` asks for that no perturbation
     loaded by ``host`` makes (image; caption, the retrieval plugins aside; retrieval), instead
     of a corpus with none of them and exit 0."""
     from geoforge.errors import UsageError
 
-    captions = host.ordered("caption", config.order)
-    makers = {
-        ("image", "--image-negatives", config.image): host.ordered("image", config.order),
-        ("caption", "--caption-negatives", config.caption): [
-            p for p in captions if p.name not in config.retrieval_plugins
-        ],
-        ("retrieval", "--retrieval-negatives", config.retrieval): [
-            p for p in captions if p.name in config.retrieval_plugins
-        ],
-    }
-    for (kind, option, want), found in makers.items():
-        if want and not found:
+    serving = makers(config, host)
+    for kind, option in OPTIONS.items():
+        want = getattr(config, kind)
+        if want and not serving[kind]:
             raise UsageError(
                 f"{option} {want}: no active plugin makes {kind} negatives (see `geoforge plugins`; "
                 "was it skipped with --no-plugin or did it fail to load?)"

@@ -153,3 +153,60 @@ def test_negatives_and_qa_of_a_sample_carrying_its_scene_match_a_stored_samples(
         ]
         assert made[0].files() == made[1].files()
         assert json.loads(made[0].files()["json"])["negatives"].count('"tile"') == 3
+
+
+SILENT = """
+from geoforge.hookspecs import hookimpl
+
+
+class Silent:
+    name = "zz_silent"
+    kind = "caption"
+
+    def propose(self, positive, rng):
+        yield from ()
+
+
+@hookimpl
+def geoforge_register_perturbations(register):
+    register(Silent())
+"""
+
+
+def test_a_perturbation_that_never_gave_a_candidate_gets_a_row_saying_why_and_how_to_run_it_alone(
+    tmp_path: Path,
+) -> None:
+    """It used to be missing from the table: a third-party plugin that the built-ins starved
+    (K filled before its turn) looked the same as one that was never loaded."""
+    plugin = tmp_path / "silent.py"
+    plugin.write_text(SILENT)
+    result = _cli(
+        "generate", "corpora/smoke.toml", "--out", str(tmp_path / "c"), "--n", "2",
+        "--caption-negatives", "1", "--plugin", str(plugin),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    table = " ".join(re.sub(r"[│┃║]", " ", result.stdout).split())
+    assert (
+        "zz_silent 0 no candidate: it proposed nothing, or caption_rules filled the 1 caption negative "
+        "of each sample before its turn; --no-plugin caption_rules runs it alone"
+    ) in table, result.stdout
+    alone = _cli(
+        "generate", "corpora/smoke.toml", "--out", str(tmp_path / "d"), "--n", "2",
+        "--caption-negatives", "1", "--plugin", str(plugin), "--no-plugin", "caption_rules",
+    )  # fmt: skip
+    assert "zz_silent 0 it proposed nothing for any sample" in " ".join(
+        re.sub(r"[│┃║]", " ", alone.stdout).split()
+    ), alone.stdout
+
+
+def test_a_broken_plugin_named_in_the_environment_is_said_without_negatives_too(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('boom')\n")
+    env = {**{k: v for k, v in os.environ.items() if k != "GEOFORGE_DEBUG"}, "GEOFORGE_PLUGINS": str(broken)}
+    result = subprocess.run(
+        [sys.executable, "-m", "geoforge.cli", "generate", "corpora/smoke.toml", "--out", str(tmp_path / "c"),
+         "--n", "1"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"warning: plugin broken ({broken}) failed to import: RuntimeError: boom\n" in result.stderr

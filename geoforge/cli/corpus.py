@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -104,7 +105,7 @@ def generate(
 
     from geoforge.generate import generate_corpus
     from geoforge.negatives import NegativeConfig, host_for
-    from geoforge.plugins import PluginSpec
+    from geoforge.plugins import ENV_VAR, PluginSpec
     from geoforge.qa import QAConfig
     from geoforge.sampler import load_recipe
 
@@ -129,7 +130,7 @@ def generate(
     plugin_spec = PluginSpec.from_cli(plugin or [], no_plugin or [], strict=strict_plugins)
     if no_plugin and not negatives.any:
         host_for(plugin_spec).check_disabled()  # a misspelt name is an error whatever the run
-    if negatives.any or plugin:  # a --plugin that fails to load is said even without negatives
+    if negatives.any or plugin or os.environ.get(ENV_VAR):  # a plugin asked for that fails to load is said
         check_plugins(host_for(plugin_spec), strict_plugins)
     if negatives.any:
         third = [p for p in host_for(plugin_spec).plugins if p.source != "built-in" and not p.error]
@@ -205,7 +206,11 @@ def generate(
     out_console = Console(highlight=False, width=110)
     out_console.print(table)
     if "negatives" in counts:
-        out_console.print(_negatives_table(counts["negatives"]))
+        from geoforge.generate import asked_negatives
+        from geoforge.negatives import makers
+
+        serving = {k: [p.name for p in v] for k, v in makers(negatives, host_for(plugin_spec)).items()}
+        out_console.print(_negatives_table(counts["negatives"], serving, asked_negatives(negatives)))
     from geoforge.tokens import LongCaptions
 
     long = LongCaptions(**manifest["long_captions"]).warning()
@@ -228,9 +233,16 @@ def overall_rate(bar: Progress, task: TaskID) -> Callable[[int], None]:
     return tick
 
 
-def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]
+def _negatives_table(
+    stats: dict,  # type: ignore[type-arg]
+    serving: dict[str, list[str]] | None = None,
+    asked: dict[str, int] | None = None,
+) -> object:
     """Yield and rejection reasons per plugin, from the manifest's negatives totals; each
-    plugin failure once, with its first message."""
+    plugin failure once, with its first message. ``serving``: the perturbations that make each
+    kind, in turn order (:func:`geoforge.negatives.makers`), and ``asked`` the negatives asked
+    per kind: a perturbation with neither a candidate nor a failure gets a row that says why it
+    may have had no turn (the ones before it filled the kind first) and how to run it alone."""
     from collections import defaultdict
 
     from rich.markup import escape
@@ -248,6 +260,22 @@ def _negatives_table(stats: dict) -> object:  # type: ignore[type-arg]
         reasons[name].append(f"{reason} ({n})")
     for name in sorted(set(accepted) | set(reasons)):
         table.add_row(name, str(accepted.get(name, 0)), "; ".join(reasons.get(name, [])))
+    failed = {key.split(": ", 1)[0] for key in stats["failures"]}
+    for kind, names in (serving or {}).items():
+        want = (asked or {}).get(kind, 0)
+        for i, name in enumerate(names if want else []):
+            if name in accepted or name in reasons or name in failed:
+                continue
+            before = names[:i]
+            why = "it proposed nothing for any sample"
+            if before:
+                skip = " ".join(f"--no-plugin {b}" for b in before)
+                why = (
+                    f"no candidate: it proposed nothing, or {', '.join(before)} filled the "
+                    f"{counted(want, kind + ' negative')} of each sample before its turn; {skip} runs "
+                    "it alone"
+                )
+            table.add_row(f"[yellow]{escape(name)}[/yellow]", "0", escape(why))
     for key, n in stats["failures"].items():
         message = escape(stats.get("errors", {}).get(key, ""))
         failed = f"failed {counted(n, 'time')}" + (f": {message}" if message else "")
