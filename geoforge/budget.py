@@ -55,6 +55,8 @@ class Budget:
     def __init__(self, budget: float | None) -> None:
         self.budget = budget
         self.left = budget if budget is not None else float("inf")
+        #: Seconds spent inside :meth:`running` so far, whatever the budget.
+        self.spent = 0.0
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -68,7 +70,9 @@ class Budget:
             try:
                 yield
             finally:
-                self.left -= time.monotonic() - start
+                spent = time.monotonic() - start
+                self.left -= spent
+                self.spent += spent
             if self.left <= 0:
                 raise PluginTimeout
             return
@@ -86,5 +90,6 @@ class Budget:
             if old_delay > 0:  # someone else's timer: re-arm it with what is left of it
                 signal.setitimer(signal.ITIMER_REAL, max(old_delay - spent, 1e-6), old_interval)
             self.left -= spent
+            self.spent += spent
         if self.left <= 0:
             raise PluginTimeout

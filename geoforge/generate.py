@@ -247,6 +247,12 @@ class ShardWork:
         the shard, not from a corpus-wide index (``negatives.retrieval_pool``)."""
         return self.negatives is not None and self.negatives.retrieval_pool is None
 
+    def plugin_seconds(self) -> Counter[str]:
+        """A copy of this process's seconds per ``"perturbation: propose"`` and ``"perturbation:
+        verify"`` (:attr:`geoforge.plugins.PluginHost.seconds`) for these plugins; empty without
+        negatives. A job's share is the difference of two copies."""
+        return Counter(host_for(self.plugins).seconds) if self.negatives is not None else Counter()
+
     def captions(self, indices: range) -> list[PoolEntry]:
         """The pool entries (key, caption, claims) of samples ``indices`` without painting them
         (:func:`geoforge.retrieval.captions.sampled_captions`): what a corpus-wide retrieval
@@ -440,6 +446,7 @@ def generate_corpus(
                 "seconds": round(elapsed, 3),
                 "samples_per_second": round(tally.made / elapsed, 2) if elapsed > 0 else None,
                 "busy_worker_seconds": round(tally.busy, 3),
+                "plugin_seconds": {k: round(v, 3) for k, v in sorted(tally.plugin_seconds.items())},
             },
         }
         write_json(store, "manifest.json", manifest)

@@ -11,6 +11,7 @@ reason.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -152,6 +153,7 @@ def make_negatives(
                 if isinstance(candidate, Rejected):  # the plugin's own verdict on its proposal
                     out.rejections[(name, candidate.reason)] += 1
                     continue
+                start = time.perf_counter()
                 if isinstance(candidate, ImageCandidate):
                     verdict = verify_image(
                         positive, candidate, positive_png, name, config.margins, size, plan
@@ -159,6 +161,7 @@ def make_negatives(
                 else:
                     assert isinstance(candidate, CaptionCandidate)
                     verdict = verify_caption(positive, candidate, name, config.margins)
+                host.seconds[f"{name}: verify"] += time.perf_counter() - start
                 if verdict.ok and verdict.accepted is not None:
                     if not _duplicate(verdict.accepted, kept):
                         kept.append(verdict.accepted)

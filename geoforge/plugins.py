@@ -130,7 +130,10 @@ class PluginHost:
     """Loads plugins per a :class:`PluginSpec` and calls their hooks with failures isolated.
 
     ``perturbations`` maps names to registered perturbations; ``failures`` counts failures by
-    ``"plugin: stage"``; ``messages`` holds one line per distinct failure (reported once).
+    ``"plugin: stage"``; ``messages`` holds one line per distinct failure (reported once);
+    ``seconds`` the wall-clock seconds spent per ``"perturbation: propose"`` (its own code, as
+    its time budget counts it) and ``"perturbation: verify"`` (the verifier on its candidates,
+    counted by :func:`geoforge.negatives.make_negatives`), so a slow plugin can be named.
     """
 
     def __init__(self, spec: PluginSpec | None = None) -> None:
@@ -141,6 +144,7 @@ class PluginHost:
         self.perturbations: dict[str, Perturbation] = {}
         self.owner: dict[str, str] = {}
         self.failures: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
         self.messages: list[str] = []
         self.errors: dict[str, str] = {}  # the first message per failure key
         self.tracebacks: dict[str, str] = {}  # the first traceback per failure key (for --debug)
@@ -397,6 +401,7 @@ class PluginHost:
                     info.error = info.error or message
                 except (Exception, SystemExit) as e:  # e.g. a generator that ignores close()
                     self._fail(info, "in close", e)
+            self.seconds[f"{perturbation.name}: propose"] += clock.spent
 
     def propose(
         self,

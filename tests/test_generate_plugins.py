@@ -210,3 +210,43 @@ def test_a_broken_plugin_named_in_the_environment_is_said_without_negatives_too(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert f"warning: plugin broken ({broken}) failed to import: RuntimeError: boom\n" in result.stderr
+
+
+SLEEPY = """
+import time
+
+from geoforge.hookspecs import hookimpl
+
+
+class Sleepy:
+    name = "sleepy"
+    kind = "caption"
+
+    def propose(self, positive, rng):
+        time.sleep(0.2)
+        yield from ()
+
+
+@hookimpl
+def geoforge_register_perturbations(register):
+    register(Sleepy())
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_run_names_the_seconds_each_perturbation_took(tmp_path: Path, workers: int) -> None:
+    plugin = tmp_path / "sleepy.py"
+    plugin.write_text(SLEEPY)
+    manifest = generate_corpus(
+        load_recipe(ROOT / "corpora" / "smoke.toml"),
+        tmp_path / "c",
+        n=3,
+        seed=0,
+        workers=workers,
+        negatives=NegativeConfig(caption=1),
+        plugins=PluginSpec(paths=(str(plugin),), disabled=("caption_rules",), env=False),
+    )
+    seconds = manifest["run"]["plugin_seconds"]
+    assert 0.6 <= seconds["sleepy: propose"] < 0.6 + 1.0  # 0.2 s per positive, in any worker
+    assert "sleepy: verify" not in seconds  # it proposed nothing to verify
+    assert set(seconds) == {"sleepy: propose"}

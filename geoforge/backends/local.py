@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
@@ -101,11 +102,12 @@ def _exit_when_orphaned(parent: int) -> None:
     os._exit(1)
 
 
-def _timed(method: str, work: ShardWork, *args: Any) -> tuple[Any, float]:
-    """A pool job: ``work.method(*args)`` and the seconds it took in the worker."""
-    start = time.perf_counter()
+def _timed(method: str, work: ShardWork, *args: Any) -> tuple[Any, float, Counter[str]]:
+    """A pool job: ``work.method(*args)``, the seconds it took in the worker and the plugins'
+    share of them (:meth:`geoforge.generate.ShardWork.plugin_seconds`)."""
+    start, before = time.perf_counter(), work.plugin_seconds()
     out = getattr(work, method)(*args)
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - start, work.plugin_seconds() - before
 
 
 class LocalBackend:
@@ -169,7 +171,7 @@ class LocalBackend:
                 ):
                     pipeline.open()
                 tally = write_counted(out, spec, pipeline.samples(pos), on_progress, work.qa is not None)
-                tally.busy = pipeline.take_busy()
+                tally.busy, tally.plugin_seconds = pipeline.take_busy()
                 yield spec, tally
         finally:
             pool.shutdown(cancel_futures=True)
@@ -186,10 +188,11 @@ class _Pipeline:
         self.opened = 0
         self.ready: list[tuple[int, int, int]] = []
         self.jobs: dict[tuple[int, int, int], tuple[str, tuple[Any, ...]]] = {}
-        self.inflight: dict[Future[tuple[Any, float]], tuple[int, int, int]] = {}
+        self.inflight: dict[Future[tuple[Any, float, Counter[str]]], tuple[int, int, int]] = {}
         self.outputs: dict[tuple[int, int], list[Encoded]] = {}
         self.positives: dict[int, dict[int, list[Sample]]] = {}
         self.busy = self.busy_total = 0.0
+        self.plugin_seconds: Counter[str] = Counter()
 
     def _push(self, key: tuple[int, int, int], method: str, *args: Any) -> None:
         self.jobs[key] = (method, args)
@@ -212,10 +215,11 @@ class _Pipeline:
                 self._step()
             yield from self.outputs.pop((pos, c))
 
-    def take_busy(self) -> float:
-        """Worker-seconds spent in jobs since the last call."""
+    def take_busy(self) -> tuple[float, Counter[str]]:
+        """Worker-seconds spent in jobs since the last call, and the plugins' share of them."""
         busy, self.busy = self.busy, 0.0
-        return busy
+        plugins, self.plugin_seconds = self.plugin_seconds, Counter()
+        return busy, plugins
 
     def _step(self) -> None:
         """Submit jobs up to the cap, wait for one to complete and take its result (a job's
@@ -227,8 +231,9 @@ class _Pipeline:
         done, _ = wait(self.inflight, return_when=FIRST_COMPLETED)
         for future in sorted(done, key=self.inflight.__getitem__):
             pos, stage, c = self.inflight.pop(future)
-            result, seconds = future.result()
+            result, seconds, plugins = future.result()
             self.busy += seconds
+            self.plugin_seconds.update(plugins)
             self.busy_total += seconds
             if stage == FINISH or not self.work.pooled:
                 self.outputs[(pos, c)] = result

@@ -116,10 +116,11 @@ def write_counted(
 
 def run_shard(work: ShardWork, spec: ShardSpec, out: Store, on_progress: Callable[[int], None]) -> Tally:
     """Make shard ``spec`` in this process and write it to ``out``; its tally, with ``busy``
-    the seconds it took."""
-    start = time.perf_counter()
+    the seconds it took and ``plugin_seconds`` the plugins' share of them."""
+    start, before = time.perf_counter(), work.plugin_seconds()
     tally = write_counted(out, spec, shard_samples(work, spec), on_progress, work.qa is not None)
     tally.busy = time.perf_counter() - start
+    tally.plugin_seconds = work.plugin_seconds() - before
     return tally
 
 

@@ -31,7 +31,9 @@ class Tally:
     shard order), the sample :class:`~geoforge.corpus.Counts`, the long-caption counts
     (:func:`geoforge.tokens.long_captions`), the Q&A totals (:func:`geoforge.qa.qa_counts`)
     when ``with_qa``, the first :data:`EXAMPLES` captions, the samples made in this run (not
-    kept from a resumed one) and ``busy``: the worker-seconds spent making them.
+    kept from a resumed one), ``busy``: the worker-seconds spent making them, and
+    ``plugin_seconds``: of those, the seconds per ``"perturbation: propose"`` and
+    ``"perturbation: verify"`` (:attr:`geoforge.plugins.PluginHost.seconds`).
 
     A shard's tally keeps its ``captions`` (positive, caption negatives) as text; they are
     tokenized when the tally is merged into the corpus's, in the driver, so that workers (Ray
@@ -45,6 +47,7 @@ class Tally:
     examples: list[str] = field(default_factory=list)
     made: int = 0
     busy: float = 0.0
+    plugin_seconds: Counter[str] = field(default_factory=Counter)
     captions: list[tuple[str, list[str]]] = field(default_factory=list, repr=False)
 
     def add(self, key: str, files: dict[str, bytes]) -> None:
@@ -77,6 +80,7 @@ class Tally:
         self.examples.extend(other.examples[: EXAMPLES - len(self.examples)])
         self.made += other.made
         self.busy += other.busy
+        self.plugin_seconds.update(other.plugin_seconds)
 
     def qa_json(self) -> dict[str, Any]:
         """The Q&A totals, shaped as :func:`geoforge.qa.qa_counts` returns them."""

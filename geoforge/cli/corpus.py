@@ -210,7 +210,8 @@ def generate(
         from geoforge.negatives import makers
 
         serving = {k: [p.name for p in v] for k, v in makers(negatives, host_for(plugin_spec)).items()}
-        out_console.print(_negatives_table(counts["negatives"], serving, asked_negatives(negatives)))
+        seconds = run.get("plugin_seconds")
+        out_console.print(_negatives_table(counts["negatives"], serving, asked_negatives(negatives), seconds))
     from geoforge.tokens import LongCaptions
 
     long = LongCaptions(**manifest["long_captions"]).warning()
@@ -237,20 +238,35 @@ def _negatives_table(
     stats: dict,  # type: ignore[type-arg]
     serving: dict[str, list[str]] | None = None,
     asked: dict[str, int] | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> object:
     """Yield and rejection reasons per plugin, from the manifest's negatives totals; each
     plugin failure once, with its first message. ``serving``: the perturbations that make each
     kind, in turn order (:func:`geoforge.negatives.makers`), and ``asked`` the negatives asked
     per kind: a perturbation with neither a candidate nor a failure gets a row that says why it
-    may have had no turn (the ones before it filled the kind first) and how to run it alone."""
+    may have had no turn (the ones before it filled the kind first) and how to run it alone.
+    ``seconds``: the run's ``plugin_seconds`` (``"name: propose"`` and ``"name: verify"``
+    worker-seconds), shown per plugin so that a slow one is named."""
     from collections import defaultdict
 
     from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="hard negatives: accepted and rejected per plugin")
-    for col in ("plugin", "accepted", "rejected: reason (count)"):
-        table.add_column(col)
+    columns = ["plugin", "accepted", "rejected: reason (count)"]
+    if seconds:
+        columns.insert(2, "s propose + verify")
+    for col in columns:
+        table.add_column(col, justify="right" if col.startswith("s ") else "left")
+
+    def row(shown: str, name: str, got: str, why: str) -> None:
+        """One row; ``name`` is the perturbation whose seconds it shows (``""``: none)."""
+        cells = [shown, got, why]
+        if seconds:
+            spent = [seconds.get(f"{name}: {stage}") for stage in ("propose", "verify")]
+            cells.insert(2, " + ".join(f"{s or 0:.2f}" for s in spent) if any(spent) else "")
+        table.add_row(*cells)
+
     accepted: dict[str, int] = defaultdict(int)
     for key, n in stats["accepted"].items():
         accepted[key.split(": ", 1)[1]] += n
@@ -259,7 +275,7 @@ def _negatives_table(
         name, reason = key.split(": ", 1)
         reasons[name].append(f"{reason} ({n})")
     for name in sorted(set(accepted) | set(reasons)):
-        table.add_row(name, str(accepted.get(name, 0)), "; ".join(reasons.get(name, [])))
+        row(escape(name), name, str(accepted.get(name, 0)), "; ".join(reasons.get(name, [])))
     failed = {key.split(": ", 1)[0] for key in stats["failures"]}
     for kind, names in (serving or {}).items():
         want = (asked or {}).get(kind, 0)
@@ -275,11 +291,11 @@ def _negatives_table(
                     f"{counted(want, kind + ' negative')} of each sample before its turn; {skip} runs "
                     "it alone"
                 )
-            table.add_row(f"[yellow]{escape(name)}[/yellow]", "0", escape(why))
+            row(f"[yellow]{escape(name)}[/yellow]", name, "0", escape(why))
     for key, n in stats["failures"].items():
         message = escape(stats.get("errors", {}).get(key, ""))
-        failed = f"failed {counted(n, 'time')}" + (f": {message}" if message else "")
-        table.add_row(f"[red]{key}[/red]", "", failed)
+        text = f"failed {counted(n, 'time')}" + (f": {message}" if message else "")
+        row(f"[red]{escape(key)}[/red]", "", "", text)
     # a sample gets at most the K it asked: count those with min(8, K), kinds not asked left out
     enough = stats.get("at_least_k", stats["at_least_8"])
     thresholds = stats.get("at_least_k_threshold", dict.fromkeys(enough, 8))
