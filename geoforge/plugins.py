@@ -364,7 +364,7 @@ class PluginHost:
                         return
                     if item is _END:
                         return
-                    problem = _candidate_problem(item, perturbation.kind)
+                    problem = candidate_problem(item, perturbation.kind)
                     if problem is None:
                         yield item  # type: ignore[misc]
                         continue
@@ -524,8 +524,11 @@ def plugin_rng(root: int, name: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([root, zlib.crc32(name.encode())]))
 
 
-def _candidate_problem(item: object, kind: str) -> str | None:
-    """Why ``item`` is not a well-formed candidate of ``kind``, or ``None``."""
+def candidate_problem(item: object, kind: str) -> str | None:
+    """Why ``item`` is not a well-formed candidate of a ``kind`` (``"image"`` or ``"caption"``)
+    perturbation, in a phrase (``"expected CaptionCandidate, got str"``), or ``None`` for a
+    well-formed candidate or :class:`~geoforge.perturb.Rejected`. ``generate`` drops such an
+    item as garbage; :func:`geoforge.testing.run_perturbation` counts it the same way."""
     from geoforge.program import Program
     from geoforge.verify import claim_problem
 

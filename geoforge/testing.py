@@ -68,8 +68,12 @@ def run_perturbation(
     """Propose up to ``limit`` candidates from ``perturbation`` for ``positive`` and verify each
     exactly as ``geoforge generate`` does. The plugin gets a read-only copy of ``positive``, as
     in a run (:func:`geoforge.perturb.read_only`), so a plugin that mutates it fails here too.
-    A :class:`~geoforge.perturb.Rejected` item is counted under its reason. Exceptions from the
-    plugin propagate (a test should see them)."""
+    A :class:`~geoforge.perturb.Rejected` item is counted under its reason. An item that
+    ``generate`` would drop as garbage (not a candidate of the perturbation's kind, a field of
+    the wrong type, a malformed claim: :func:`geoforge.plugins.candidate_problem`) is counted as
+    ``"garbage: <why>"``, each kind of garbage apart. Exceptions from the plugin propagate (a
+    test should see them)."""
+    from geoforge.plugins import candidate_problem
     from geoforge.render import render
 
     rng = np.random.default_rng(seed)
@@ -78,16 +82,18 @@ def run_perturbation(
     for k, candidate in enumerate(perturbation.propose(read_only(positive), rng)):
         if k >= limit:
             break
-        if isinstance(candidate, ImageCandidate):
-            verdict = verify_image(positive, candidate, png, perturbation.name, margins)
-        elif isinstance(candidate, CaptionCandidate):
-            verdict = verify_caption(positive, candidate, perturbation.name, margins)
-        elif isinstance(candidate, Rejected):
+        problem = candidate_problem(candidate, perturbation.kind)
+        if problem is not None:
+            report.rejections[f"garbage: {problem}"] += 1
+            continue
+        if isinstance(candidate, Rejected):
             report.rejections[candidate.reason] += 1
             continue
+        if isinstance(candidate, ImageCandidate):
+            verdict = verify_image(positive, candidate, png, perturbation.name, margins)
         else:
-            report.rejections[f"not a candidate: {type(candidate).__name__}"] += 1
-            continue
+            assert isinstance(candidate, CaptionCandidate)
+            verdict = verify_caption(positive, candidate, perturbation.name, margins)
         if verdict.ok and verdict.accepted is not None:
             report.accepted.append(verdict.accepted)
         else:

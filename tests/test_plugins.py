@@ -365,6 +365,18 @@ def test_garbage_candidates_are_dropped_counted_and_reported(tmp_path, geoforge_
     assert "claim `perpendicular` takes 4 arguments, got 2" in text
 
 
+def test_run_perturbation_judges_garbage_as_generate_does_each_kind_apart(tmp_path, geoforge_positive):
+    host = host_with(write_plugin(tmp_path, "garbage", GARBAGE), env=False)
+    report = run_perturbation(host.perturbations["garbage"], geoforge_positive)
+    garbage = {reason: n for reason, n in report.rejections.items() if reason.startswith("garbage: ")}
+    host.propose(host.perturbations["garbage"], geoforge_positive, np.random.default_rng(0))
+    # the five items generate's host drops, each under the reason its warning gives
+    assert sum(garbage.values()) == 5, report.rejections
+    said = {m.split(" proposed garbage from garbage: ", 1)[1] for m in host.messages}
+    assert {reason.removeprefix("garbage: ") for reason in garbage} == said
+    assert "expected CaptionCandidate, got ImageCandidate" in said
+
+
 def test_garbage_under_strict_plugins_stops_with_one_plain_message(tmp_path, geoforge_positive):
     path = write_plugin(tmp_path, "garbage", GARBAGE)
     host = host_with(path, env=False, strict=True)
