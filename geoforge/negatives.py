@@ -33,6 +33,7 @@ from geoforge.plugins import PluginHost, PluginSpec
 from geoforge.program import parse_program
 from geoforge.realise import realise
 from geoforge.verify import DEFAULT_MARGINS, Margins, verify_caption, verify_image
+from geoforge.verify.image import Distinct, reference
 
 if TYPE_CHECKING:
     from geoforge.generate import Sample
@@ -122,6 +123,11 @@ def make_negatives(
     ``config.time_budget`` seconds of its own code per positive. The verifier always judges
     against ``positive`` itself, which no plugin sees. ``plan``: the layout ``positive_png``
     was drawn from, when the caller has it (else the verifier lays the positive out again).
+
+    A verified negative is rejected as a duplicate when a kept one has its program (up to
+    renaming) or its caption's claims, and an image negative also when its render is not
+    visibly different from a kept one's (:class:`geoforge.verify.image.Distinct`): each kept
+    negative shows the model something the others do not.
     """
     from geoforge.plugins import plugin_rng
 
@@ -129,6 +135,11 @@ def make_negatives(
     root = int(rng.integers(2**63))
 
     serving = makers(config, host)
+    distinct = (  # the kept image negatives' renders (the reference is the verifier's, cached)
+        Distinct(reference(positive, positive_png, size, plan).grey, config.margins.pixel_diff)
+        if config.image
+        else None
+    )
     plans = [
         (config.image, out.image, serving["image"]),
         (config.caption, out.caption, serving["caption"]),
@@ -163,10 +174,12 @@ def make_negatives(
                     verdict = verify_caption(positive, candidate, name, config.margins)
                 host.seconds[f"{name}: verify"] += time.perf_counter() - start
                 if verdict.ok and verdict.accepted is not None:
-                    if not _duplicate(verdict.accepted, kept):
-                        kept.append(verdict.accepted)
-                    else:
+                    if _duplicate(verdict.accepted, kept):
                         out.rejections[(name, "duplicate of a kept negative")] += 1
+                    elif verdict.grey is not None and distinct is not None and distinct.seen(verdict.grey):
+                        out.rejections[(name, "not visibly different from a kept negative")] += 1
+                    else:
+                        kept.append(verdict.accepted)
                 else:
                     out.rejections[(name, verdict.reason)] += 1
         finally:  # stop every plugin's generator now (its clean-up runs on its own budget)

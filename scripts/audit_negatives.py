@@ -101,6 +101,7 @@ NO_REALISE = "does not realise"
 RERENDER = "re-render differs"
 MISSING = "image missing"
 INVISIBLE = "not visibly different"
+LOOKALIKE = "looks like another image negative"
 BAD_POSITIVE = "positive does not reproduce"
 #: An image negative this close to its positive after similarity alignment has the same shape.
 SAME_SHAPE = 1e-3
@@ -223,12 +224,26 @@ def audit_sample(job: tuple[str, dict[str, bytes], dict[str, int]]) -> SampleRes
     fig = figure_of(scene, program)
     reading = _self_check(text, fig, out)
     pos_grey = grey(files["png"])
-    for i, (neg, tile) in enumerate(zip(negatives["image"], _tiles(files, len(negatives["image"])))):
+    tiles = _tiles(files, len(negatives["image"]))
+    for i, (neg, tile) in enumerate(zip(negatives["image"], tiles)):
         out.entries.append(_image(i, neg, tile, meta, program, scene, plan, fig, reading, pos_grey, size))
+    _lookalikes(out.entries[-len(tiles) :] if tiles else [], tiles)
     for kind in ("caption", "retrieval"):
         for i, neg in enumerate(negatives[kind]):
             out.entries.append(_caption(kind, i, neg, text, fig, reading))
     return out
+
+
+def _lookalikes(entries: list[Entry], tiles: list[Image.Image | None]) -> None:
+    """A failure on each image negative whose tile is not visibly different from an earlier
+    tile of the same positive (the rule that judges a negative against its positive): it shows
+    the model nothing the earlier one does not."""
+    greys = [None if t is None else grey(t) for t in tiles]
+    for j, (entry, later) in enumerate(zip(entries, greys)):
+        for i, earlier in enumerate(greys[:j]):
+            if later is not None and earlier is not None and (d := pixel_share(earlier, later)) < PIXEL_SHARE:
+                entry.failures.append((LOOKALIKE, f"{d:.5f} of pixels differ from image negative {i}"))
+                break
 
 
 def _self_check(text: str, fig: Figure, out: SampleResult) -> Reading | None:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from geoforge.corpus import NEGATIVES, Record, pack_negatives
+from geoforge.corpus import NEGATIVES, Record, pack_negatives, unpack_negatives
 from geoforge.generate import generate_corpus
 from geoforge.negatives import NegativeConfig
 from geoforge.program import parse_program
@@ -266,6 +266,31 @@ def test_image_negative_that_is_a_similar_copy(corpus: Path, tmp_path: Path) -> 
     report = audit_negatives.audit(tmp_path / "bad")
     assert [f for f in report.positive_failures if f["key"] == key] == []
     assert _hits(report, key, "image", 0) == {audit_negatives.SIMILAR}
+
+
+def test_image_negative_that_repeats_an_earlier_one(corpus: Path, tmp_path: Path) -> None:
+    """Tile 1 and its record replaced by tile 0's: each holds against the positive, but the two
+    show the model the same figure."""
+    key = _first(corpus, "image")
+
+    def plant(k: str, files: Files) -> Files | None:
+        if k != key:
+            return None
+        tiles = [_png(t) for t in unpack_negatives(files[NEGATIVES], 2)]
+        strip = pack_negatives([tiles[0], tiles[0]], 4, 448)
+        out = _edit_meta(files, lambda meta, neg: neg["image"].__setitem__(1, {**neg["image"][0], "tile": 1}))
+        return {**out, NEGATIVES: strip}
+
+    _copy(corpus, tmp_path / "bad", plant)
+    report = audit_negatives.audit(tmp_path / "bad")
+    assert _hits(report, key, "image", 0) == set()
+    assert _hits(report, key, "image", 1) == {audit_negatives.LOOKALIKE}
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def test_point_one_percent_off_its_line(corpus: Path, tmp_path: Path) -> None:

@@ -8,13 +8,27 @@ import math
 
 import numpy as np
 import pytest
-from plugin_helpers import MARKED, claim, make_positive, png_of, scene_with
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from plugin_helpers import (  # noqa: F401  (_no_env_plugins is an autouse fixture)
+    IMAGE_BUILT_INS,
+    MARKED,
+    _no_env_plugins,
+    claim,
+    host_with,
+    make_positive,
+    png_of,
+    scene_with,
+    write_plugin,
+)
 
 from geoforge.caption import Claim
 from geoforge.edit import drop_marks, pin, replace_clause
 from geoforge.facts import Fact, holds
+from geoforge.negatives import NegativeConfig, make_negatives
 from geoforge.perturb import CaptionCandidate, ImageCandidate
 from geoforge.verify import DEFAULT_MARGINS, similarity_gap, verify_caption, verify_image, violation
+from geoforge.verify.image import Distinct, pixel_difference
 
 A, B, C = np.array([0.0, 0.0]), np.array([4.0, 0.0]), np.array([1.0, 3.0])
 
@@ -273,3 +287,71 @@ def test_degenerate_claims_from_a_plugin_are_malformed_not_negatives(text: str) 
     candidate = CaptionCandidate((claim("right A B C"), bad), "garbage", ())
     verdict = verify_caption(positive, candidate, "test")
     assert (verdict.ok, verdict.reason) == (False, "malformed claims")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.floats(0.0005, 0.05))
+def test_distinct_agrees_with_the_pixel_difference_of_every_pair(seed: int, n: int, margin: float) -> None:
+    """Distinct compares only the pixels where either render differs from the positive's; the
+    answer must be the full-image pixel_difference's, for renders near and far from each other."""
+    rng = np.random.default_rng(seed)
+    reference = rng.choice([0, 255], size=(24, 24)).astype(np.int16)
+    distinct = Distinct(reference, margin)
+    kept: list[np.ndarray] = []
+    for _ in range(n):
+        base = kept[int(rng.integers(len(kept)))] if kept and rng.uniform() < 0.5 else reference
+        grey = base.copy()
+        k = int(rng.integers(0, 12))
+        rows, cols = rng.integers(0, 24, size=(2, k))
+        grey[rows, cols] = rng.integers(0, 256, size=k)
+        brute = any(pixel_difference(grey, other) < margin for other in kept)
+        assert distinct.seen(grey) == brute
+        if not brute:
+            kept.append(grey)
+
+
+JITTER = """
+import re
+
+from geoforge.perturb import ImageCandidate
+from geoforge.program import parse_program
+from geoforge_perturb.move_vertex import MoveVertex
+
+
+class Jitter:
+    name = "jitter"
+    kind = "image"
+
+    def propose(self, positive, rng):
+        first = next(iter(MoveVertex().propose(positive, rng)))
+        yield first
+        # the same move again, a millionth of a unit away: another program, the same figure
+        nudge = lambda m: f"@{float(m.group(1)) + 1e-6!r}_"
+        text = re.sub(r"@(-?[0-9.]+)_", nudge, first.program.text(), count=1)
+        yield ImageCandidate(parse_program(text), first.clause, first.change + " again", first.breaks)
+        yield from MoveVertex().propose(positive, rng)
+
+
+@geoforge.hookimpl
+def geoforge_register_perturbations(register):
+    register(Jitter())
+"""
+
+
+def test_an_image_negative_that_looks_like_a_kept_one_is_a_duplicate(tmp_path) -> None:
+    # it used to be kept: its program differs from the kept one's in a float digit
+    from geoforge.testing import make_positive as positive_of
+
+    positive = positive_of(
+        "A = free A; B = lconst B A 3; C = s_angle B A C 90, lconst C A 4; D = foot D A B C; "
+        "given length A B 3; given length A C 4; draw polygon A B C",
+        ["right A B C", "length A B 3", "length A C 4", "altitude A D B C"],
+    )
+    host = host_with(write_plugin(tmp_path, "jitter", JITTER), env=False, disabled=IMAGE_BUILT_INS)
+    found = make_negatives(
+        positive, png_of(positive), host, NegativeConfig(image=2), np.random.default_rng(0)
+    )
+    assert found.image[0].plugin == "jitter", found.rejections
+    assert found.rejections[("jitter", "not visibly different from a kept negative")] == 1
+    assert not found.image[0].candidate.program.same_canonical(found.image[1].candidate.program)
+    assert pixel_difference(found.image[0].png, found.image[1].png) >= DEFAULT_MARGINS.pixel_diff

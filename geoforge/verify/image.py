@@ -41,14 +41,54 @@ HOLD_TOL = 1e-6
 INK_LEVEL = 128
 
 
+#: Two grey levels (of 255) differ visibly when they differ by more than this.
+VISIBLE_LEVELS = 64
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The judgement on one candidate: ``ok``, the rejection ``reason`` (``""`` if ok) and the
-    :class:`Accepted` negative when ok."""
+    :class:`Accepted` negative when ok, with its grey render (H, W) int16 for an image negative
+    (for :class:`Distinct`)."""
 
     ok: bool
     reason: str = ""
     accepted: Accepted | None = None
+    grey: np.ndarray | None = None
+
+
+class Distinct:
+    """The image negatives kept for one positive, as a model sees them: a new one that is not
+    visibly different from a kept one (fewer than ``margin`` of the pixels differ by more than
+    :data:`VISIBLE_LEVELS`, the rule that judges a negative against its positive) is a
+    duplicate, whatever its program: two plugins can move the same point to nearly the same
+    place, or one plugin can propose one figure twice in other float digits.
+
+    Exact and cheap: each kept render is stored with the pixels where it differs from the
+    positive's (``reference``, (H, W) int16) by more than half of :data:`VISIBLE_LEVELS`. Two
+    renders can differ visibly only where one of them does (triangle inequality), so only the
+    union of those pixels is compared."""
+
+    def __init__(self, reference: np.ndarray, margin: float) -> None:
+        self.reference = reference.ravel()
+        self.margin = margin
+        self.kept: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _changed(self, flat: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(np.abs(flat - self.reference) > VISIBLE_LEVELS // 2)
+
+    def seen(self, grey: np.ndarray) -> bool:
+        """True if ``grey`` ((H, W) int16, the positive's size) is not visibly different from a
+        kept render; else it is kept and False is returned."""
+        flat = grey.ravel()
+        changed = self._changed(flat)
+        for other, where in self.kept:
+            union = np.union1d(changed, where)
+            visible = np.count_nonzero(np.abs(flat[union] - other[union]) > VISIBLE_LEVELS)
+            if visible < self.margin * flat.size:
+                return True
+        self.kept.append((flat, changed))
+        return False
 
 
 @dataclass(frozen=True)
@@ -97,7 +137,7 @@ def pixel_difference(a: bytes | np.ndarray, b: bytes | np.ndarray) -> float:
     y = _grey(b) if isinstance(b, bytes) else b
     if x.shape != y.shape:
         return 1.0
-    return float((np.abs(x - y) > 64).mean())
+    return float((np.abs(x - y) > VISIBLE_LEVELS).mean())
 
 
 def ink_kept(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -294,4 +334,4 @@ def verify_image(
     png = encode_png(grey.astype(np.uint8))
     final = dataclasses.replace(candidate, program=scene.program)
     accepted = Accepted(plugin, final, violated, png, diff, how=how, restored=restored)
-    return Verdict(True, accepted=accepted)
+    return Verdict(True, accepted=accepted, grey=grey)
