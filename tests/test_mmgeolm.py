@@ -204,6 +204,8 @@ def test_resume_with_other_settings_or_another_corpus_is_refused_and_keeps_the_c
     assert str(info.value).startswith(message), str(info.value)
     assert (out / "config.json").read_bytes() == before
     assert json.loads(before)["data_fingerprint"] is not None
+    assert json.loads(before)["lr"] == 2e-5  # the rate sft trained at, not the None it was given
+    assert json.loads((runs["align"] / "config.json").read_text())["lr"] == 1e-3
 
 
 def test_lora_sft_saves_a_merged_model(runs, tmp_path: Path) -> None:

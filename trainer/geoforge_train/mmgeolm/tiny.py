@@ -34,7 +34,7 @@ def tiny_tokenizer(texts: Iterable[str], vocab: int = 512):  # type: ignore[no-u
 
 
 def tiny_llm(
-    out: Path,
+    out: str | Path,
     texts: Iterable[str],
     arch: str = "qwen2",
     hidden: int = 64,
@@ -50,6 +50,7 @@ def tiny_llm(
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
+    out = Path(out)
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}: expected {' or '.join(ARCHS)}")
     tokenizer = tiny_tokenizer(texts, vocab)

@@ -278,7 +278,8 @@ def _latest(out: Path) -> Path | None:
 
 def _effective_lr(config: dict[str, object]) -> dict[str, object]:
     """``config`` (a JSON config) with ``lr`` ``None`` replaced by its stage's
-    :data:`DEFAULT_LR`, so that ``--resume`` compares (and names) the rates that train."""
+    :data:`DEFAULT_LR`: what ``config.json`` stores, and what ``--resume`` compares (and names),
+    the rates that train; runs saved before 2026-12-06 stored ``None``."""
     if config.get("lr") is None and config.get("stage") in DEFAULT_LR:
         return {**config, "lr": DEFAULT_LR[str(config["stage"])]}
     return config
@@ -345,7 +346,8 @@ def train_mmgeolm(config: MMGeoLMConfig) -> dict[str, Any]:
     collate([examples[0]])  # image-token and length errors now, before a worker process meets them
     out.mkdir(parents=True, exist_ok=True)
     if resume_from is None:  # a resumed run keeps the config it was started with
-        record = {**config_json(config), "data_fingerprint": fingerprint}
+        # the rate that trains, not None: config.json says what the run did
+        record = {**_effective_lr(config_json(config)), "data_fingerprint": fingerprint}
         (out / "config.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     per_step = config.batch_size * config.accum * world
