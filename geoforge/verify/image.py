@@ -64,30 +64,41 @@ class Distinct:
     duplicate, whatever its program: two plugins can move the same point to nearly the same
     place, or one plugin can propose one figure twice in other float digits.
 
-    Exact and cheap: each kept render is stored with the pixels where it differs from the
-    positive's (``reference``, (H, W) int16) by more than half of :data:`VISIBLE_LEVELS`. Two
-    renders can differ visibly only where one of them does (triangle inequality), so only the
-    union of those pixels is compared."""
+    Exact and cheap: each kept render is stored with the bounding box of the pixels where it
+    differs from the positive's (``reference``, (H, W) int16) by more than half of
+    :data:`VISIBLE_LEVELS`. Outside both boxes two renders are each within that half of the
+    positive's, so within :data:`VISIBLE_LEVELS` of each other (triangle inequality): only the
+    box around both is compared."""
 
     def __init__(self, reference: np.ndarray, margin: float) -> None:
-        self.reference = reference.ravel()
+        self.reference = reference
         self.margin = margin
-        self.kept: list[tuple[np.ndarray, np.ndarray]] = []
+        self.kept: list[tuple[np.ndarray, tuple[int, int, int, int] | None]] = []
 
-    def _changed(self, flat: np.ndarray) -> np.ndarray:
-        return np.flatnonzero(np.abs(flat - self.reference) > VISIBLE_LEVELS // 2)
+    def _box(self, grey: np.ndarray) -> tuple[int, int, int, int] | None:
+        """Rows and columns ``(r0, r1, c0, c1)`` (ends excluded) around the pixels where
+        ``grey`` differs from the positive by more than half of :data:`VISIBLE_LEVELS`."""
+        changed = np.abs(grey - self.reference) > VISIBLE_LEVELS // 2
+        rows = np.flatnonzero(changed.any(axis=1))
+        if rows.size == 0:
+            return None
+        cols = np.flatnonzero(changed.any(axis=0))
+        return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
     def seen(self, grey: np.ndarray) -> bool:
         """True if ``grey`` ((H, W) int16, the positive's size) is not visibly different from a
         kept render; else it is kept and False is returned."""
-        flat = grey.ravel()
-        changed = self._changed(flat)
-        for other, where in self.kept:
-            union = np.union1d(changed, where)
-            visible = np.count_nonzero(np.abs(flat[union] - other[union]) > VISIBLE_LEVELS)
-            if visible < self.margin * flat.size:
+        box = self._box(grey)
+        for other, kept_box in self.kept:
+            boxes = [b for b in (box, kept_box) if b is not None]
+            visible = 0
+            if boxes:
+                r0, c0 = min(b[0] for b in boxes), min(b[2] for b in boxes)
+                r1, c1 = max(b[1] for b in boxes), max(b[3] for b in boxes)
+                visible = np.count_nonzero(np.abs(grey[r0:r1, c0:c1] - other[r0:r1, c0:c1]) > VISIBLE_LEVELS)
+            if visible < self.margin * grey.size:
                 return True
-        self.kept.append((flat, changed))
+        self.kept.append((grey, box))
         return False
 
 
