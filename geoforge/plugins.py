@@ -155,17 +155,25 @@ class PluginHost:
 
     # --- loading ---------------------------------------------------------------------------
 
-    def _fail(self, info: PluginInfo, stage: str, exc: BaseException, hint: str = "") -> None:
+    def _fail(
+        self, info: PluginInfo, stage: str, exc: BaseException, hint: str = "", perturbation: str = ""
+    ) -> None:
+        """Report ``exc`` raised by ``info``'s code at ``stage``, counted under ``"who:
+        stage"``: the ``perturbation`` whose code raised (named in the message when it is not
+        the plugin's own name), else the plugin, so that each perturbation of a plugin gets its
+        own count and first message."""
         import traceback
 
         if isinstance(exc, pluggy.PluginValidationError):
             why = _validation_message(exc)
         else:
             why = f"{type(exc).__name__}: {exc}"
-        message = f"plugin {info.name} ({info.origin}) failed {stage}: {why}{hint}"
+        of = f" of {perturbation}" if perturbation and perturbation != info.name else ""
+        message = f"plugin {info.name} ({info.origin}) failed {stage}{of}: {why}{hint}"
         info.error = info.error or message
-        self.tracebacks.setdefault(f"{info.name}: {stage}", "".join(traceback.format_exception(exc)))
-        self._note(f"{info.name}: {stage}", message)
+        key = f"{perturbation or info.name}: {stage}"
+        self.tracebacks.setdefault(key, "".join(traceback.format_exception(exc)))
+        self._note(key, message)
 
     def _sources(self) -> list[tuple[str, str, str, Callable[[], ModuleType], tuple[str, str] | None]]:
         """``(name, source, origin, loader, (distribution, version) or None)`` per plugin."""
@@ -248,6 +256,22 @@ class PluginHost:
                 impl.function(register=lambda *a, _info=info, **k: register(_info, *a, **k))
             except Exception as e:
                 self._fail(info, f"in {hook}", e)
+                self._drop(info)
+
+    def _drop(self, info: PluginInfo) -> None:
+        """Skip a plugin that failed while registering, with whatever it registered before
+        the failure: a half-registered plugin would run although it is reported as failed."""
+        from geoforge.constructions import REGISTRY
+
+        for name in info.registers.pop("perturbations", []):
+            self.perturbations.pop(name, None)
+            self.owner.pop(name, None)
+        for name in info.registers.pop("constructions", []):
+            if name in REGISTRY and REGISTRY[name].source == info.name:
+                del REGISTRY[name]
+        info.provenance.clear()
+        if self.pm.has_plugin(info.name):
+            self.pm.unregister(name=info.name)
 
     def _register_construction(self, info: PluginInfo, *args: Any, **kwargs: Any) -> None:
         from geoforge.constructions import REGISTRY, register_construction
@@ -338,11 +362,11 @@ class PluginHost:
         Never raises for the plugin's faults: an exception from its code (including the
         ``ValueError``/``TypeError``/``FrozenInstanceError`` of an attempt to mutate the
         read-only positive, and ``SystemExit``) is reported once and counted as
-        ``"<plugin>: in propose"``; running out of budget as ``"<plugin>: time budget"``; an
+        ``"<perturbation>: in propose"``; running out of budget as ``"<perturbation>: time budget"``; an
         item that is not a candidate of the perturbation's kind is dropped and counted as
-        ``"<plugin>: garbage"``. The stream then ends (for a garbage item, it goes on, up to
+        ``"<perturbation>: garbage"``. The stream then ends (for a garbage item, it goes on, up to
         :data:`MAX_GARBAGE` of them). An error or a hang in the generator's clean-up (``close``)
-        is counted as ``"<plugin>: in close"`` or ``"<plugin>: time budget"``.
+        is counted as ``"<perturbation>: in close"`` or ``"<perturbation>: time budget"``.
         ``KeyboardInterrupt`` propagates.
         """
         owner = self.owner.get(perturbation.name, perturbation.name)
@@ -360,7 +384,7 @@ class PluginHost:
                             item = next(it, _END)
                     except GeneratorExit as e:  # raised by the plugin itself, not by our caller
                         it = None
-                        self._fail(info, "in propose", e)
+                        self._fail(info, "in propose", e, perturbation=perturbation.name)
                         return
                     if item is _END:
                         return
@@ -369,7 +393,7 @@ class PluginHost:
                         yield item  # type: ignore[misc]
                         continue
                     what = f"plugin {owner} ({info.origin}) proposed garbage from {perturbation.name}"
-                    self._note(f"{owner}: garbage", f"{what}: {problem}")
+                    self._note(f"{perturbation.name}: garbage", f"{what}: {problem}")
                     garbage += 1
                     if garbage >= MAX_GARBAGE:  # an endless stream of garbage never reaches the cap
                         return
@@ -379,13 +403,13 @@ class PluginHost:
                     f"plugin {owner} ({info.origin}) exceeded its time budget of {budget:g} s in "
                     f"propose of {perturbation.name}; skipped for this positive"
                 )
-                self._note(f"{owner}: time budget", message)
+                self._note(f"{perturbation.name}: time budget", message)
                 info.error = info.error or message
             except PluginFailure:  # --strict-plugins stopping the run: already worded
                 raise
             except (Exception, SystemExit) as e:  # a broken plugin must not stop the run
                 it = None
-                self._fail(info, "in propose", e, _mutation_hint(e))
+                self._fail(info, "in propose", e, _mutation_hint(e), perturbation.name)
         finally:
             close = getattr(it, "close", None)
             if close is not None:  # run the plugin's own clean-up (finally blocks), on its budget
@@ -397,10 +421,10 @@ class PluginHost:
                         f"plugin {owner} ({info.origin}) exceeded its time budget of {budget:g} s in "
                         f"the clean-up (close) of {perturbation.name}"
                     )
-                    self._note(f"{owner}: time budget", message)
+                    self._note(f"{perturbation.name}: time budget", message)
                     info.error = info.error or message
                 except (Exception, SystemExit) as e:  # e.g. a generator that ignores close()
-                    self._fail(info, "in close", e)
+                    self._fail(info, "in close", e, perturbation=perturbation.name)
             self.seconds[f"{perturbation.name}: propose"] += clock.spent
 
     def propose(

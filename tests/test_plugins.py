@@ -502,3 +502,83 @@ def test_a_plugin_cannot_replace_a_built_in_construction(tmp_path):
     assert host.failures == {"hijack: in geoforge_register_constructions": 1}
     assert "construction `midpoint` is already registered" in host.messages[0]
     assert REGISTRY["midpoint"].source != "hijack"
+
+
+def test_a_plugin_that_fails_while_registering_is_skipped_with_what_it_registered_first(tmp_path):
+    """It was reported as failed, yet its first perturbation and construction stayed and ran."""
+    path = write_plugin(
+        tmp_path,
+        "partial",
+        EXTEND.replace("extend", "stretch")
+        + """
+
+class Good:
+    name = "partial_good"
+    kind = "caption"
+
+    def propose(self, positive, rng):
+        yield from ()
+
+
+class Bad(Good):
+    name = "partial_bad"
+    kind = "Image"
+
+
+@geoforge.hookimpl
+def geoforge_register_perturbations(register):
+    register(Good())
+    register(Bad())
+""",
+    )
+    try:
+        host = host_with(path, env=False)
+        assert host.failures == {"partial: in geoforge_register_perturbations": 1}
+        assert "partial_good" not in host.perturbations and "partial_good" not in host.owner
+        assert "stretch" not in REGISTRY  # its construction, registered by the other hook, too
+        info = next(p for p in host.plugins if p.name == "partial")
+        assert info.registers == {} and info.error is not None
+        assert not host.pm.has_plugin("partial")
+    finally:
+        REGISTRY.pop("stretch", None)
+
+
+def test_each_perturbation_of_one_plugin_fails_under_its_own_name(tmp_path, geoforge_positive):
+    """A plugin with several perturbations used to count every failure under the plugin's
+    name, with the first message only: the second perturbation's error was never shown."""
+    path = write_plugin(
+        tmp_path,
+        "edge",
+        """
+        class Raiser:
+            name = "e_raiser"
+            kind = "caption"
+
+            def propose(self, positive, rng):
+                raise KeyError("lost")
+                yield
+
+
+        class ReturnsInt(Raiser):
+            name = "e_int"
+
+            def propose(self, positive, rng):
+                return 5
+
+
+        @geoforge.hookimpl
+        def geoforge_register_perturbations(register):
+            register(Raiser())
+            register(ReturnsInt())
+        """,
+    )
+    host = host_with(path, env=False)
+    for name in ("e_raiser", "e_int"):
+        host.propose(host.perturbations[name], geoforge_positive, np.random.default_rng(0))
+    assert host.failures == {"e_raiser: in propose": 1, "e_int: in propose": 1}
+    assert host.errors["e_raiser: in propose"] == (
+        f"plugin edge ({path}) failed in propose of e_raiser: KeyError: 'lost'"
+    )
+    assert host.errors["e_int: in propose"].startswith(
+        f"plugin edge ({path}) failed in propose of e_int: TypeError: 'int' object is not iterable"
+    )

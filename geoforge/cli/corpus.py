@@ -259,12 +259,19 @@ def _negatives_table(
     for col in columns:
         table.add_column(col, justify="right" if col.startswith("s ") else "left")
 
+    timed: set[str] = set()
+
     def row(shown: str, name: str, got: str, why: str) -> None:
-        """One row; ``name`` is the perturbation whose seconds it shows (``""``: none)."""
+        """One row; ``name`` is the perturbation whose seconds it shows, on its first row only
+        (``""``: none)."""
         cells = [shown, got, why]
         if seconds:
+            if name in timed:
+                name = ""
+            timed.add(name)
             spent = [seconds.get(f"{name}: {stage}") for stage in ("propose", "verify")]
-            cells.insert(2, " + ".join(f"{s or 0:.2f}" for s in spent) if any(spent) else "")
+            ran = any(s is not None for s in spent)
+            cells.insert(2, " + ".join(f"{s or 0:.2f}" for s in spent) if ran else "")
         table.add_row(*cells)
 
     accepted: dict[str, int] = defaultdict(int)
@@ -295,7 +302,7 @@ def _negatives_table(
     for key, n in stats["failures"].items():
         message = escape(stats.get("errors", {}).get(key, ""))
         text = f"failed {counted(n, 'time')}" + (f": {message}" if message else "")
-        row(f"[red]{escape(key)}[/red]", "", "", text)
+        row(f"[red]{escape(key)}[/red]", key.split(": ", 1)[0], "", text)
     # a sample gets at most the K it asked: count those with min(8, K), kinds not asked left out
     enough = stats.get("at_least_k", stats["at_least_8"])
     thresholds = stats.get("at_least_k_threshold", dict.fromkeys(enough, 8))
@@ -307,6 +314,11 @@ def _negatives_table(
     )
     kept = "" if stats["question_kept"] is None else f"; questions kept {stats['question_kept']:.0%}"
     lines = [f"samples with ≥ min(8, K) negatives: {share}", f"false by: {how}"]
+    if seconds:
+        lines.append(
+            "s propose + verify: worker-seconds in the perturbation's code, and in the verifier on "
+            "its candidates"
+        )
     if thresholds.get("image", 0) > 0:  # image negatives asked: what their figures show
         lines[0] += f"; mean pixel difference {stats['mean_pixel_diff']:.4f}"
         lines.append(f"image negatives with restored true marks or strokes {stats['restored_share']:.0%}")
