@@ -80,15 +80,36 @@ class PluginSpec:
     @staticmethod
     def from_cli(plugins: Iterable[str], disabled: Iterable[str], strict: bool = False) -> PluginSpec:
         """Split ``--plugin`` values into files (ending in ``.py`` or holding a path separator)
-        and modules. Raises UsageError (exit 2) for a file that does not exist: a mistyped
-        path is bad usage, not a plugin that failed."""
+        and modules; a file named twice (``p.py`` and ``./p.py``) is loaded once. Raises
+        UsageError (exit 2) for a file that does not exist or is a directory, and for a module
+        that cannot be found: a mistyped name is bad usage, not a plugin that failed (a module
+        that is found but fails to import is a plugin failure)."""
+        import importlib.util
+
         plugins = list(plugins)
-        paths = tuple(p for p in plugins if p.endswith(".py") or os.sep in p)
-        for path in paths:
+        files = [p for p in plugins if p.endswith(".py") or os.sep in p]
+        for path in files:
+            if Path(path).is_dir():
+                raise UsageError(
+                    f"--plugin {path}: is a directory, expected a plugin file (PATH.py) or a module"
+                )
             if not Path(path).is_file():
                 raise UsageError(f"--plugin {path}: no such file")
-        modules = tuple(p for p in plugins if p not in paths)
-        return PluginSpec(paths, modules, tuple(disabled), strict=strict)
+        paths: list[str] = []
+        for path in files:  # each file once, however it is spelt
+            if all(Path(path).resolve() != Path(p).resolve() for p in paths):
+                paths.append(path)
+        modules = tuple(p for p in plugins if p not in files)
+        for module in modules:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):  # a missing parent package, an empty name
+                found = False
+            if not found:
+                raise UsageError(
+                    f"--plugin {module}: no such module (expected PATH.py or an importable module)"
+                )
+        return PluginSpec(tuple(paths), modules, tuple(disabled), strict=strict)
 
 
 @dataclass
@@ -490,13 +511,15 @@ def _perturbation_problem(perturbation: Any) -> str:
     """What keeps ``perturbation`` from being a :class:`~geoforge.perturb.Perturbation`, field
     by field (``"`kind` is 'picture', expected 'image' or 'caption'"``), or ``""``. A
     ``propose`` whose signature cannot take ``(positive, rng)`` is caught here, at registration,
-    rather than as a TypeError on the first positive."""
+    rather than as a TypeError on the first positive. A name is one word (letters, digits,
+    ``_``, ``.``, ``-``): it keys the ``"name: reason"`` counts and is given to ``--no-plugin``."""
     import inspect
+    import re
 
     problems = []
     name = getattr(perturbation, "name", None)
-    if not isinstance(name, str) or not name.strip():
-        problems.append(f"`name` is {name!r}, expected a non-empty str")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        problems.append(f"`name` is {name!r}, expected a word of letters, digits, _ . or -")
     kind = getattr(perturbation, "kind", None)
     if kind not in ("image", "caption"):
         problems.append(f"`kind` is {kind!r}, expected 'image' or 'caption'")

@@ -401,3 +401,13 @@ def test_check_takes_program_text_as_render_and_caption_do() -> None:
     assert bad.returncode == 1
     unknown = "invalid program: <argument>:1:29: clause 2 `d = foo a b`: unknown construction `foo`"
     assert unknown in bad.stdout
+
+
+def test_program_text_with_a_line_break_is_one_line_saying_clauses_take_semicolons() -> None:
+    # it was two `error:` lines that quoted a clause cut at the line break
+    for command in ("render", "check", "caption"):
+        args = [command, "a b c = triangle a b c\nd = midpoint d a b"]
+        result = cli(*args, "-o", "/dev/null") if command == "render" else cli(*args)
+        assert one_line_error(result, 2) == (
+            "error: <argument>: program text is one line: separate its clauses with `;`, not line breaks"
+        ), command

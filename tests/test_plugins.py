@@ -69,13 +69,19 @@ def test_from_cli_splits_files_from_modules(tmp_path):
     files = [tmp_path / "my_plugin.py", tmp_path / "plug"]
     for file in files:
         file.write_text("")
-    spec = PluginSpec.from_cli([str(files[0]), "pkg.module", str(files[1])], ["x"])
+    again = tmp_path / "." / "my_plugin.py"  # the same file, spelt another way: loaded once
+    spec = PluginSpec.from_cli([str(files[0]), "json.decoder", str(files[1]), str(again)], ["x"])
     assert spec.paths == tuple(map(str, files))
-    assert spec.modules == ("pkg.module",)
+    assert spec.modules == ("json.decoder",)
     assert spec.disabled == ("x",)
     assert pickle.loads(pickle.dumps(spec)) == spec  # workers get the same list
     with pytest.raises(UsageError, match=rf"^--plugin {tmp_path / 'nope.py'}: no such file$"):
         PluginSpec.from_cli([str(files[0]), str(tmp_path / "nope.py")], [])
+    with pytest.raises(UsageError, match=rf"^--plugin {tmp_path}: is a directory, expected a plugin file"):
+        PluginSpec.from_cli([str(tmp_path)], [])
+    for module in ("no_such_module_xyz", "json.no_such_part", "no_such_package.part"):
+        with pytest.raises(UsageError, match=rf"^--plugin {module}: no such module \(expected PATH.py"):
+            PluginSpec.from_cli([module], [])
 
 
 def test_a_missing_plugin_file_is_bad_usage_and_a_broken_one_is_said_without_negatives(tmp_path):
@@ -224,7 +230,8 @@ def test_register_rejects_objects_that_are_not_perturbations(tmp_path):
     host = host_with(path, env=False)
     assert host.failures == {"notaperturbation: in geoforge_register_perturbations": 1}
     assert host.messages[0].endswith(
-        "TypeError: register() got a object whose `name` is None, expected a non-empty str; `kind` is "
+        "TypeError: register() got a object whose `name` is None, expected a word of letters, digits, _ . "
+        "or -; `kind` is "
         "None, expected 'image' or 'caption'; `propose` is missing or not callable, expected a method "
         "propose(positive, rng)"
     )
@@ -234,7 +241,12 @@ def test_register_rejects_objects_that_are_not_perturbations(tmp_path):
     ("name", "kind", "problem"),
     [
         ('"p"', '"picture"', "`kind` is 'picture', expected 'image' or 'caption'"),
-        ("3", '"image"', "`name` is 3, expected a non-empty str"),
+        ("3", '"image"', "`name` is 3, expected a word of letters, digits, _ . or -"),
+        (
+            '"x: in propose"',
+            '"image"',
+            "`name` is 'x: in propose', expected a word of letters, digits, _ . or -",
+        ),
     ],
 )
 def test_register_names_the_field_that_is_wrong(tmp_path, name, kind, problem):

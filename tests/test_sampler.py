@@ -133,6 +133,14 @@ def test_a_recipe_file_that_sets_nothing_is_refused_naming_it(text: str, tmp_pat
     assert load_recipe(tmp_path / "one.toml").samples == 3
 
 
+def test_a_recipe_that_is_not_utf8_is_one_line_naming_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "bin.toml"
+    path.write_bytes(b"[corpus]\nname = '\xff'\n")
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    assert str(info.value) == f"{path}: cannot read recipe: not UTF-8 text (byte 0xff at offset 17)"
+
+
 # --- slow: the paper's 4K recipe at scale ---------------------------------------------------
 
 N_SLOW = 5000

@@ -59,6 +59,10 @@ def load_problems(arg: str, problem: str | None = None) -> list[Problem]:
             raise ProgramError(f"no such file: {arg}")
         if problem is not None:
             raise ProgramError("--problem needs a problem file, not program text")
+        if "\n" in arg.strip():
+            raise ProgramError(
+                "<argument>: program text is one line: separate its clauses with `;`, not line breaks"
+            )
         return [Problem("program", arg, "<argument>", 1)]
     problems = read_problems(path)
     if not problems:

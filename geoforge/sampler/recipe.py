@@ -96,6 +96,10 @@ def load_recipe(path: str | Path) -> Recipe:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise RecipeError(f"{path}: cannot read recipe: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise RecipeError(
+            f"{path}: cannot read recipe: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"{path}: invalid TOML: {e}") from None
     if not data:  # every key has a default, but a file that sets none is a mistake, not a choice
