@@ -120,7 +120,9 @@ class PluginInfo:
     declares one, its ``provenance`` mapping (e.g. an LLM plugin's model and prompt hash; never
     secrets), which goes into the corpus manifest. ``distribution`` is the installed package
     that provides the plugin (``""`` for a plain file); it and its version are known even for a
-    plugin that fails to import."""
+    plugin that fails to import. ``sha256`` is the digest of the source file of a plugin that
+    no installed distribution provides (a ``--plugin`` file, a module on the path), whose
+    version string rarely changes with its code: ``generate --resume`` compares it."""
 
     name: str
     version: str
@@ -130,6 +132,7 @@ class PluginInfo:
     error: str | None = None
     provenance: dict[str, dict[str, str]] = field(default_factory=dict)
     distribution: str = ""
+    sha256: str = ""
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict; ``provenance`` only where a perturbation declared one."""
@@ -144,6 +147,8 @@ class PluginInfo:
         }
         if self.provenance:
             out["provenance"] = self.provenance
+        if self.sha256:
+            out["sha256"] = self.sha256
         return out
 
 
@@ -237,6 +242,7 @@ class PluginHost:
             try:
                 module = load()
                 info.version = dist[1] if dist else _version_of(module)
+                info.sha256 = "" if dist else _source_digest(module)
             except Exception as e:  # a broken plugin must not stop the run
                 self._fail(info, "to import", e)
                 continue
@@ -633,6 +639,17 @@ def _distribution(module: str) -> tuple[str, str] | None:
 
     names = packages_distributions().get(module.split(".")[0], [])
     return (names[0], version(names[0])) if names else None
+
+
+def _source_digest(module: ModuleType) -> str:
+    """The SHA-256 of ``module``'s source file (hex), ``""`` where it has none."""
+    import hashlib
+
+    file = getattr(module, "__file__", None)
+    try:
+        return hashlib.sha256(Path(file).read_bytes()).hexdigest() if file else ""
+    except OSError:
+        return ""
 
 
 def _version_of(module: ModuleType) -> str:

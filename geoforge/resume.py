@@ -30,7 +30,8 @@ SETTINGS = {
 
 def settings_of(manifest: dict[str, object]) -> dict[str, object]:
     """The :data:`SETTINGS` of a manifest, in comparable form: plugins as sorted ``name
-    version`` strings, Q&A as its config, everything through a JSON round trip."""
+    version`` strings (:func:`_plugin_id`), Q&A as its config, everything through a JSON round
+    trip."""
     plugins = manifest.get("plugins") or []
     qa = manifest.get("qa")
     found = {
@@ -39,11 +40,18 @@ def settings_of(manifest: dict[str, object]) -> dict[str, object]:
         "config_hash": manifest.get("config_hash"),
         "geoforge_version": manifest.get("geoforge_version"),
         "negatives": manifest.get("negatives"),
-        "plugins": sorted(f"{p['name']} {p['version']}" for p in plugins),  # type: ignore[union-attr,index]
+        "plugins": sorted(_plugin_id(p) for p in plugins),  # type: ignore[arg-type]
         "qa": qa.get("config") if isinstance(qa, dict) else None,
         "retrieval_pool": manifest.get("retrieval_pool") or "shard",  # older manifests: shard
     }
     return json.loads(json.dumps(found, sort_keys=True))
+
+
+def _plugin_id(plugin: dict[str, object]) -> str:
+    """``name version``, and for a plugin file the start of its source digest: an edited file
+    with the same ``__version__`` is another plugin set."""
+    digest = plugin.get("sha256")
+    return f"{plugin['name']} {plugin['version']}" + (f" sha256:{str(digest)[:12]}" if digest else "")
 
 
 def check_resume(

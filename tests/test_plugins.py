@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -436,7 +437,9 @@ def test_plugins_json_lists_loaded_plugins_and_exits_0(tmp_path):
         "origin": str(path),
         "registers": {"perturbations": ["noop"]},
         "error": None,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),  # a file: its source, not a version
     }
+    assert "sha256" not in listed["move_vertex"]  # an installed distribution: its version says it
     assert "RuntimeError: boom" in listed["broken"]["error"]
 
 

@@ -3,6 +3,7 @@ deletes a shard without ``--overwrite``."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -88,7 +89,30 @@ def test_a_plugin_set_refusal_names_the_plugins_added_and_removed(recipe, corpus
             plugins=PluginSpec(paths=(str(plugin),), disabled=("retrieval",)),
         )
     version = __import__("geoforge").__version__
-    assert f"(added extra_words 0.3; removed retrieval {version}); resume" in str(info.value)
+    digest = hashlib.sha256(plugin.read_bytes()).hexdigest()[:12]
+    assert f"(added extra_words 0.3 sha256:{digest}; removed retrieval {version}); resume" in str(info.value)
+
+
+def test_resume_after_a_plugin_file_changed_under_the_same_version_is_refused(
+    recipe, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """It was accepted: the set compared names and versions only, and a file's version rarely
+    moves with its code, so the corpus mixed shards of two plugins."""
+    plugin = tmp_path / "mine.py"
+    plugin.write_text("__version__ = '0.1'\nRULE = 'equal'\n")
+    spec = PluginSpec(paths=(str(plugin),))
+    out = tmp_path / "c"
+    generate_corpus(recipe, out, n=2, seed=recipe.seed, negatives=NegativeConfig(caption=1), plugins=spec)
+    (out / "shard-000000.tar").unlink()
+    before = hashlib.sha256(plugin.read_bytes()).hexdigest()[:12]
+    plugin.write_text("__version__ = '0.1'\nRULE = 'perpendicular'\n")
+    monkeypatch.setattr("geoforge.negatives._HOSTS", {})  # a new run, as a new process loads it
+    after = hashlib.sha256(plugin.read_bytes()).hexdigest()[:12]
+    with pytest.raises(UsageError) as info:
+        generate_corpus(
+            recipe, out, n=2, seed=recipe.seed, resume=True, negatives=NegativeConfig(caption=1), plugins=spec
+        )
+    assert f"(added mine 0.1 sha256:{after}; removed mine 0.1 sha256:{before}); resume" in str(info.value)
 
 
 def test_resume_without_a_manifest_never_deletes_shards_beyond_n(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
