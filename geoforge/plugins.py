@@ -548,11 +548,18 @@ def _perturbation_problem(perturbation: Any) -> str:
 def _validation_message(e: pluggy.PluginValidationError) -> str:
     """pluggy's validation message on one line (its lines joined by ``"; "``) and without the
     module's repr, which names the plugin geoforge already names, in a longer form (``in plugin
-    <module 'geoforge_plugin_x' from '/x.py'>``)."""
+    <module 'geoforge_plugin_x' from '/x.py'>``); for a hook implementation whose arguments
+    the hook does not have, what the hook takes."""
+    import inspect
     import re
 
     text = re.sub(r" (in|of) plugin <module [^>]*>", "", str(e)).replace("'", "`")
-    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    message = "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    hook = re.search(r"for hook `(geoforge_\w+)`", message)
+    if hook and "can not be found in the hookspec" in message and hasattr(hookspecs, hook[1]):
+        takes = ", ".join(inspect.signature(getattr(hookspecs, hook[1])).parameters)
+        message += f" ({hook[1]} takes ({takes}))"
+    return message
 
 
 def _mutation_hint(e: BaseException) -> str:

@@ -189,6 +189,7 @@ def test_hook_with_an_argument_its_spec_lacks_is_a_validation_failure(tmp_path):
     [message] = host.messages
     assert "registr" in message and "badarg" in message
     assert "\n" not in message and "<module" not in message  # pluggy's three lines, joined
+    assert message.endswith(" (geoforge_register_perturbations takes (register))")
 
 
 def test_plugin_raising_at_import_is_reported_and_skipped(tmp_path):
