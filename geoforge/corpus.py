@@ -114,21 +114,27 @@ def pack_negatives(pngs: Sequence[bytes], slots: int, size: int) -> bytes:
     (:data:`EMPTY_TILE`). ``slots`` is the number of image negatives the corpus asked for, so
     every sample has the same member; ``KEY.json``'s ``negatives`` record says how many tiles
     are filled. Raises CorpusError if there are more negatives than slots or a negative is not
-    ``size`` × ``size`` pixels."""
+    ``size`` × ``size`` pixels.
+
+    The strip is written by :func:`geoforge.render.draw.encode_png`, as every figure is (rows
+    unfiltered, zlib level 3). Pillow's ``optimize=True``, used before, took 110 ms for ten
+    448-px tiles, more than making and verifying them, for 18% fewer bytes; this takes 4 ms,
+    and the strip decodes in 2.2 ms instead of 6.3 (100 ``mmgeo-4k`` negatives, 2-core VM)."""
+    import numpy as np
     from PIL import Image
+
+    from geoforge.render.draw import encode_png
 
     if len(pngs) > slots:
         raise CorpusError(f"{len(pngs)} image negatives do not fit {slots} tiles")
-    strip = Image.new("L", (slots * size, size), EMPTY_TILE)
+    strip = np.full((size, slots * size), EMPTY_TILE, dtype=np.uint8)
     for i, png in enumerate(pngs):
         with Image.open(io.BytesIO(png)) as tile:
             if tile.size != (size, size):
                 width, height = tile.size
                 raise CorpusError(f"image negative {i} is {width}×{height} px, not {size}×{size}")
-            strip.paste(tile.convert("L"), (i * size, 0))
-    buf = io.BytesIO()
-    strip.save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
+            strip[:, i * size : (i + 1) * size] = np.asarray(tile.convert("L"))
+    return encode_png(strip)
 
 
 def unpack_negatives(strip: bytes | Image.Image, count: int) -> list[Image.Image]:
