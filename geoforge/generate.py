@@ -82,6 +82,9 @@ class Sample:
     #: :func:`geoforge.negatives.add_negatives` would otherwise realise and lay out again.
     scene: Scene | None = field(default=None, compare=False, repr=False)
     plan: Layout | None = field(default=None, compare=False, repr=False)
+    #: The pixels of ``negatives`` as (H, W) uint8 renders, when they were made in this process
+    #: (not stored): the strip is then made without decoding them.
+    greys: tuple[np.ndarray, ...] = field(default=(), compare=False, repr=False)
 
     def files(self) -> dict[str, bytes]:
         """The WebDataset members of this sample, by extension, in the order they are written:
@@ -99,7 +102,7 @@ class Sample:
             from geoforge.corpus import NEGATIVES, pack_negatives
 
             with Image.open(io.BytesIO(self.png)) as positive:
-                files[NEGATIVES] = pack_negatives(self.negatives, self.slots, positive.height)
+                files[NEGATIVES] = pack_negatives(self.greys or self.negatives, self.slots, positive.height)
         return files
 
 

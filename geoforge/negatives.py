@@ -173,13 +173,15 @@ def make_negatives(
                     assert isinstance(candidate, CaptionCandidate)
                     verdict = verify_caption(positive, candidate, name, config.margins)
                 host.seconds[f"{name}: verify"] += time.perf_counter() - start
-                if verdict.ok and verdict.accepted is not None:
-                    if _duplicate(verdict.accepted, kept):
+                accepted = verdict.accepted
+                if verdict.ok and accepted is not None:
+                    grey = accepted.grey
+                    if _duplicate(accepted, kept):
                         out.rejections[(name, "duplicate of a kept negative")] += 1
-                    elif verdict.grey is not None and distinct is not None and distinct.seen(verdict.grey):
+                    elif grey is not None and distinct is not None and distinct.seen(grey):
                         out.rejections[(name, "not visibly different from a kept negative")] += 1
                     else:
-                        kept.append(verdict.accepted)
+                        kept.append(accepted)
                 else:
                     out.rejections[(name, verdict.reason)] += 1
         finally:  # stop every plugin's generator now (its clean-up runs on its own budget)
@@ -351,6 +353,15 @@ def add_negatives(
     from geoforge.generate import Sample
 
     pngs = tuple(a.png for a in found.image if a.png)
+    greys = tuple(a.grey for a in found.image if a.png and a.grey is not None)
     return Sample(
-        sample.key, sample.png, sample.text, new_meta, pngs, slots=config.image, scene=scene, plan=sample.plan
+        sample.key,
+        sample.png,
+        sample.text,
+        new_meta,
+        pngs,
+        slots=config.image,
+        scene=scene,
+        plan=sample.plan,
+        greys=greys if len(greys) == len(pngs) else (),
     )

@@ -155,7 +155,9 @@ class Accepted:
     negative, its PNG bytes and the fraction of pixels that differ from the positive. ``text``
     is a caption negative's words; ``how`` says how it is false (``geometry``, ``value``,
     ``undrawn circle``, ``absent point``; see :data:`geoforge.verify.HOW`); ``restored``
-    counts the positive's statements and strokes the engine put back on an image negative."""
+    counts the positive's statements and strokes the engine put back on an image negative;
+    ``grey`` is an image negative's render as (H, W) uint8, the pixels ``png`` encodes (for the
+    corpus's strip of negatives and the duplicate check, without decoding the PNG again)."""
 
     plugin: str
     candidate: Candidate
@@ -165,3 +167,4 @@ class Accepted:
     text: str = ""
     how: str = "geometry"
     restored: int = 0
+    grey: np.ndarray | None = field(default=None, compare=False, repr=False)

@@ -48,13 +48,11 @@ VISIBLE_LEVELS = 64
 @dataclass(frozen=True)
 class Verdict:
     """The judgement on one candidate: ``ok``, the rejection ``reason`` (``""`` if ok) and the
-    :class:`Accepted` negative when ok, with its grey render (H, W) uint8 for an image negative
-    (for :class:`Distinct`)."""
+    :class:`Accepted` negative when ok."""
 
     ok: bool
     reason: str = ""
     accepted: Accepted | None = None
-    grey: np.ndarray | None = None
 
 
 class Distinct:
@@ -352,5 +350,5 @@ def verify_image(
         return Verdict(False, "moves most of the figure")
     png = encode_png(grey)
     final = dataclasses.replace(candidate, program=scene.program)
-    accepted = Accepted(plugin, final, violated, png, diff, how=how, restored=restored)
-    return Verdict(True, accepted=accepted, grey=grey)
+    accepted = Accepted(plugin, final, violated, png, diff, how=how, restored=restored, grey=grey)
+    return Verdict(True, accepted=accepted)
