@@ -16,9 +16,11 @@ compare. ``--baseline REV`` measures this tree and git revision REV side by side
 plugins from its own tree; see ``side_by_side.py``), and prints each round, the medians and the
 ratio A / B of samples with negatives per CPU-second. ``--breakdown`` adds one cProfile run per
 tree and prints where the milliseconds of a sample go, by stage (``profile_stages.py``).
+``--files`` also encodes each sample's members as a shard stores them (``Sample.files()``: the
+strip of image negatives, the JSON), in the timed part: what ``generate`` pays per sample.
 
     .venv/bin/python benchmarks/negatives_speed.py [-n 50] [-k 10] [-m 10] [-r 10] [--json]
-    .venv/bin/python benchmarks/negatives_speed.py --baseline 3777529 [--rounds 3] [--breakdown]
+    .venv/bin/python benchmarks/negatives_speed.py --baseline 3777529 [--rounds 3] [--breakdown] [--files]
 """
 
 from __future__ import annotations
@@ -75,11 +77,17 @@ STAGES: list[profile_stages.Stage] = [
 
 
 def measure(
-    n: int, k: int, m: int, r: int, recipe_path: str, prof: cProfile.Profile | None = None
+    n: int,
+    k: int,
+    m: int,
+    r: int,
+    recipe_path: str,
+    prof: cProfile.Profile | None = None,
+    files: bool = False,
 ) -> dict[str, object]:
     """Make ``n`` positives of ``recipe_path`` (seed 0) and their negatives in this process,
     after a warm-up on three others (seed 1); rates and yields. ``prof`` profiles the timed
-    part only."""
+    part only; ``files`` also times encoding each sample's members (``Sample.files()``)."""
     from geoforge.generate import make_sample
     from geoforge.negatives import NegativeConfig, add_negatives, pool_entry
     from geoforge.plugins import PluginSpec
@@ -99,6 +107,9 @@ def measure(
     pool = tuple(pool_entry(s) for s in samples)
     start, cpu_start = time.perf_counter(), time.process_time()
     done = [add_negatives(s, pool, config, spec, recipe.image_size, 0) for s in samples]
+    if files:
+        for s in done:
+            s.files()
     negatives_s, negatives_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     if prof is not None:
         prof.disable()
@@ -130,7 +141,7 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
     """One measurement in this process (of the tree on ``sys.path``), with the module files."""
     core = side_by_side.pin_one_core()
     prof = cProfile.Profile() if args.breakdown else None
-    result = measure(args.n, args.k, args.m, args.r, args.recipe, prof)
+    result = measure(args.n, args.k, args.m, args.r, args.recipe, prof, args.files)
     if prof is not None:
         result["stages_s"] = profile_stages.stage_seconds(pstats.Stats(prof), STAGES)
     return {**result, "cpu": core, "modules": side_by_side.module_files()}
@@ -154,6 +165,7 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REV", help="also measure git revision REV, side by side")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --baseline")
     parser.add_argument("--breakdown", action="store_true", help="add a cProfile run: ms per stage")
+    parser.add_argument("--files", action="store_true", help="also time encoding each sample's members")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -171,6 +183,7 @@ def main() -> None:
         str(args.r),
         "--recipe",
         args.recipe,
+        *(["--files"] if args.files else []),
     ]
     script = Path(__file__).resolve()
     profiled = ["--breakdown"] if args.breakdown else None

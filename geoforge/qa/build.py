@@ -11,6 +11,7 @@ realised it), and the items go into ``KEY.json`` as the JSON string ``qa``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -243,7 +244,6 @@ def add_qa(sample: Sample, config: QAConfig, seed: int) -> Sample:
     """``sample`` with its Q&A in ``meta["qa"]`` (:func:`geoforge.qa.items.dump_items`),
     asked of its positive figure, with flips on its image negatives. The generator is
     ``SeedSequence([seed, index, 2])``."""
-    from geoforge.generate import Sample
     from geoforge.program import parse_program
     from geoforge.realise import realise
 
@@ -254,16 +254,7 @@ def add_qa(sample: Sample, config: QAConfig, seed: int) -> Sample:
     claims = [Claim(c[0], tuple(c[1:])) for c in meta["caption"]["claims"]]  # type: ignore[index]
     rng = np.random.default_rng(np.random.SeedSequence([seed, int(meta["index"]), 2]))  # type: ignore[call-overload]
     items = make_qa(scene, claims, negative_scenes(meta, scene), rng, config)
-    return Sample(
-        sample.key,
-        sample.png,
-        sample.text,
-        {**meta, "qa": dump_items(items)},
-        sample.negatives,
-        sample.slots,
-        scene=scene,
-        plan=sample.plan,
-    )
+    return dataclasses.replace(sample, meta={**meta, "qa": dump_items(items)}, scene=scene)
 
 
 def qa_chunk(args: tuple[list[Sample], QAConfig, int]) -> list[Sample]:
