@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from geoforge.corpus import NEGATIVES, CorpusError, shard_problem, shards_in
+from geoforge.corpus import NEGATIVES, shard_problem, shards_in
+from geoforge.errors import UsageError
 
 #: Members every sample has.
 REQUIRED = ("json", "png", "txt")
@@ -142,9 +143,10 @@ def _check_samples(
 
 def verify_corpus(out: Path) -> CorpusReport:
     """Check the corpus directory ``out`` (see the module docstring) and return what was
-    found; never raises for a broken corpus, only CorpusError when ``out`` is no directory."""
+    found; never raises for a broken corpus, only UsageError (exit 2: bad usage, not a corpus
+    with problems, which is exit 1) when ``out`` is no directory."""
     if not out.is_dir():
-        raise CorpusError(f"{out} is not a directory")
+        raise UsageError(f"{out} is not a directory")
     report = CorpusReport(out)
     leftovers = sorted(p.name for p in out.iterdir() if p.name.endswith(".tmp"))
     report.problems += [f"temporary file left from an interrupted write: {name}" for name in leftovers]

@@ -232,7 +232,7 @@ class PluginHost:
                 continue
             first = next((p for p in self.plugins if p.name == name), None)
             if first is not None:
-                if first.origin != origin:  # the same plugin named twice is harmless
+                if not _same_origin(first.origin, origin):  # the same plugin named twice is harmless
                     self._duplicate(name, source, origin, first)
                 continue
             info = PluginInfo(
@@ -323,7 +323,7 @@ class PluginHost:
     def _register_perturbation(self, info: PluginInfo, perturbation: Any) -> None:
         problem = _perturbation_problem(perturbation)
         if problem:
-            raise TypeError(f"register() got a {type(perturbation).__name__} whose {problem}")
+            raise TypeError(f"register() got an instance of {type(perturbation).__name__} whose {problem}")
         name = perturbation.name
         if name in self.perturbations:
             raise ValueError(f"perturbation `{name}` is already registered by plugin {self.owner[name]}")
@@ -646,6 +646,15 @@ def _distribution(module: str) -> tuple[str, str] | None:
 
     names = packages_distributions().get(module.split(".")[0], [])
     return (names[0], version(names[0])) if names else None
+
+
+def _same_origin(a: str, b: str) -> bool:
+    """True if two plugin origins name the same plugin: the same module, or the same file
+    however it is spelt (``p.py`` in ``GEOFORGE_PLUGINS``, ``./p.py`` on the command line)."""
+    if a == b:
+        return True
+    files = [x.endswith(".py") or os.sep in x for x in (a, b)]
+    return all(files) and Path(a).resolve() == Path(b).resolve()
 
 
 def _source_digest(module: ModuleType) -> str:

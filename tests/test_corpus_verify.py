@@ -220,3 +220,9 @@ def test_show_of_a_shard_that_is_no_tar_is_one_error_line(damaged: Path, tmp_pat
     result = _cli("show", str(damaged), "-o", str(tmp_path / "sheet.png"))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"error: {shard}: cannot read shard: not a tar archive"]
+
+
+def test_verifying_a_path_that_is_no_directory_is_bad_usage_not_a_broken_corpus(tmp_path: Path) -> None:
+    result = _cli("corpus", "verify", str(tmp_path / "nope"))
+    assert result.returncode == 2  # 1 is "problems found"
+    assert result.stderr.strip() == f"error: {tmp_path / 'nope'} is not a directory"

@@ -251,3 +251,37 @@ def test_the_run_names_the_seconds_each_perturbation_took(tmp_path: Path, worker
     assert 0.6 <= seconds["sleepy: propose"] < 0.6 + 1.0  # 0.2 s per positive, in any worker
     assert "sleepy: verify" not in seconds  # it proposed nothing to verify
     assert set(seconds) == {"sleepy: propose"}
+
+
+GARBAGE_ONLY = """
+from geoforge.hookspecs import hookimpl
+
+
+class GarbageOnly:
+    name = "garbage_only"
+    kind = "image"
+
+    def propose(self, positive, rng):
+        yield "hello"
+
+
+@hookimpl
+def geoforge_register_perturbations(register):
+    register(GarbageOnly())
+"""
+
+
+def test_a_kind_that_no_sample_got_is_a_warning(tmp_path: Path) -> None:
+    plugin = tmp_path / "garbage_only.py"
+    plugin.write_text(GARBAGE_ONLY)
+    result = _cli(
+        "generate", "corpora/smoke.toml", "--out", str(tmp_path / "c"), "--n", "2", "--image-negatives", "1",
+        "--plugin", str(plugin), "--no-plugin", "move_vertex", "--no-plugin", "alter_relation",
+        "--no-plugin", "delete_point",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (
+        "warning: --image-negatives 1: no sample got an image negative; the table above says what each "
+        "plugin proposed and why it was rejected\n"
+    ) in result.stderr
+    assert "false by: no negative kept" in result.stdout

@@ -70,7 +70,7 @@ def test_from_cli_splits_files_from_modules(tmp_path):
     files = [tmp_path / "my_plugin.py", tmp_path / "plug"]
     for file in files:
         file.write_text("")
-    again = tmp_path / "." / "my_plugin.py"  # the same file, spelt another way: loaded once
+    again = f"{tmp_path}/./my_plugin.py"  # the same file, spelt another way: loaded once
     spec = PluginSpec.from_cli([str(files[0]), "json.decoder", str(files[1]), str(again)], ["x"])
     assert spec.paths == tuple(map(str, files))
     assert spec.modules == ("json.decoder",)
@@ -232,8 +232,8 @@ def test_register_rejects_objects_that_are_not_perturbations(tmp_path):
     host = host_with(path, env=False)
     assert host.failures == {"notaperturbation: in geoforge_register_perturbations": 1}
     assert host.messages[0].endswith(
-        "TypeError: register() got a object whose `name` is None, expected a word of letters, digits, _ . "
-        "or -; `kind` is "
+        "TypeError: register() got an instance of object whose `name` is None, expected a word of letters, "
+        "digits, _ . or -; `kind` is "
         "None, expected 'image' or 'caption'; `propose` is missing or not callable, expected a method "
         "propose(positive, rng)"
     )
@@ -272,7 +272,7 @@ def test_register_names_the_field_that_is_wrong(tmp_path, name, kind, problem):
     host = host_with(path, env=False)
     assert host.messages == [
         f"plugin oneoff ({path}) failed in geoforge_register_perturbations: TypeError: "
-        f"register() got a P whose {problem}"
+        f"register() got an instance of P whose {problem}"
     ]
 
 
@@ -296,7 +296,7 @@ def test_a_propose_without_rng_is_refused_at_registration_not_on_the_first_posit
     )
     host = host_with(path, env=False)
     assert "norng" not in host.perturbations
-    expected = "register() got a NoRng whose `propose` takes (positive), expected (positive, rng)"
+    expected = "got an instance of NoRng whose `propose` takes (positive), expected (positive, rng)"
     assert host.messages[0].endswith(expected)
 
 
@@ -598,3 +598,11 @@ def test_each_perturbation_of_one_plugin_fails_under_its_own_name(tmp_path, geof
     assert host.errors["e_int: in propose"].startswith(
         f"plugin edge ({path}) failed in propose of e_int: TypeError: 'int' object is not iterable"
     )
+
+
+def test_one_file_in_the_environment_and_on_the_command_line_spelt_apart_is_one_plugin(tmp_path, monkeypatch):
+    path = write_plugin(tmp_path, "twice", NOOP)
+    monkeypatch.setenv(ENV_VAR, str(path))
+    host = PluginHost(PluginSpec(paths=(f"{tmp_path}/./twice.py",)))
+    assert [p.name for p in host.plugins].count("twice") == 1
+    assert not host.failures and not host.messages  # it said "rename one of them"

@@ -211,7 +211,17 @@ def generate(
 
         serving = {k: [p.name for p in v] for k, v in makers(negatives, host_for(plugin_spec)).items()}
         seconds = run.get("plugin_seconds")
-        out_console.print(_negatives_table(counts["negatives"], serving, asked_negatives(negatives), seconds))
+        asked = asked_negatives(negatives)
+        out_console.print(_negatives_table(counts["negatives"], serving, asked, seconds))
+        from geoforge.negatives import OPTIONS
+
+        for kind, want in asked.items():  # a whole kind missing is easy to miss in the table
+            if want and not counts["negatives"]["mean_per_sample"].get(kind):
+                one = f"{'an' if kind == 'image' else 'a'} {kind} negative"
+                sys.stderr.write(
+                    f"warning: {OPTIONS[kind]} {want}: no sample got {one}; the table above says what "
+                    "each plugin proposed and why it was rejected\n"
+                )
     from geoforge.tokens import LongCaptions
 
     long = LongCaptions(**manifest["long_captions"]).warning()
@@ -313,7 +323,7 @@ def _negatives_table(
         if shares
     )
     kept = "" if stats["question_kept"] is None else f"; questions kept {stats['question_kept']:.0%}"
-    lines = [f"samples with ≥ min(8, K) negatives: {share}", f"false by: {how}"]
+    lines = [f"samples with ≥ min(8, K) negatives: {share}", f"false by: {how or 'no negative kept'}"]
     if seconds:
         lines.append(
             "s propose + verify: worker-seconds in the perturbation's code, and in the verifier on "
