@@ -313,8 +313,10 @@ def add_negatives(
     positive = Positive(sample.key, program, scene, caption, claims, pool)
     host = host_for(plugins)
     before = Counter(host.failures)
+    host.take_noted()  # what loading or another positive noted is not this positive's
     rng = np.random.default_rng(np.random.SeedSequence([seed, int(meta["index"]), 1]))  # type: ignore[arg-type]
     found = make_negatives(positive, sample.png, host, config, rng, size, plan=sample.plan)
+    noted = host.take_noted()
     record = {
         "image": [
             {
@@ -347,7 +349,7 @@ def add_negatives(
         },
         "rejections": {f"{p}: {r}": n for (p, r), n in sorted(found.rejections.items())},
         "failures": dict(sorted((host.failures - before).items())),
-        "errors": {key: host.errors[key] for key in sorted(host.failures - before)},
+        "errors": {key: noted[key] for key in sorted(host.failures - before) if key in noted},
     }
     new_meta = {**meta, "negatives": json.dumps(record, sort_keys=True, ensure_ascii=False)}
     from geoforge.generate import Sample

@@ -173,6 +173,7 @@ class PluginHost:
         self.seconds: Counter[str] = Counter()
         self.messages: list[str] = []
         self.errors: dict[str, str] = {}  # the first message per failure key
+        self.noted: dict[str, list[str]] = {}  # distinct messages per key since take_noted()
         self.tracebacks: dict[str, str] = {}  # the first traceback per failure key (for --debug)
         self.skipped: set[str] = set()  # plugins and perturbations that --no-plugin skipped
         self._loaded = False
@@ -480,7 +481,33 @@ class PluginHost:
         self.errors.setdefault(key, message)
         if message not in self.messages:
             self.messages.append(message)
+        noted = self.noted.setdefault(key, [])
+        if message not in noted:
+            noted.append(message)
 
+    def take_noted(self) -> dict[str, str]:
+        """The failures noted since the last call, one line per key: its first message, then
+        what each other distinct message adds after their common start (``...: expected
+        ImageCandidate, got str; also: got int``), at most :data:`MAX_NOTED` of them. What one
+        positive's negatives record, so that it depends on that positive only, not on what the
+        process met before (shards stay the same for any number of workers)."""
+        out = {}
+        for key, messages in self.noted.items():
+            first, rest = messages[0], messages[1:MAX_NOTED]
+            shown = messages[:MAX_NOTED]
+            same = 0  # the characters every shown message starts with
+            while same < len(first) and all(len(m) > same and m[same] == first[same] for m in shown):
+                same += 1
+            cut = first.rfind(": ", 0, same) + 2 if rest and ": " in first[:same] else 0
+            out[key] = first + "".join(f"; also: {m[cut:]}" for m in rest)
+            if len(messages) > MAX_NOTED:
+                out[key] += f"; and {len(messages) - MAX_NOTED} more"
+        self.noted = {}
+        return out
+
+
+#: Distinct messages of one failure key that one positive's record keeps.
+MAX_NOTED = 3
 
 #: Garbage items one perturbation may yield for one positive before its stream is ended: they
 #: are dropped before the check cap, which would otherwise never stop an endless stream of them.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from geoforge.corpus import read_corpus
 from geoforge.errors import UsageError
 from geoforge.generate import generate_corpus
 from geoforge.negatives import NegativeConfig
@@ -285,3 +286,56 @@ def test_a_kind_that_no_sample_got_is_a_warning(tmp_path: Path) -> None:
         "plugin proposed and why it was rejected\n"
     ) in result.stderr
     assert "false by: no negative kept" in result.stdout
+
+
+KEYED = """
+from geoforge.hookspecs import hookimpl
+
+
+class Keyed:
+    name = "keyed"
+    kind = "caption"
+
+    def propose(self, positive, rng):
+        yield "junk"
+        yield 7
+        raise ValueError(f"cannot handle sample {positive.key}")
+
+
+@hookimpl
+def geoforge_register_perturbations(register):
+    register(Keyed())
+"""
+
+
+def test_a_samples_record_holds_its_own_failures_every_kind_and_shards_match_for_any_workers(
+    tmp_path: Path,
+) -> None:
+    """A record used to hold the first message its process had met, so the shards depended on
+    which samples a worker made before; and a second kind of garbage was never shown."""
+    plugin = tmp_path / "keyed.py"
+    plugin.write_text(KEYED)
+    recipe = load_recipe(ROOT / "corpora" / "smoke.toml")
+    shards = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        manifest = generate_corpus(
+            recipe,
+            out,
+            n=4,
+            seed=0,
+            workers=workers,
+            negatives=NegativeConfig(caption=1),
+            plugins=PluginSpec(paths=(str(plugin),), env=False),
+        )
+        shards.append(sorted((p.name, p.read_bytes()) for p in out.glob("shard-*.tar")))
+        records = [json.loads(json.loads(r.files["json"])["negatives"]) for r in read_corpus(out)]
+        for record, key in zip(records, ["00000000", "00000001", "00000002", "00000003"], strict=True):
+            if "keyed: in propose" in record["errors"]:
+                assert record["errors"]["keyed: in propose"].endswith(f"cannot handle sample {key}")
+        errors = manifest["counts"]["negatives"]["errors"]
+        assert errors["keyed: garbage"] == (
+            f"plugin keyed ({plugin}) proposed garbage from keyed: expected CaptionCandidate, got str; "
+            "also: expected CaptionCandidate, got int"
+        )
+    assert shards[0] == shards[1]
