@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
+#: zlib level of the strip of image negatives (see :func:`pack_negatives`).
+STRIP_LEVEL = 6
+
 #: The tar mtime of every member: 2000-01-01T00:00:00Z, so shards are byte-identical.
 MTIME = 946684800
 SHARD = "shard-{:06d}.tar"
@@ -118,10 +121,13 @@ def pack_negatives(pngs: Sequence[bytes | np.ndarray], slots: int, size: int) ->
     ``size`` × ``size`` pixels. A negative may be given as its PNG bytes or as its pixels, an
     (H, W) uint8 array (no decoding).
 
-    The strip is written by :func:`geoforge.render.draw.encode_png`, as every figure is (rows
-    unfiltered, zlib level 3). Pillow's ``optimize=True``, used before, took 110 ms for ten
-    448-px tiles, more than making and verifying them, for 18% fewer bytes; this takes 4 ms,
-    and the strip decodes in 2.2 ms instead of 6.3 (100 ``mmgeo-4k`` negatives, 2-core VM)."""
+    The strip is written by :func:`geoforge.render.draw.encode_png` (rows unfiltered) at zlib
+    level :data:`STRIP_LEVEL`. Pillow's ``optimize=True``, used before, took 75–110 ms for ten
+    448-px tiles, more than making and verifying them. On the 60 strips of a ``mmgeo-4k``
+    corpus with ten negatives each (``benchmarks/strip_png.py``, 2-core VM; write, read,
+    bytes): Pillow ``optimize=True`` 75 ms, 4.6 ms, 35.5 KB; level 6 9.7 ms, 3.2 ms, 39.1 KB;
+    level 3 3.9 ms, 1.6 ms, 50.8 KB. Level 6 keeps the corpus near its old size: a strip is
+    written once and read every epoch."""
     import numpy as np
     from PIL import Image
 
@@ -140,7 +146,7 @@ def pack_negatives(pngs: Sequence[bytes | np.ndarray], slots: int, size: int) ->
             height, width = tile.shape[:2]
             raise CorpusError(f"image negative {i} is {width}×{height} px, not {size}×{size}")
         strip[:, i * size : (i + 1) * size] = tile
-    return encode_png(strip)
+    return encode_png(strip, STRIP_LEVEL)
 
 
 def unpack_negatives(strip: bytes | Image.Image, count: int) -> list[Image.Image]:
