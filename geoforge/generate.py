@@ -74,6 +74,8 @@ class Sample:
     png: bytes
     text: str
     meta: dict[str, object]
+    #: Image negatives as PNG bytes, for samples built by hand; :func:`geoforge.negatives.add_negatives` gives
+    #: ``greys`` instead.
     negatives: tuple[bytes, ...] = ()
     #: Image negatives the corpus asked for: the tiles of the ``negatives.png`` member (0: none).
     slots: int = 0
@@ -82,8 +84,9 @@ class Sample:
     #: :func:`geoforge.negatives.add_negatives` would otherwise realise and lay out again.
     scene: Scene | None = field(default=None, compare=False, repr=False)
     plan: Layout | None = field(default=None, compare=False, repr=False)
-    #: The pixels of ``negatives`` as (H, W) uint8 renders, when they were made in this process
-    #: (not stored): the strip is then made without decoding them.
+    #: The image negatives as (H, W) uint8 renders, as :func:`geoforge.negatives.add_negatives`
+    #: makes them (not stored: :meth:`files` packs them into the strip); ``negatives`` holds
+    #: PNG bytes instead for negatives made elsewhere.
     greys: tuple[np.ndarray, ...] = field(default=(), compare=False, repr=False)
 
     def files(self) -> dict[str, bytes]:

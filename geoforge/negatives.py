@@ -110,9 +110,12 @@ def make_negatives(
     size: int = 448,
     *,
     plan: Layout | None = None,
+    encode: bool = True,
 ) -> Negatives:
     """Propose, verify and keep negatives for ``positive`` per ``config``. Deterministic given
-    ``rng``'s state and the loaded plugins; plugin failures are counted by ``host``.
+    ``rng``'s state and the loaded plugins; plugin failures are counted by ``host``. Image
+    negatives carry their render (``Accepted.grey``) and, with ``encode``, their PNG bytes
+    (see :func:`geoforge.verify.verify_image`).
 
     Candidates are pulled lazily, one at a time in round robin, and at most
     ``config.max_checks`` per kind are pulled and verified, so an endless generator stops at
@@ -167,7 +170,7 @@ def make_negatives(
                 start = time.perf_counter()
                 if isinstance(candidate, ImageCandidate):
                     verdict = verify_image(
-                        positive, candidate, positive_png, name, config.margins, size, plan
+                        positive, candidate, positive_png, name, config.margins, size, plan, encode=encode
                     )
                 else:
                     assert isinstance(candidate, CaptionCandidate)
@@ -315,7 +318,8 @@ def add_negatives(
     before = Counter(host.failures)
     host.take_noted()  # what loading or another positive noted is not this positive's
     rng = np.random.default_rng(np.random.SeedSequence([seed, int(meta["index"]), 1]))  # type: ignore[arg-type]
-    found = make_negatives(positive, sample.png, host, config, rng, size, plan=sample.plan)
+    # the strip of negatives is packed from the renders: no PNG per negative (6 ms a sample)
+    found = make_negatives(positive, sample.png, host, config, rng, size, plan=sample.plan, encode=False)
     noted = host.take_noted()
     record = {
         "image": [
@@ -354,16 +358,14 @@ def add_negatives(
     new_meta = {**meta, "negatives": json.dumps(record, sort_keys=True, ensure_ascii=False)}
     from geoforge.generate import Sample
 
-    pngs = tuple(a.png for a in found.image if a.png)
-    greys = tuple(a.grey for a in found.image if a.png and a.grey is not None)
+    greys = tuple(a.grey for a in found.image if a.grey is not None)
     return Sample(
         sample.key,
         sample.png,
         sample.text,
         new_meta,
-        pngs,
         slots=config.image,
         scene=scene,
         plan=sample.plan,
-        greys=greys if len(greys) == len(pngs) else (),
+        greys=greys,
     )

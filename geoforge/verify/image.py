@@ -297,12 +297,16 @@ def verify_image(
     margins: Margins = DEFAULT_MARGINS,
     size: int = 448,
     plan: Layout | None = None,
+    *,
+    encode: bool = True,
 ) -> Verdict:
     """Apply the image-negative rules (module docstring) to ``candidate``, cheapest checks
     first; never raises for a bad candidate. The accepted negative carries the restored
-    program and how it is false. ``plan``: the positive's layout, when known
-    (:func:`reference`); the negative is drawn in its view, with its labels kept where their
-    points have not moved and their places are still free."""
+    program, how it is false and its render (``grey``), and with ``encode`` its PNG bytes
+    (``png``; ``None`` without: a caller that stores the renders another way saves the
+    encoding). ``plan``: the positive's layout, when known (:func:`reference`); the negative is
+    drawn in its view, with its labels kept where their points have not moved and their places
+    are still free."""
     from geoforge.render import layout
     from geoforge.render.draw import encode_png, raster
     from geoforge.render.layout import fits
@@ -348,7 +352,7 @@ def verify_image(
         return Verdict(False, "not visibly different")
     if ink_kept(ref.grey, grey) < margins.ink_kept:
         return Verdict(False, "moves most of the figure")
-    png = encode_png(grey)
+    png = encode_png(grey) if encode else None
     final = dataclasses.replace(candidate, program=scene.program)
     accepted = Accepted(plugin, final, violated, png, diff, how=how, restored=restored, grey=grey)
     return Verdict(True, accepted=accepted)
