@@ -58,8 +58,9 @@ def read_problems(path: str | Path) -> list[Problem]:
     """Read an AlphaGeometry problem file (name line, program line, repeated). A file with a
     single line (comments aside) is one program, named after the file's stem.
 
-    Raises ProgramError naming the file and line if a name has no program after it, or the
-    file if it cannot be read as UTF-8 text.
+    Raises ProgramError naming the file and line if a name has no program after it or looks
+    like a program (it holds ` = `: a program written over several lines would otherwise have
+    its first line read as a name), or the file if it cannot be read as UTF-8 text.
     """
     path = Path(path)
     raw = _read_lines(path)
@@ -68,6 +69,14 @@ def read_problems(path: str | Path) -> list[Problem]:
     ]
     if len(rows) == 1:
         return [Problem(path.stem, rows[0][1], str(path), rows[0][0])]
+    for lineno, name in rows[::2]:
+        if " = " in name:
+            raise ProgramError(
+                f"`{name}` is where a problem name goes but reads as program text: a problem file "
+                "alternates name and program lines, and a program is one line, its clauses separated "
+                "by `;`",
+                source=f"{path}:{lineno}",
+            )
     if len(rows) % 2:
         lineno, name = rows[-1]
         raise ProgramError(f"problem `{name}` has no program line after it", source=f"{path}:{lineno}")

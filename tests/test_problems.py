@@ -81,3 +81,13 @@ def test_an_invalid_program_is_reported_not_raised(tmp_path: Path) -> None:
     assert result.reason == (
         f"{path}:2:29: clause 2 `d = fot d a b c`: unknown construction `fot` (did you mean `foot`?)"
     )
+
+
+def test_a_program_written_over_several_lines_is_one_error_not_a_problem_named_by_its_first_line(
+    tmp_path,
+) -> None:
+    path = tmp_path / "multi.txt"
+    path.write_text("a b c = triangle a b c;\nd = midpoint d a b\n")
+    with pytest.raises(ProgramError) as info:
+        read_problems(path)
+    assert str(info.value).startswith(f"{path}:1: `a b c = triangle a b c;` is where a problem name goes")
