@@ -52,7 +52,7 @@ STAGES: list[profile_stages.Stage] = [
     ("paint+PNG", 1, "geoforge/render/draw.py:paint", ("geoforge/generate.py:make_sample",)),
     ("negatives (add_negatives)", 0, "geoforge/negatives.py:add_negatives", ()),
     ("re-realise the positive", 1, "geoforge/realise.py:realise", ("geoforge/negatives.py:add_negatives",)),
-    ("proposals (all plugins)", 1, "geoforge/plugins.py:candidates", ()),
+    ("proposals (all plugins)", 1, "geoforge/plugins/host.py:candidates|geoforge/plugins.py:candidates", ()),
     ("move_vertex", 2, "geoforge_perturb/move_vertex.py:propose", ()),
     ("alter_relation", 2, "geoforge_perturb/alter_relation.py:propose", ()),
     ("delete_point", 2, "geoforge_perturb/delete_point.py:propose", ()),

@@ -1,36 +1,13 @@
-"""Loading plugins and calling them safely: the one typed entry point to pluggy.
-
-Plugins come from, in this order: the entry point group ``geoforge`` (the built-in
-perturbations are registered there too), the ``GEOFORGE_PLUGINS`` environment variable
-(``os.pathsep``-separated file paths or module names) and ``--plugin PATH.py|module``.
-``--no-plugin NAME`` skips one by name (an entry point's name, a module's name or a file's
-stem). A plugin that fails to import, has a misspelt hook (pluggy's ``check_pending``) or raises
-while registering is reported with its name and the exception, skipped and counted; the run
-goes on. Like tox's plugin manager, :class:`PluginHost` wraps each hook in a typed method so
-the rest of geoforge never calls ``pm.hook`` directly.
-
-Running a perturbation (:meth:`PluginHost.candidates`) is isolated three ways (DESIGN.md,
-"Verification rules"): the plugin reads its own read-only copy of the positive
-(:func:`geoforge.perturb.read_only`), so it cannot change what the verifier compares against;
-candidates are pulled one at a time, so the caller's check cap stops even an endless
-generator; and each plugin has a wall-clock budget per positive, enforced with ``SIGALRM``
-(:func:`signal.setitimer`) in the main thread of a process and only between candidates
-elsewhere. A plugin that raises, tries to mutate the positive or runs out of time is reported,
-counted and skipped for that positive; the run goes on.
-"""
+"""The plugin host: loads plugins per a :class:`~geoforge.plugins.spec.PluginSpec`, registers
+what they register, and runs their perturbations isolated (see :mod:`geoforge.plugins`)."""
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-import importlib.util
 import itertools
 import os
-import sys
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
@@ -41,115 +18,42 @@ import pluggy
 
 from geoforge import hookspecs
 from geoforge.budget import Budget, PluginTimeout
-from geoforge.errors import GeoforgeError, UsageError
+from geoforge.errors import UsageError
 from geoforge.perturb import (
     Candidate,
-    CaptionCandidate,
-    ImageCandidate,
     Perturbation,
     Positive,
     Rejected,
     read_only,
 )
+from geoforge.plugins.checks import candidate_problem, mutation_hint, perturbation_problem
+from geoforge.plugins.loading import (
+    distribution_of,
+    file_loader,
+    hook_hint,
+    module_loader,
+    same_origin,
+    source_digest,
+    validation_message,
+    version_of,
+)
+from geoforge.plugins.spec import (
+    DEFAULT_TIME_BUDGET,
+    ENTRY_POINT_GROUP,
+    ENV_VAR,
+    PluginFailure,
+    PluginInfo,
+    PluginSpec,
+)
 
-ENTRY_POINT_GROUP = "geoforge"
-ENV_VAR = "GEOFORGE_PLUGINS"
-#: Default wall-clock budget, in seconds, of one perturbation for one positive.
-DEFAULT_TIME_BUDGET = 10.0
+#: Distinct messages of one failure key that one positive's record keeps.
+MAX_NOTED = 3
 
+#: Garbage items one perturbation may yield for one positive before its stream is ended: they
+#: are dropped before the check cap, which would otherwise never stop an endless stream of them.
+MAX_GARBAGE = 20
 
-@dataclass(frozen=True)
-class PluginSpec:
-    """Which plugins to load; picklable, so worker processes load the same list.
-
-    ``paths`` are plugin files, ``modules`` importable module names, ``disabled`` names to
-    skip; ``entry_points`` and ``env`` say whether to read the entry point group and the
-    ``GEOFORGE_PLUGINS`` variable. With ``strict`` (``--strict-plugins``), a plugin failure
-    during a run (in propose, garbage, a time budget, in close) raises PluginFailure at once
-    instead of being counted; failures while loading are reported by the caller
-    (:func:`geoforge.cli.options.check_plugins`).
-    """
-
-    paths: tuple[str, ...] = ()
-    modules: tuple[str, ...] = ()
-    disabled: tuple[str, ...] = ()
-    entry_points: bool = True
-    env: bool = True
-    strict: bool = False
-
-    @staticmethod
-    def from_cli(plugins: Iterable[str], disabled: Iterable[str], strict: bool = False) -> PluginSpec:
-        """Split ``--plugin`` values into files (ending in ``.py`` or holding a path separator)
-        and modules; a file named twice (``p.py`` and ``./p.py``) is loaded once. Raises
-        UsageError (exit 2) for a file that does not exist or is a directory, and for a module
-        that cannot be found: a mistyped name is bad usage, not a plugin that failed (a module
-        that is found but fails to import is a plugin failure)."""
-        import importlib.util
-
-        plugins = list(plugins)
-        files = [p for p in plugins if p.endswith(".py") or os.sep in p]
-        for path in files:
-            if Path(path).is_dir():
-                raise UsageError(
-                    f"--plugin {path}: is a directory, expected a plugin file (PATH.py) or a module"
-                )
-            if not Path(path).is_file():
-                raise UsageError(f"--plugin {path}: no such file")
-        paths: list[str] = []
-        for path in files:  # each file once, however it is spelt
-            if all(Path(path).resolve() != Path(p).resolve() for p in paths):
-                paths.append(path)
-        modules = tuple(p for p in plugins if p not in files)
-        for module in modules:
-            try:
-                found = importlib.util.find_spec(module) is not None
-            except (ImportError, ValueError):  # a missing parent package, an empty name
-                found = False
-            if not found:
-                raise UsageError(
-                    f"--plugin {module}: no such module (expected PATH.py or an importable module)"
-                )
-        return PluginSpec(tuple(paths), modules, tuple(disabled), strict=strict)
-
-
-@dataclass
-class PluginInfo:
-    """One plugin as loaded: ``name``, ``version``, ``source`` (``built-in``, ``entry point``,
-    ``file``, ``module`` or ``environment``), ``origin`` (module path or file), what it
-    registered by hook, ``error`` if it failed, and ``provenance``: for each perturbation that
-    declares one, its ``provenance`` mapping (e.g. an LLM plugin's model and prompt hash; never
-    secrets), which goes into the corpus manifest. ``distribution`` is the installed package
-    that provides the plugin (``""`` for a plain file); it and its version are known even for a
-    plugin that fails to import. ``sha256`` is the digest of the source file of a plugin that
-    no installed distribution provides (a ``--plugin`` file, a module on the path), whose
-    version string rarely changes with its code: ``generate --resume`` compares it."""
-
-    name: str
-    version: str
-    source: str
-    origin: str
-    registers: dict[str, list[str]] = field(default_factory=dict)
-    error: str | None = None
-    provenance: dict[str, dict[str, str]] = field(default_factory=dict)
-    distribution: str = ""
-    sha256: str = ""
-
-    def to_json(self) -> dict[str, object]:
-        """JSON-ready dict; ``provenance`` only where a perturbation declared one."""
-        out: dict[str, object] = {
-            "name": self.name,
-            "distribution": self.distribution,
-            "version": self.version,
-            "source": self.source,
-            "origin": self.origin,
-            "registers": self.registers,
-            "error": self.error,
-        }
-        if self.provenance:
-            out["provenance"] = self.provenance
-        if self.sha256:
-            out["sha256"] = self.sha256
-        return out
+_END = object()
 
 
 class PluginHost:
@@ -192,7 +96,7 @@ class PluginHost:
         import traceback
 
         if isinstance(exc, pluggy.PluginValidationError):
-            why = _validation_message(exc)
+            why = validation_message(exc)
         else:
             why = f"{type(exc).__name__}: {exc}"
         of = f" of {perturbation}" if perturbation and perturbation != info.name else ""
@@ -219,10 +123,10 @@ class PluginHost:
             item = item.strip()
             if item.endswith(".py") or os.sep in item:
                 kind = source if source != "module" else "file"
-                found.append((Path(item).stem, kind, item, _file_loader(item), None))
+                found.append((Path(item).stem, kind, item, file_loader(item), None))
             else:
                 found.append(
-                    (item.rsplit(".", 1)[-1], source, item, _module_loader(item), _distribution(item))
+                    (item.rsplit(".", 1)[-1], source, item, module_loader(item), distribution_of(item))
                 )
         return found
 
@@ -233,7 +137,7 @@ class PluginHost:
                 continue
             first = next((p for p in self.plugins if p.name == name), None)
             if first is not None:
-                if not _same_origin(first.origin, origin):  # the same plugin named twice is harmless
+                if not same_origin(first.origin, origin):  # the same plugin named twice is harmless
                     self._duplicate(name, source, origin, first)
                 continue
             info = PluginInfo(
@@ -242,8 +146,8 @@ class PluginHost:
             self.plugins.append(info)
             try:
                 module = load()
-                info.version = dist[1] if dist else _version_of(module)
-                info.sha256 = "" if dist else _source_digest(module)
+                info.version = dist[1] if dist else version_of(module)
+                info.sha256 = "" if dist else source_digest(module)
             except Exception as e:  # a broken plugin must not stop the run
                 self._fail(info, "to import", e)
                 continue
@@ -263,7 +167,7 @@ class PluginHost:
                 self.pm.check_pending()
             except pluggy.PluginValidationError as e:
                 self.pm.unregister(name=name)
-                self._fail(info, "validation", e, _hook_hint(module))
+                self._fail(info, "validation", e, hook_hint(module))
         self._call_register("geoforge_register_constructions", self._register_construction)
         self._call_register("geoforge_register_perturbations", self._register_perturbation)
 
@@ -322,7 +226,7 @@ class PluginHost:
         info.registers.setdefault("constructions", []).append(c.name)
 
     def _register_perturbation(self, info: PluginInfo, perturbation: Any) -> None:
-        problem = _perturbation_problem(perturbation)
+        problem = perturbation_problem(perturbation)
         if problem:
             raise TypeError(f"register() got an instance of {type(perturbation).__name__} whose {problem}")
         name = perturbation.name
@@ -342,8 +246,6 @@ class PluginHost:
         """Raise UsageError, with a close-match suggestion, for a ``--no-plugin`` name that
         matches no plugin and no perturbation (a typo would otherwise skip nothing)."""
         import difflib
-
-        from geoforge.errors import UsageError
 
         known = {p.name for p in self.plugins} | set(self.perturbations) | self.skipped
         for name in self.spec.disabled:
@@ -437,7 +339,7 @@ class PluginHost:
                 raise
             except (Exception, SystemExit) as e:  # a broken plugin must not stop the run
                 it = None
-                self._fail(info, "in propose", e, _mutation_hint(e), perturbation.name)
+                self._fail(info, "in propose", e, mutation_hint(e), perturbation.name)
         finally:
             close = getattr(it, "close", None)
             if close is not None:  # run the plugin's own clean-up (finally blocks), on its budget
@@ -506,203 +408,8 @@ class PluginHost:
         return out
 
 
-#: Distinct messages of one failure key that one positive's record keeps.
-MAX_NOTED = 3
-
-#: Garbage items one perturbation may yield for one positive before its stream is ended: they
-#: are dropped before the check cap, which would otherwise never stop an endless stream of them.
-MAX_GARBAGE = 20
-
-
-class PluginFailure(GeoforgeError):
-    """A plugin failed and ``--strict-plugins`` makes that fatal (exit 1)."""
-
-
-_END = object()
-
-
-def _hook_hint(module: ModuleType) -> str:
-    """``" (did you mean `HOOK`?)"`` for each function of ``module`` marked as a geoforge hook
-    implementation whose name is close to a hook geoforge defines (:mod:`geoforge.hookspecs`)
-    but not one of them; ``""`` when none is."""
-    import difflib
-
-    specs = [n for n in dir(hookspecs) if n.startswith("geoforge_")]
-    marker = "geoforge_impl"  # the attribute pluggy.HookimplMarker("geoforge") sets
-    hints = []
-    for name in sorted(vars(module)):
-        if name not in specs and hasattr(getattr(module, name), marker):
-            close = difflib.get_close_matches(name, specs, n=1)
-            if close:
-                hints.append((name, close[0]))
-    if len(hints) == 1:  # pluggy's message names the one unknown hook already
-        return f" (did you mean `{hints[0][1]}`?)"
-    return f" ({'; '.join(f'`{n}`: did you mean `{c}`?' for n, c in hints)})" if hints else ""
-
-
-def _perturbation_problem(perturbation: Any) -> str:
-    """What keeps ``perturbation`` from being a :class:`~geoforge.perturb.Perturbation`, field
-    by field (``"`kind` is 'picture', expected 'image' or 'caption'"``), or ``""``. A
-    ``propose`` whose signature cannot take ``(positive, rng)`` is caught here, at registration,
-    rather than as a TypeError on the first positive. A name is one word (letters, digits,
-    ``_``, ``.``, ``-``): it keys the ``"name: reason"`` counts and is given to ``--no-plugin``."""
-    import inspect
-    import re
-
-    problems = []
-    name = getattr(perturbation, "name", None)
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        problems.append(f"`name` is {name!r}, expected a word of letters, digits, _ . or -")
-    kind = getattr(perturbation, "kind", None)
-    if kind not in ("image", "caption"):
-        problems.append(f"`kind` is {kind!r}, expected 'image' or 'caption'")
-    propose = getattr(perturbation, "propose", None)
-    if not callable(propose):
-        problems.append("`propose` is missing or not callable, expected a method propose(positive, rng)")
-    else:
-        try:
-            signature = inspect.signature(propose)
-        except (TypeError, ValueError):  # a builtin without a signature: judged when called
-            signature = None
-        if signature is not None:
-            try:
-                signature.bind(None, None)
-            except TypeError:
-                problems.append(f"`propose` takes {signature}, expected (positive, rng)")
-    return "; ".join(problems)
-
-
-def _validation_message(e: pluggy.PluginValidationError) -> str:
-    """pluggy's validation message on one line (its lines joined by ``"; "``) and without the
-    module's repr, which names the plugin geoforge already names, in a longer form (``in plugin
-    <module 'geoforge_plugin_x' from '/x.py'>``); for a hook implementation whose arguments
-    the hook does not have, what the hook takes."""
-    import inspect
-    import re
-
-    text = re.sub(r" (in|of) plugin <module [^>]*>", "", str(e)).replace("'", "`")
-    message = "; ".join(line.strip() for line in text.splitlines() if line.strip())
-    hook = re.search(r"for hook `(geoforge_\w+)`", message)
-    if hook and "can not be found in the hookspec" in message and hasattr(hookspecs, hook[1]):
-        takes = ", ".join(inspect.signature(getattr(hookspecs, hook[1])).parameters)
-        message += f" ({hook[1]} takes ({takes}))"
-    return message
-
-
-def _mutation_hint(e: BaseException) -> str:
-    """A hint for an exception that looks like an attempt to change the read-only positive."""
-    text = str(e)
-    if (
-        isinstance(e, dataclasses.FrozenInstanceError)
-        or (isinstance(e, ValueError) and "read-only" in text)
-        or (isinstance(e, TypeError) and "mappingproxy" in text)
-    ):
-        return (
-            " (plugins get a read-only copy of the positive: build new values, e.g. "
-            "`positive.scene.points[p] + shift`, instead of changing it in place)"
-        )
-    return ""
-
-
 def plugin_rng(root: int, name: str) -> np.random.Generator:
     """The generator for perturbation ``name`` under the per-positive ``root`` seed: the same
     for the same pair in every process, and independent of which other plugins are loaded, how
     much randomness they use and in what order their candidates are pulled."""
     return np.random.default_rng(np.random.SeedSequence([root, zlib.crc32(name.encode())]))
-
-
-def candidate_problem(item: object, kind: str) -> str | None:
-    """Why ``item`` is not a well-formed candidate of a ``kind`` (``"image"`` or ``"caption"``)
-    perturbation, in a phrase (``"expected CaptionCandidate, got str"``), or ``None`` for a
-    well-formed candidate or :class:`~geoforge.perturb.Rejected`. ``generate`` drops such an
-    item as garbage; :func:`geoforge.testing.run_perturbation` counts it the same way."""
-    from geoforge.program import Program
-    from geoforge.verify import claim_problem
-
-    if isinstance(item, Rejected):
-        ok = isinstance(item.reason, str) and item.reason.strip()
-        return None if ok else f"Rejected.reason is {type(item.reason).__name__}, not a phrase"
-    want = ImageCandidate if kind == "image" else CaptionCandidate
-    if not isinstance(item, want):
-        return f"expected {want.__name__}, got {type(item).__name__}"
-    if isinstance(item, ImageCandidate) and not isinstance(item.program, Program):
-        return f"ImageCandidate.program is {type(item.program).__name__}, not a Program"
-    fields = [("breaks", item.breaks)]
-    if isinstance(item, CaptionCandidate):
-        fields.insert(0, ("claims", item.claims))
-        if item.text is not None and not isinstance(item.text, str):
-            return f"CaptionCandidate.text is {type(item.text).__name__}, not a str"
-    for label, claims in fields:
-        if not isinstance(claims, tuple | list):
-            return f"{type(item).__name__}.{label} is {type(claims).__name__}, not a tuple of Claims"
-        for claim in claims:
-            if (problem := claim_problem(claim)) is not None:
-                return f"{type(item).__name__}.{label}: {problem}"
-    return None
-
-
-def _file_loader(path: str) -> Callable[[], ModuleType]:
-    def load() -> ModuleType:
-        file = Path(path)
-        if not file.is_file():
-            raise FileNotFoundError(f"no such plugin file: {path}")
-        name = f"geoforge_plugin_{file.stem}"
-        spec = importlib.util.spec_from_file_location(name, file)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]  # no half-initialised module for the next loader to find
-            raise
-        return module
-
-    return load
-
-
-def _module_loader(name: str) -> Callable[[], ModuleType]:
-    return lambda: importlib.import_module(name)
-
-
-def _distribution(module: str) -> tuple[str, str] | None:
-    """The installed distribution that provides the top-level package of ``module``, and its
-    version, found without importing it; None if none does."""
-    from importlib.metadata import packages_distributions, version
-
-    names = packages_distributions().get(module.split(".")[0], [])
-    return (names[0], version(names[0])) if names else None
-
-
-def _same_origin(a: str, b: str) -> bool:
-    """True if two plugin origins name the same plugin: the same module, or the same file
-    however it is spelt (``p.py`` in ``GEOFORGE_PLUGINS``, ``./p.py`` on the command line)."""
-    if a == b:
-        return True
-    files = [x.endswith(".py") or os.sep in x for x in (a, b)]
-    return all(files) and Path(a).resolve() == Path(b).resolve()
-
-
-def _source_digest(module: ModuleType) -> str:
-    """The SHA-256 of ``module``'s source file (hex), ``""`` where it has none."""
-    import hashlib
-
-    file = getattr(module, "__file__", None)
-    try:
-        return hashlib.sha256(Path(file).read_bytes()).hexdigest() if file else ""
-    except OSError:
-        return ""
-
-
-def _version_of(module: ModuleType) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    v = getattr(module, "__version__", None)
-    if isinstance(v, str):
-        return v
-    top = module.__name__.split(".")[0]
-    try:
-        return version(top)
-    except PackageNotFoundError:
-        return "unknown"
