@@ -77,3 +77,19 @@ def scene_with(points: dict[str, tuple[float, float]]) -> Scene:
 def claim(text: str) -> Claim:
     kind, *args = text.split()
     return Claim(kind, tuple(args))
+
+
+#: A file plugin's body (after ``import geoforge``) registering one caption perturbation, `noop`,
+#: that proposes nothing.
+NOOP = """
+class Noop:
+    name = "noop"
+    kind = "caption"
+
+    def propose(self, positive, rng):
+        return iter(())
+
+@geoforge.hookimpl
+def geoforge_register_perturbations(register):
+    register(Noop())
+"""
