@@ -320,10 +320,11 @@ def test_each_perturbation_of_one_plugin_fails_under_its_own_name(tmp_path, geof
     for name in ("e_raiser", "e_int"):
         host.propose(host.perturbations[name], geoforge_positive, np.random.default_rng(0))
     assert host.failures == {"e_raiser: in propose": 1, "e_int: in propose": 1}
-    assert host.errors["e_raiser: in propose"] == (
+    errors = host.take_noted()
+    assert errors["e_raiser: in propose"] == (
         f"plugin edge ({path}) failed in propose of e_raiser: KeyError: 'lost'"
     )
-    assert host.errors["e_int: in propose"].startswith(
+    assert errors["e_int: in propose"].startswith(
         f"plugin edge ({path}) failed in propose of e_int: TypeError: 'int' object is not iterable"
     )
 

@@ -76,7 +76,6 @@ class PluginHost:
         self.failures: Counter[str] = Counter()
         self.seconds: Counter[str] = Counter()
         self.messages: list[str] = []
-        self.errors: dict[str, str] = {}  # the first message per failure key
         self.noted: dict[str, list[str]] = {}  # distinct messages per key since take_noted()
         self.tracebacks: dict[str, str] = {}  # the first traceback per failure key (for --debug)
         self.skipped: set[str] = set()  # plugins and perturbations that --no-plugin skipped
@@ -375,12 +374,11 @@ class PluginHost:
             stream.close()  # type: ignore[attr-defined]
 
     def _note(self, key: str, message: str) -> None:
-        """Count a failure under ``key`` and keep ``message`` once (and as the key's first).
-        Raises PluginFailure for a failure during a run under ``spec.strict``."""
+        """Count a failure under ``key`` and keep ``message`` once (in ``messages``, and in what
+        :meth:`take_noted` gives). Raises PluginFailure for a failure during a run under ``spec.strict``."""
         if self.spec.strict and self._loaded:
             raise PluginFailure(f"plugin failure with --strict-plugins: {message}")
         self.failures[key] += 1
-        self.errors.setdefault(key, message)
         if message not in self.messages:
             self.messages.append(message)
         noted = self.noted.setdefault(key, [])
