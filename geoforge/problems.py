@@ -59,8 +59,9 @@ def read_problems(path: str | Path) -> list[Problem]:
     single line (comments aside) is one program, named after the file's stem.
 
     Raises ProgramError naming the file and line if a name has no program after it or looks
-    like a program (it holds ` = `: a program written over several lines would otherwise have
-    its first line read as a name), or the file if it cannot be read as UTF-8 text.
+    like program text (it holds ` = ` or `;`, or starts with the goal's `?`: a program written
+    over several lines would otherwise have a later line read as a name), or the file if it
+    cannot be read as UTF-8 text.
     """
     path = Path(path)
     raw = _read_lines(path)
@@ -70,7 +71,7 @@ def read_problems(path: str | Path) -> list[Problem]:
     if len(rows) == 1:
         return [Problem(path.stem, rows[0][1], str(path), rows[0][0])]
     for lineno, name in rows[::2]:
-        if " = " in name:
+        if " = " in name or ";" in name or name.startswith("?"):
             raise ProgramError(
                 f"`{name}` is where a problem name goes but reads as program text: a problem file "
                 "alternates name and program lines, and a program is one line, its clauses separated "

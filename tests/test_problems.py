@@ -91,3 +91,7 @@ def test_a_program_written_over_several_lines_is_one_error_not_a_problem_named_b
     with pytest.raises(ProgramError) as info:
         read_problems(path)
     assert str(info.value).startswith(f"{path}:1: `a b c = triangle a b c;` is where a problem name goes")
+    path.write_text("midp\na b c = triangle; d = midpoint b c\n? cong d b d c\nother\na b c = triangle\n")
+    with pytest.raises(ProgramError) as info:  # its goal on the next line: blamed there, not on line 5
+        read_problems(path)
+    assert str(info.value).startswith(f"{path}:3: `? cong d b d c` is where a problem name goes")
