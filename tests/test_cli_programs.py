@@ -157,9 +157,36 @@ def test_a_file_without_problems_is_a_usage_error_for_check_and_render(tmp_path:
     assert not (tmp_path / "x.png").exists()
 
 
-def test_negative_seed_is_a_usage_error() -> None:
-    result = cli("render", "a = free a", "--seed", "-1")
-    assert result.returncode == 2 and "Invalid value for '--seed'" in result.stderr
+@pytest.mark.parametrize(
+    "args, want",
+    [
+        (
+            ("render", "a = free a", "--seed", "-1"),
+            "error: geoforge render: Invalid value for '--seed': Input should be greater than or "
+            "equal to 0 (see geoforge render --help)",
+        ),
+        (
+            ("generate", "corpora/mmgeo-4k.toml", "--workers", "abc"),
+            "error: geoforge generate: Invalid value for '--workers': Input should be a valid "
+            "integer, unable to parse string as an integer (see geoforge generate --help)",
+        ),
+        (
+            ("generate",),
+            "error: geoforge generate: Missing argument 'recipe'. (see geoforge generate --help)",
+        ),
+        (("nosuch",), "error: geoforge: No such command 'nosuch'. (see geoforge --help)"),
+    ],
+)
+def test_a_bad_command_line_is_one_error_line_naming_the_command_and_its_help(
+    args: tuple[str, ...], want: str
+) -> None:
+    assert one_line_error(cli(*args), 2) == want
+
+
+def test_a_command_group_without_a_command_shows_its_help_with_exit_2() -> None:
+    result = cli("corpus")
+    assert result.returncode == 2 and result.stderr == ""
+    assert "verify" in result.stdout
 
 
 def test_debug_works_before_and_after_the_command_and_keeps_the_exit_status(tmp_path: Path) -> None:

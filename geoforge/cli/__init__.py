@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import sys
 
+from typer.exceptions import Abort, TyperException
+
 from geoforge.cli import (  # noqa: F401  (they register their commands)
     caption,
     corpus,
@@ -47,7 +49,16 @@ def main() -> None:
         args = [a for a in head if a != "--debug"] + args[len(head) :]
     stop_on_sigterm()
     try:
-        app(args=args)
+        status = app(args=args, prog_name="geoforge", standalone_mode=False)
+    except TyperException as e:  # Typer's (vendored) Click errors: a bad command line
+        if type(e).__name__ == "NoArgsIsHelpError":
+            sys.exit(2)  # Typer printed the help when it raised this, as it does itself
+        _traceback()
+        sys.stderr.write(f"error: {usage_error(e)}\n")
+        sys.exit(e.exit_code)
+    except Abort:
+        sys.stderr.write("aborted\n")
+        sys.exit(1)
     except GeoforgeError as e:
         _traceback()
         for line in str(e).splitlines() or [type(e).__name__]:
@@ -64,6 +75,19 @@ def main() -> None:
         hint = "" if _state["debug"] else " (run with --debug for the traceback)"
         sys.stderr.write(f"internal error: {type(e).__name__}: {e}{hint}\n")
         sys.exit(1)
+    sys.exit(status or 0)  # typer.Exit(n) in a command comes back as n outside standalone mode
+
+
+def usage_error(e: TyperException) -> str:
+    """Click's message for a bad command line (a bad option value, a missing argument, an
+    unknown command) as one line that names the command and where its help is, e.g.
+    ``geoforge generate: Invalid value for '--n': ... (see geoforge generate --help)``; Click and
+    Typer print it as a usage line, a hint and a boxed message."""
+    message = " ".join(e.format_message().split())
+    ctx = getattr(e, "ctx", None)
+    if ctx is None:
+        return message
+    return f"{ctx.command_path}: {message} (see {ctx.command_path} --help)"
 
 
 def _traceback() -> None:
