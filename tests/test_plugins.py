@@ -61,7 +61,7 @@ def test_no_plugin_disables_a_built_in_by_plugin_or_perturbation_name():
     assert [p.name for p in host.ordered("image", ("move_vertex", "delete_point"))][:1] == ["delete_point"]
 
 
-def test_from_cli_splits_files_from_modules(tmp_path):
+def test_from_cli_splits_files_from_modules(tmp_path, monkeypatch):
     files = [tmp_path / "my_plugin.py", tmp_path / "plug"]
     for file in files:
         file.write_text("")
@@ -75,6 +75,10 @@ def test_from_cli_splits_files_from_modules(tmp_path):
         PluginSpec.from_cli([str(files[0]), str(tmp_path / "nope.py")], [])
     with pytest.raises(UsageError, match=rf"^--plugin {tmp_path}: is a directory, expected a plugin file"):
         PluginSpec.from_cli([str(tmp_path)], [])
+    (tmp_path / "folder").mkdir()
+    monkeypatch.chdir(tmp_path)  # `folder`, written without a slash, is no module: say what it is
+    with pytest.raises(UsageError, match=r"^--plugin folder: is a directory, expected a plugin file"):
+        PluginSpec.from_cli(["folder"], [])
     for module in ("no_such_module_xyz", "json.no_such_part", "no_such_package.part"):
         with pytest.raises(UsageError, match=rf"^--plugin {module}: no such module \(expected PATH.py"):
             PluginSpec.from_cli([module], [])

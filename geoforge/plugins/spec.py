@@ -41,7 +41,8 @@ class PluginSpec:
     def from_cli(plugins: Iterable[str], disabled: Iterable[str], strict: bool = False) -> PluginSpec:
         """Split ``--plugin`` values into files (ending in ``.py`` or holding a path separator)
         and modules; a file named twice (``p.py`` and ``./p.py``) is loaded once. Raises
-        UsageError (exit 2) for a file that does not exist or is a directory, and for a module
+        UsageError (exit 2) for a file that does not exist, for a directory (also one named
+        without a slash, unless it holds ``__init__.py`` and so is a package), and for a module
         that cannot be found: a mistyped name is bad usage, not a plugin that failed (a module
         that is found but fails to import is a plugin failure)."""
 
@@ -60,6 +61,11 @@ class PluginSpec:
                 paths.append(path)
         modules = tuple(p for p in plugins if p not in files)
         for module in modules:
+            if Path(module).is_dir() and not Path(module, "__init__.py").is_file():
+                # `plugins`, a folder here written without a slash: not a package to import
+                raise UsageError(
+                    f"--plugin {module}: is a directory, expected a plugin file (PATH.py) or a module"
+                )
             try:
                 found = importlib.util.find_spec(module) is not None
             except (ImportError, ValueError):  # a missing parent package, an empty name
