@@ -280,6 +280,8 @@ def test_ask_answers_a_question_about_a_figure(runs, cli, tmp_path: Path) -> Non
     bundle = mm.load(runs["sft"])
     reply = answer(bundle, [Example(record.files["png"], "Is AB ∥ CD?", "")], "cpu", max_new_tokens=4)[0]
     assert result.stdout == reply.strip() + "\n"
+    # an empty reply is said on stderr (it read as a hang), and only then
+    assert ("warning: the model's reply is empty" in result.stderr) == (not reply.strip())
     _one_line_error_with(
         cli("ask", tmp_path / "none.png", "Is AB ∥ CD?", "--checkpoint", runs["sft"]), 2, "none.png"
     )

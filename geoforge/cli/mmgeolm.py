@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from geoforge.cli.app import app, out, stopped
+from geoforge.cli.app import app, err, out, stopped
 from geoforge.cli.options import SaveTotalLimitOption
 from geoforge.cli.train import _need_train_extra, checkpoint_kept, eval_app, train_app
 
@@ -200,4 +200,10 @@ def ask(
     quiet()
     dev = pick_device(device)
     reply = answer(load(checkpoint, dev), [Example(picture, question, "")], dev, max_new_tokens)[0]
+    if not reply.strip():  # say so, rather than print an empty line that reads as a hang or a bug
+        err.print(
+            f"warning: the model's reply is empty (its {max_new_tokens} new tokens were special "
+            "tokens or whitespace): a model trained too little often answers this way "
+            "(`geoforge eval mmgeolm` measures it)"
+        )
     out.print(reply.strip())
