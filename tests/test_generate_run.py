@@ -188,6 +188,22 @@ def _record(image: int, caption: int) -> dict[str, object]:
     }
 
 
+def test_the_seconds_legend_says_which_shards_it_covers_after_a_resume() -> None:
+    from geoforge.cli.corpus import _negatives_table
+
+    stats = NegativeStats()
+    stats.add(_record(2, 8))
+    got = stats.to_json({"image": 2, "caption": 10, "retrieval": 0})
+    seconds = {"move_vertex: propose": 1.0, "move_vertex: verify": 2.0}
+    legend = (
+        "s propose + verify: worker-seconds in the perturbation's code, and in the verifier on its candidates"
+    )
+    fresh = _negatives_table(got, seconds=seconds).caption.splitlines()  # type: ignore[attr-defined]
+    assert legend in fresh
+    resumed = _negatives_table(got, seconds=seconds, untimed=3).caption.splitlines()  # type: ignore[attr-defined]
+    assert f"{legend}, in the shards this run made (not the 3 shards --resume kept)" in resumed
+
+
 def test_share_with_enough_negatives_counts_min_of_8_and_k_asked_per_kind() -> None:
     from geoforge.cli.corpus import _negatives_table
 

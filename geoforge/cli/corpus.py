@@ -212,7 +212,8 @@ def generate(
         serving = {k: [p.name for p in v] for k, v in makers(negatives, host_for(plugin_spec)).items()}
         seconds = run.get("plugin_seconds")
         asked = asked_negatives(negatives)
-        out_console.print(_negatives_table(counts["negatives"], serving, asked, seconds))
+        kept = len(run.get("resumed_shards") or ())
+        out_console.print(_negatives_table(counts["negatives"], serving, asked, seconds, kept))
         from geoforge.negatives import OPTIONS
 
         for kind, want in asked.items():  # a whole kind missing is easy to miss in the table
@@ -249,6 +250,7 @@ def _negatives_table(
     serving: dict[str, list[str]] | None = None,
     asked: dict[str, int] | None = None,
     seconds: dict[str, float] | None = None,
+    untimed: int = 0,
 ) -> object:
     """Yield and rejection reasons per plugin, from the manifest's negatives totals; each
     plugin failure once, with its first message. ``serving``: the perturbations that make each
@@ -256,7 +258,8 @@ def _negatives_table(
     per kind: a perturbation with neither a candidate nor a failure gets a row that says why it
     may have had no turn (the ones before it filled the kind first) and how to run it alone.
     ``seconds``: the run's ``plugin_seconds`` (``"name: propose"`` and ``"name: verify"``
-    worker-seconds), shown per plugin so that a slow one is named."""
+    worker-seconds), shown per plugin so that a slow one is named; ``untimed``: the shards a
+    resumed run kept, which the counts cover and the seconds do not (the legend says so)."""
     from collections import defaultdict
 
     from rich.markup import escape
@@ -328,6 +331,11 @@ def _negatives_table(
         lines.append(
             "s propose + verify: worker-seconds in the perturbation's code, and in the verifier on "
             "its candidates"
+            + (
+                f", in the shards this run made (not the {counted(untimed, 'shard')} --resume kept)"
+                if untimed
+                else ""
+            )
         )
     if thresholds.get("image", 0) > 0:  # image negatives asked: what their figures show
         lines[0] += f"; mean pixel difference {stats['mean_pixel_diff']:.4f}"
