@@ -29,26 +29,15 @@ import sys
 from pathlib import Path
 
 import side_by_side
-from wall_timers import add_negative_counts
+from wall_timers import add_negative_counts, negatives_workload
 
 RECIPE = "corpora/mmgeo-4k.toml"
 
 
 def worker(n: int, k: int, m: int, r: int, recipe_path: str) -> None:
-    """The workload: three warm-up samples (seed 1) with negatives, then ``n`` (seed 0)."""
-    from geoforge.generate import make_sample
-    from geoforge.negatives import NegativeConfig, add_negatives, pool_entry
-    from geoforge.plugins import PluginSpec
-    from geoforge.sampler import load_recipe
-
-    recipe = load_recipe(recipe_path)
-    config, spec = NegativeConfig(k, m, r), PluginSpec()
-    warm = [make_sample(recipe, 1, i) for i in range(3)]
-    add_negatives(warm[0], tuple(pool_entry(s) for s in warm), config, spec, recipe.image_size, 1)
-    samples = [make_sample(recipe, 0, i) for i in range(n)]
-    pool = tuple(pool_entry(s) for s in samples)
-    for s in samples:
-        add_negatives(s, pool, config, spec, recipe.image_size, 0)
+    """The workload (:func:`wall_timers.negatives_workload`), then the files its modules came
+    from as JSON on stdout."""
+    negatives_workload(n, k, m, r, recipe_path)
     print(json.dumps({"modules": side_by_side.module_files()}))
 
 

@@ -1,7 +1,8 @@
 """Helpers the negatives and generation benchmarks share: wall-clock timers put around library
 functions, and the K / M / R arguments.
 
-Used by ``generate_speed.py``, ``negatives_speed.py`` and ``negatives_timers.py``.
+Used by ``generate_speed.py``, ``negatives_speed.py``, ``negatives_timers.py``,
+``negatives_instructions.py`` and ``negatives_perf.py``.
 """
 
 from __future__ import annotations
@@ -63,3 +64,27 @@ def add_negative_counts(parser: argparse.ArgumentParser, n: int) -> None:
     parser.add_argument("-k", type=int, default=10, help="image negatives per positive")
     parser.add_argument("-m", type=int, default=10, help="caption negatives per positive")
     parser.add_argument("-r", type=int, default=10, help="retrieval negatives per positive")
+
+
+def negatives_workload(
+    n: int, k: int, m: int, r: int, recipe_path: str, warmed: Callable[[], None] | None = None
+) -> None:
+    """The workload the negatives benchmarks measure: three warm-up positives (seed 1) and
+    the negatives of the first, then ``warmed()`` (when given), then ``n`` positives of
+    ``recipe_path`` (seed 0) with ``k`` image, ``m`` caption and ``r`` retrieval negatives
+    each, all built-in plugins loaded."""
+    from geoforge.generate import make_sample
+    from geoforge.negatives import NegativeConfig, add_negatives, pool_entry
+    from geoforge.plugins import PluginSpec
+    from geoforge.sampler import load_recipe
+
+    recipe = load_recipe(recipe_path)
+    config, spec = NegativeConfig(k, m, r), PluginSpec()
+    warm = [make_sample(recipe, 1, i) for i in range(3)]
+    add_negatives(warm[0], tuple(pool_entry(s) for s in warm), config, spec, recipe.image_size, 1)
+    if warmed is not None:
+        warmed()
+    samples = [make_sample(recipe, 0, i) for i in range(n)]
+    pool = tuple(pool_entry(s) for s in samples)
+    for s in samples:
+        add_negatives(s, pool, config, spec, recipe.image_size, 0)
