@@ -173,9 +173,18 @@ def _marked_segments(name: str, pts: tuple[str, ...]) -> list[set[str]]:
 
 
 def _ordered(group: set[str], points: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """The names of a collinear ``group`` in order along its line, so that the first and the
+    last are its ends. The points are projected on the extent ``(w, h)`` of the group, which
+    points along a rising line; a falling line (negative covariance of x and y) is projected on
+    its mirror image ``(w, -h)`` or ``(-w, h)``, whichever keeps the orientation that ``(w, h)``
+    gives it. Projected on ``(w, h)``, a line at -45° put every point at one value, and the
+    names decided the order: a midpoint ``a`` of ``bc`` came first, and only ``ac`` was drawn."""
     names = sorted(group)
     xy = np.array([points[n] for n in names])
     d = xy.max(axis=0) - xy.min(axis=0)
+    centred = xy - xy.mean(axis=0)
+    if float(centred[:, 0] @ centred[:, 1]) < 0:
+        d = np.array([d[0], -d[1]]) if d[0] >= d[1] else np.array([-d[0], d[1]])
     axis = d / (np.hypot(*d) or 1.0)
     return tuple(n for _, n in sorted(zip(xy @ axis, names)))
 

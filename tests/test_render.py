@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -430,3 +430,19 @@ def test_encode_png_refuses_what_is_not_a_grey_image() -> None:
         encode_png(np.zeros((4, 4, 3), dtype=np.uint8))
     with pytest.raises(ValueError, match="got 2-D float64"):
         encode_png(np.zeros((4, 4)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    angle=st.one_of(st.sampled_from([0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0]), st.floats(0, 360)),
+    length=st.floats(0.5, 5.0),
+)
+@example(angle=315.0, length=2 * math.sqrt(2))  # c = (2, -2): every old projection was 0
+@example(angle=135.0, length=3 * math.sqrt(2))
+def test_a_line_is_drawn_between_its_two_end_points_at_any_slope(angle: float, length: float) -> None:
+    # `a` sorts first but lies between b and c: a line at -45° once put every point at one
+    # projection, so the names ordered it and only `ac` was drawn
+    t = math.radians(angle)
+    x, y = round(length * math.cos(t), 9), round(length * math.sin(t), 9)
+    (line,) = realise(parse_program(f"b@0_0 c@{x!r}_{y!r} = segment b c; a = midpoint a b c")).lines
+    assert {line[0], line[-1]} == {"b", "c"} and line[1] == "a"
