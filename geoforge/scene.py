@@ -82,19 +82,20 @@ class Scene:
 
 
 def _merge_groups(groups: list[set[str]]) -> list[set[str]]:
-    """Merge collinear groups that share two or more points."""
+    """Merge collinear groups that share two or more points: each group in turn absorbs the
+    first merged group that shares two points with it, again while it grows, then goes last."""
     merged: list[set[str]] = []
     for g in groups:
         g = set(g)
-        changed = True
-        while changed:
-            changed = False
-            for m in merged:
-                if len(m & g) >= 2:
-                    g |= m
-                    merged.remove(m)
-                    changed = True
-                    break
+        while True:
+            if len(g) == 2:  # most groups are one segment: two membership tests, no new set
+                a, b = g
+                hit = next((i for i, m in enumerate(merged) if a in m and b in m), -1)
+            else:
+                hit = next((i for i, m in enumerate(merged) if len(m & g) >= 2), -1)
+            if hit < 0:
+                break
+            g |= merged.pop(hit)
         merged.append(g)
     return merged
 
@@ -174,19 +175,14 @@ def _marked_segments(name: str, pts: tuple[str, ...]) -> list[set[str]]:
 
 def _ordered(group: set[str], points: dict[str, np.ndarray]) -> tuple[str, ...]:
     """The names of a collinear ``group`` in order along its line, so that the first and the
-    last are its ends. The points are projected on the extent ``(w, h)`` of the group, which
-    points along a rising line; a falling line (negative covariance of x and y) is projected on
-    its mirror image ``(w, -h)`` or ``(-w, h)``, whichever keeps the orientation that ``(w, h)``
-    gives it. Projected on ``(w, h)``, a line at -45° put every point at one value, and the
-    names decided the order: a midpoint ``a`` of ``bc`` came first, and only ``ac`` was drawn."""
-    names = sorted(group)
-    xy = np.array([points[n] for n in names])
-    d = xy.max(axis=0) - xy.min(axis=0)
-    centred = xy - xy.mean(axis=0)
-    if float(centred[:, 0] @ centred[:, 1]) < 0:
-        d = np.array([d[0], -d[1]]) if d[0] >= d[1] else np.array([-d[0], d[1]])
-    axis = d / (np.hypot(*d) or 1.0)
-    return tuple(n for _, n in sorted(zip(xy @ axis, names)))
+    last are its ends: by x where the group is at least as wide as it is tall, else by y.
+    (Projecting the points on the extent ``(w, h)`` does the same for a rising line, but puts
+    every point of a line falling at 45° at one value: the names then decided the order, and a
+    midpoint ``a`` of ``bc`` coming first left only ``ac`` drawn.)"""
+    xy = {n: (float(points[n][0]), float(points[n][1])) for n in group}
+    xs, ys = [p[0] for p in xy.values()], [p[1] for p in xy.values()]
+    axis = 0 if max(xs) - min(xs) >= max(ys) - min(ys) else 1
+    return tuple(sorted(group, key=lambda n: (xy[n][axis], n)))
 
 
 def _circle_from(center: str | None, on: tuple[str, ...], points: dict[str, np.ndarray]) -> SceneCircle:
@@ -204,7 +200,10 @@ def _circle_from(center: str | None, on: tuple[str, ...], points: dict[str, np.n
 
 def _dedupe(circles: list[SceneCircle], points: dict[str, np.ndarray]) -> tuple[SceneCircle, ...]:
     """Keep one circle per (centre, radius); name its centre and collect the points on it."""
-    xy = np.array(list(points.values()))
+    if not circles:
+        return ()
+    names = list(points)
+    xy = np.array(list(points.values())).reshape(-1, 2)
     span = float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0)))) if len(xy) > 1 else 1.0
     tol = 1e-7 * max(span, 1e-9)
     out: list[SceneCircle] = []
@@ -213,9 +212,8 @@ def _dedupe(circles: list[SceneCircle], points: dict[str, np.ndarray]) -> tuple[
             continue
         if any(np.hypot(*(c.center - o.center)) < tol and abs(c.radius - o.radius) < tol for o in out):
             continue
-        center = c.center_name or next(
-            (n for n, p in points.items() if np.hypot(*(p - c.center)) < tol), None
-        )
-        on = tuple(n for n, p in points.items() if abs(np.hypot(*(p - c.center)) - c.radius) < tol)
+        gaps = np.hypot(xy[:, 0] - c.center[0], xy[:, 1] - c.center[1])  # each point to the centre
+        center = c.center_name or next((n for n, d in zip(names, gaps) if d < tol), None)
+        on = tuple(n for n, d in zip(names, np.abs(gaps - c.radius)) if d < tol)
         out.append(SceneCircle(c.center, c.radius, center, on))
     return tuple(out)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from geoforge.errors import ProgramError, undefined_point
 from geoforge.facts import Fact, check_fact_shape
@@ -47,9 +47,9 @@ class Construction:
     doc: str
     draws: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
-    @property
+    @cached_property
     def inputs(self) -> tuple[str, ...]:
-        """Parameters that must name existing points."""
+        """Parameters that must name existing points (computed once per construction)."""
         return tuple(p for p in self.params if p not in self.outputs and p not in self.literals)
 
     @property

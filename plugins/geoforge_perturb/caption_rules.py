@@ -56,9 +56,11 @@ ANGLE_STEPS = (10, 15, 20, 30)
 
 @lru_cache(maxsize=4096)
 def _scaled(value: str, factor: str) -> str:
-    """The literal ``value`` times ``factor``, simplified, as claim text (cached: captions state
-    the same few lengths again and again, and sympy's nsimplify costs about a millisecond)."""
-    return str(sympy.nsimplify(parse_value(value) * sympy.Rational(factor))).replace(" ", "")
+    """The literal ``value`` times ``factor`` as claim text (cached: captions state the same few
+    lengths again and again). The product is exact, so sympy's nsimplify (about a millisecond)
+    is only needed for a float, which :func:`geoforge.exact.parse_value` does not make."""
+    scaled = parse_value(value) * sympy.Rational(factor)
+    return str(sympy.nsimplify(scaled) if scaled.has(sympy.Float) else scaled).replace(" ", "")
 
 
 def _value_changes(claim: Claim) -> Iterator[tuple[Claim, str]]:
