@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,7 +33,7 @@ from geoforge.perturb import (
 from geoforge.plugins import PluginHost, PluginSpec
 from geoforge.program import parse_program
 from geoforge.realise import realise
-from geoforge.verify import DEFAULT_MARGINS, Margins, verify_caption, verify_image
+from geoforge.verify import DEFAULT_MARGINS, Margins, claim_key, verify_caption, verify_image
 from geoforge.verify.image import Distinct, reference
 
 if TYPE_CHECKING:
@@ -197,8 +198,6 @@ def make_negatives(
 def _duplicate(new: Accepted, kept: list[Accepted]) -> bool:
     """True if ``new`` is an image negative with the program of a kept one, or a caption
     negative whose text states the claims of a kept one (up to each kind's symmetries)."""
-    from geoforge.verify import claim_key
-
     c = new.candidate
     if isinstance(c, ImageCandidate):
         return any(
@@ -206,11 +205,15 @@ def _duplicate(new: Accepted, kept: list[Accepted]) -> bool:
             for k in kept
         )
 
-    def stated(a: Accepted) -> set[tuple[str, ...]]:
-        return {claim_key(x) for x in read_caption(a.text).claims}
+    keys = _stated(new.text)
+    return any(_stated(k.text) == keys for k in kept)
 
-    keys = stated(new)
-    return any(stated(k) == keys for k in kept)
+
+@lru_cache(maxsize=8192)
+def _stated(text: str) -> frozenset[tuple[str, ...]]:
+    """The claims a caption text states, each as its :func:`geoforge.verify.claim_key` (cached:
+    each new caption negative is compared with every kept one)."""
+    return frozenset(claim_key(x) for x in read_caption(text).claims)
 
 
 _HOSTS: dict[PluginSpec, PluginHost] = {}
