@@ -268,13 +268,14 @@ def layout(
         raise ValueError("scene has non-finite coordinates")
     font = size * FONT_SCALE
     givens = _givens(scene)
-    margin = _margin(scene, font)
-    if not refit and (view is None or not fits(scene, size, view)):
+    fitted = view is not None and fits(scene, size, view)
+    if not refit and not fitted:
         raise ValueError("refit=False needs a view that the scene fits")
-    if view is not None and fits(scene, size, view):
-        kept = _attempt(scene, size, font, margin, givens, auto_marks, view, keep)
+    if fitted:
+        kept = _attempt(scene, size, font, 0.0, givens, auto_marks, view, keep)  # no margin: the view is set
         if kept.clashes == 0 or not refit:
             return kept
+    margin = _margin(scene, font)
     best = _attempt(scene, size, font, margin, givens, auto_marks)
     for k in range(1, ATTEMPTS):
         if best.clashes == 0:
