@@ -266,13 +266,15 @@ class Program:
     def same_canonical(self, other: Program) -> bool:
         """True if ``other`` has this program's :meth:`canonical` text (the same program up to
         point names, call order, statement order and dialect). Programs whose counts of
-        clauses, statements and goals or whose construction names differ are told apart
-        without building either text."""
-        if (len(self.clauses), len(self.statements), len(self.goals)) != (
-            len(other.clauses),
-            len(other.statements),
-            len(other.goals),
-        ) or _call_names(self) != _call_names(other):
+        clauses, statements and goals, whose construction names or whose pinned coordinates
+        differ are told apart without building either text (a hard negative that pins a moved
+        point differs from its positive, and from another move, there)."""
+        if (
+            (len(self.clauses), len(self.statements), len(self.goals))
+            != (len(other.clauses), len(other.statements), len(other.goals))
+            or _call_names(self) != _call_names(other)
+            or _pins(self) != _pins(other)
+        ):
             return False
         return self.canonical_hash() == other.canonical_hash()
 
@@ -559,6 +561,12 @@ def _call_names(program: Program) -> list[str]:
     """The construction names of ``program``'s calls, sorted: the same for every program with
     the same canonical text."""
     return sorted(call.name for clause in program.clauses for call in clause.calls)
+
+
+def _pins(program: Program) -> list[tuple[float, float]]:
+    """The pinned coordinates of ``program``, sorted: the same for every program with the same
+    canonical text, which writes them unchanged."""
+    return sorted((x, y) for clause in program.clauses for _, x, y in clause.pinned)
 
 
 @lru_cache(maxsize=8192)
