@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import combinations
 from typing import Protocol
 
@@ -67,9 +68,10 @@ class Fact:
         """The fact as DSL text: ``name arg1 arg2 ...``."""
         return " ".join((self.name, *self.args))
 
-    @property
+    @cached_property
     def points(self) -> tuple[str, ...]:
-        """The point arguments (literals removed)."""
+        """The point arguments (literals removed); computed once per fact (a claim's facts are
+        cached and measured on every candidate)."""
         spec = PREDICATES[self.name]
         return tuple(a for i, a in enumerate(self.args) if not spec.is_literal(i, len(self.args)))
 
