@@ -534,16 +534,18 @@ def _check_statement(st: Statement, defined: set[str], source: str, index: int) 
     table = {"draw": DRAW_KINDS, "mark": MARK_KINDS, "given": GIVEN_KINDS}[st.kind]
     want = table[st.name]
     points = st.points
-    where = {"clause": index, "text": st.text(), "source": source, "token": st.name}
+
+    def error(message: str) -> ProgramError:  # its text is written only for a statement that fails
+        return ProgramError(message, clause=index, text=st.text(), source=source, token=st.name)
+
     if st.kind == "given" and len(st.args) != want + 1:
-        raise ProgramError(f"`given {st.name}` takes {want} points and a value", **where)  # type: ignore[arg-type]
+        raise error(f"`given {st.name}` takes {want} points and a value")
     if want >= 0 and st.kind != "given" and len(points) != want:
-        raise ProgramError(f"`{st.kind} {st.name}` takes {want} points, got {len(points)}", **where)  # type: ignore[arg-type]
+        raise error(f"`{st.kind} {st.name}` takes {want} points, got {len(points)}")
     if want < 0 and (len(points) < -want or (st.name.startswith("equal") and len(points) % (-want // 2))):
-        raise ProgramError(
+        raise error(
             f"`{st.kind} {st.name}` takes at least {-want} points"
-            + (f" in groups of {-want // 2}" if st.name.startswith("equal") else ""),
-            **where,  # type: ignore[arg-type]
+            + (f" in groups of {-want // 2}" if st.name.startswith("equal") else "")
         )
     for p in points:
         if p not in defined:
