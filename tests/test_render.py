@@ -323,6 +323,9 @@ def test_save_writes_png_and_svg(tmp_path: Path) -> None:
     assert written == [tmp_path / "tri.png", tmp_path / "tri.svg"]
     assert Image.open(written[0]).size == (200, 200)
     assert written[1].read_bytes().startswith(b"<?xml")
+    # a path ending in .svg gets SVG alone: it used to get PNG bytes under the SVG name
+    assert save(scene, tmp_path / "only.svg", size=200) == [tmp_path / "only.svg"]
+    assert (tmp_path / "only.svg").read_bytes() == written[1].read_bytes()
 
 
 def test_bad_size_and_format_are_refused() -> None:

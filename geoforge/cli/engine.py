@@ -112,7 +112,9 @@ def writable(path: Path) -> Path:
 @app.command(rich_help_panel="Diagram programs")
 def render(
     program: Annotated[str, typer.Argument(help="Program text, a program file, or a problem file.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write.")] = Path("diagram.png"),
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="File to write: NAME.png, or NAME.svg for SVG alone.")
+    ] = Path("diagram.png"),
     svg: Annotated[bool, typer.Option("--svg", help="Also write an SVG beside the PNG.")] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Realisation seed.")] = 0,
     size: Annotated[int, typer.Option("--size", min=64, max=4096, help="Image side in pixels.")] = 448,
@@ -125,13 +127,19 @@ def render(
     no_plugin: NoPluginOption = None,
     strict_plugins: StrictPluginsOption = False,
 ) -> None:
-    """Realise a diagram program and render it to PNG (and SVG).
+    """Realise a diagram program and render it to PNG, or to SVG with `-o NAME.svg`, or to
+    both with `--svg`.
 
     A `mark` that does not hold on the figure (or marks a zero angle) is an error unless
     --allow-false-marks is given; a hard-to-read figure gets a warning."""
+    from geoforge.errors import UsageError
     from geoforge.legible import MarkError, false_marks, legibility_warnings
     from geoforge.realise import realise
 
+    if output.suffix.lower() not in (".png", ".svg"):
+        raise UsageError(f"-o {output}: expected a file name ending in .png or .svg")
+    if svg and output.suffix.lower() == ".svg":
+        raise UsageError(f"-o {output} writes SVG already: --svg adds an SVG beside a PNG")
     writable(output)
     load_plugins(plugin, no_plugin, strict_plugins)
     scene = realise(load_program(program, problem, dialect), seed=seed)

@@ -28,13 +28,16 @@ def render(scene: Scene, size: int = 448, fmt: str = "png", *, auto_marks: bool 
 def save(
     scene: Scene, path: str | Path, size: int = 448, svg: bool = False, *, auto_marks: bool = True
 ) -> list[Path]:
-    """Write ``scene`` as PNG to ``path`` and, with ``svg``, as SVG next to it (same name,
-    ``.svg`` suffix); returns the paths written. Raises ValueError as :func:`render` does and
-    OSError if a file cannot be written."""
+    """Write ``scene`` to ``path``: as SVG if its suffix is ``.svg``, else as PNG and, with
+    ``svg``, also as SVG next to it (same name, ``.svg`` suffix); returns the paths written.
+    Raises ValueError as :func:`render` does and OSError if a file cannot be written."""
     from geoforge.render.draw import paint
 
     plan = layout(scene, size, auto_marks=auto_marks)
     path = Path(path)
+    if path.suffix.lower() == ".svg":
+        path.write_bytes(paint(plan, "svg"))
+        return [path]
     path.write_bytes(paint(plan, "png"))
     written = [path]
     if svg:
