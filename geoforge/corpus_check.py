@@ -78,6 +78,21 @@ def _check_shard(path: Path, report: CorpusReport) -> dict[str, set[str]] | None
     return seen
 
 
+def shard_damage(fh: BinaryIO) -> str | None:
+    """Why the uncompressed tar shard open in ``fh`` (seekable, binary) is damaged, in one line,
+    or ``None`` if its members are all there and end with the end-of-archive blocks: a shard
+    cut short after a member, or with a header overwritten, reads quietly as a shorter one.
+    ``generate --resume`` makes such a shard again instead of keeping it."""
+    try:
+        with tarfile.open(fileobj=fh, mode="r") as tar:
+            files = [m for m in tar.getmembers() if m.isfile()]
+            if tar.fileobj is fh:
+                _check_end(fh, tar.offset, len(files))
+    except (OSError, tarfile.TarError) as e:
+        return shard_problem(e)
+    return None
+
+
 def _split(member_name: str) -> tuple[str, str]:
     """``KEY.EXT`` → ``(KEY, EXT)``."""
     key, _, ext = member_name.partition(".")

@@ -133,3 +133,46 @@ def test_resuming_a_complete_corpus_changes_nothing(recipe, corpus: Path) -> Non
     assert got.pop("nothing_to_do") is True
     assert got == json.loads((corpus / "manifest.json").read_text())
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in corpus.iterdir()} == files
+
+
+def _as_interrupted(out: Path) -> None:
+    """Make ``out``'s manifest that of a run stopped before its end (no shard sizes yet)."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["complete"] = False
+    manifest.pop("shard_bytes", None)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _cut_end(shard: Path) -> None:
+    """Cut ``shard`` right after its last member: no end-of-archive blocks."""
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        tar.getmembers()
+        end = tar.offset
+    shard.write_bytes(shard.read_bytes()[:end])
+
+
+def _overwrite_json(shard: Path) -> None:
+    """Overwrite 4 bytes inside the first JSON member of ``shard``, in place (same size)."""
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        first = next(m for m in tar.getmembers() if m.name.endswith(".json"))
+    data = bytearray(shard.read_bytes())
+    data[first.offset_data + 10 : first.offset_data + 14] = b"\x00!!\x00"
+    shard.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_cut_end, _overwrite_json])
+def test_resume_makes_a_damaged_shard_again_instead_of_keeping_it(recipe, tmp_path: Path, damage) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "c"
+    generate_corpus(recipe, out, n=4, seed=recipe.seed)
+    whole = _shards(out)
+    _as_interrupted(out)
+    first = sorted(whole)[0]
+    damage(out / first)
+    assert _shards(out)[first] != whole[first]
+    got = generate_corpus(recipe, out, n=4, seed=recipe.seed, resume=True)
+    assert _shards(out) == whole  # the damaged shard was made again, byte for byte
+    assert first not in got["run"]["resumed_shards"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from geoforge.backends.tally import Tally
-from geoforge.corpus import read_shard, shard_name, write_shard
+from geoforge.corpus import CorpusError, read_shard, shard_name, write_shard
 from geoforge.store import Store
 
 if TYPE_CHECKING:
@@ -126,15 +126,26 @@ def run_shard(work: ShardWork, spec: ShardSpec, out: Store, on_progress: Callabl
 
 def kept_tally(work: ShardWork, out: Store, spec: ShardSpec) -> Tally | None:
     """The tally of the complete shard ``spec`` that a resumed run keeps, or ``None`` if the
-    stored shard does not hold ``spec.size`` samples (it is made again). Raises UsageError if
-    its first sample is not this corpus's (:meth:`geoforge.generate.ShardWork.check_kept`)."""
+    stored shard does not hold ``spec.size`` samples or is damaged: its tar is cut short or its
+    end overwritten (:func:`geoforge.corpus_check.shard_damage`), or a sample's JSON does not
+    parse. Such a shard is made again, the same bytes its run would have written. Raises
+    UsageError if its first sample is not this corpus's
+    (:meth:`geoforge.generate.ShardWork.check_kept`)."""
+    from geoforge.corpus_check import shard_damage
+
+    with out.open_read(spec.name) as fh:
+        if shard_damage(fh) is not None:
+            return None
     tally = Tally(work.qa is not None)
     count = 0
-    for record in read_shard(spec.name, out):
-        if count == 0:
-            work.check_kept(record, spec.lo, out.label(spec.name))
-        tally.add(record.key, record.files)
-        count += 1
+    try:
+        for record in read_shard(spec.name, out):
+            if count == 0:
+                work.check_kept(record, spec.lo, out.label(spec.name))
+            tally.add(record.key, record.files)
+            count += 1
+    except (CorpusError, ValueError, KeyError):  # a member overwritten in place, or missing
+        return None
     return tally.seal(spec.name, count) if count == spec.size else None
 
 
