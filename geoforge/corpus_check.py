@@ -203,6 +203,8 @@ def _check_index(out: Path, counts: dict[str, int], damaged: set[str], report: C
     """``sizes.json`` and ``manifest.json`` agree with the shards (the ``damaged`` ones, already
     reported, count as shards of unknown size)."""
     sizes = _load(out / "sizes.json", report)
+    if sizes is not None and not isinstance(sizes, dict):
+        report.problems.append(f"sizes.json is a JSON {type(sizes).__name__}, not an object of shard sizes")
     if isinstance(sizes, dict):
         for name in sorted(set(sizes) | set(counts) | damaged):
             if name in damaged and name in sizes:
@@ -216,6 +218,8 @@ def _check_index(out: Path, counts: dict[str, int], damaged: set[str], report: C
                     f"sizes.json says {name} holds {sizes[name]} samples; it holds {counts[name]}"
                 )
     manifest = _load(out / "manifest.json", report)
+    if manifest is not None and not isinstance(manifest, dict):
+        report.problems.append(f"manifest.json is a JSON {type(manifest).__name__}, not an object")
     if isinstance(manifest, dict) and manifest.get("complete") is False:
         report.problems.append(
             "manifest.json says the corpus is incomplete (its run stopped): "
@@ -230,3 +234,11 @@ def _check_index(out: Path, counts: dict[str, int], damaged: set[str], report: C
                 report.problems.append(
                     f"manifest.json says {field_} {manifest.get(field_)}; the corpus has {actual}"
                 )
+        recorded = manifest.get("shard_bytes")
+        if isinstance(recorded, dict):  # absent in corpora made before it was recorded
+            for name, size in sorted(recorded.items()):
+                path = out / name
+                if name not in damaged and path.is_file() and path.stat().st_size != size:
+                    report.problems.append(
+                        f"manifest.json says {name} has {size} bytes; it has {path.stat().st_size}"
+                    )

@@ -140,6 +140,22 @@ def test_sizes_manifest_and_temporary_files_are_checked(damaged: Path) -> None:
     ]
 
 
+def test_index_files_of_the_wrong_json_type_and_a_changed_shard_size_are_reported(damaged: Path) -> None:
+    manifest = json.loads((damaged / "manifest.json").read_text())
+    size = manifest["shard_bytes"]["shard-000000.tar"]
+    manifest["shard_bytes"]["shard-000000.tar"] = 1
+    (damaged / "manifest.json").write_text(json.dumps(manifest))
+    assert verify_corpus(damaged).problems == [
+        f"manifest.json says shard-000000.tar has 1 bytes; it has {size}"
+    ]
+    (damaged / "manifest.json").write_text("[]")
+    (damaged / "sizes.json").write_text("[]")
+    assert verify_corpus(damaged).problems == [
+        "sizes.json is a JSON list, not an object of shard sizes",
+        "manifest.json is a JSON list, not an object",
+    ]
+
+
 def test_an_incomplete_corpus_is_said_to_be_incomplete_not_counted_against_none(damaged: Path) -> None:
     manifest = json.loads((damaged / "manifest.json").read_text())
     manifest.update(complete=False, shards=None, samples=None)  # a run stopped before its end
