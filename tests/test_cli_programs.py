@@ -442,3 +442,13 @@ def test_program_text_with_a_line_break_is_one_line_saying_clauses_take_semicolo
         assert one_line_error(result, 2) == (
             "error: <argument>: program text is one line: separate its clauses with `;`, not line breaks"
         ), command
+
+
+def test_the_readme_check_examples_ship_and_print_what_the_readme_shows() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("$ geoforge check examples/mistakes.txt\n", 1)[1].split("```", 1)[0]
+    result = cli("check", "examples/mistakes.txt", env={"COLUMNS": "400"})
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-len(block.splitlines()) :] == block.splitlines()
+    result = cli("check", "examples/problems.txt", "--dialect", "newclid")
+    assert result.returncode == 0 and "acompute x b b y = 90° (exact 90°)" in result.stdout
