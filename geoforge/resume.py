@@ -15,11 +15,13 @@ import json
 from geoforge.errors import UsageError
 from geoforge.store import Store
 
-#: Settings a resumed run must share with the run it continues, and how the user sets each.
+#: Settings a resumed run must share with the run it continues, and how the user sets each, in
+#: the order they are compared: the recipe first, since its seed and size are the defaults of
+#: --seed and --n (another recipe was said to be another --seed the user never passed).
 SETTINGS = {
+    "config_hash": "the recipe",
     "samples": "--n",
     "seed": "--seed",
-    "config_hash": "the recipe",
     "geoforge_version": "the geoforge version",
     "negatives": "the negative settings (--image-negatives, --caption-negatives, --retrieval-negatives)",
     "plugins": "the plugin set (--plugin, --no-plugin, GEOFORGE_PLUGINS, installed plugins)",

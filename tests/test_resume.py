@@ -60,6 +60,16 @@ def test_a_resume_refusal_names_the_field_that_differs(recipe, corpus: Path) -> 
     assert "changed since the run being resumed (caption: 1 there, 2 now); resume" in str(info.value)
 
 
+def test_resume_with_another_recipe_names_the_recipe_not_its_default_seed(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    other = dataclasses.replace(recipe, seed=recipe.seed + 1, max_clauses=recipe.max_clauses + 1)
+    before = _shards(corpus)
+    with pytest.raises(UsageError, match=r"^--resume: the recipe changed since the run being resumed"):
+        generate_corpus(other, corpus, n=4, seed=other.seed, resume=True, negatives=NegativeConfig(caption=1))
+    assert _shards(corpus) == before
+
+
 def test_resume_with_another_plugin_set_is_refused_and_keeps_every_shard(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
     before = _shards(corpus)
     with pytest.raises(UsageError, match=r"^--resume: the plugin set .* changed since the run being resumed"):
