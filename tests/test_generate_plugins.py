@@ -107,6 +107,11 @@ def test_an_error_in_propose_is_shown_once_with_its_traceback_under_debug(tmp_pa
     assert errors == {
         "boom: in propose": f"plugin boom ({plugin}) failed in propose: ValueError: boom in propose"
     }
+    # said on stderr as well, so that a run whose stdout goes to a file still shows it
+    assert (
+        f"warning: boom failed 2 times in propose: plugin boom ({plugin}) failed in propose: "
+        "ValueError: boom in propose"
+    ) in result.stderr.splitlines()
 
 
 def test_strict_plugins_stops_the_run_at_the_first_plugin_failure(tmp_path: Path) -> None:

@@ -216,6 +216,15 @@ def generate(
         out_console.print(_negatives_table(counts["negatives"], serving, asked, seconds, kept))
         from geoforge.negatives import OPTIONS
 
+        stats = counts["negatives"]
+        for key, times in stats["failures"].items():  # on stderr too: `> log` keeps only the table
+            name, _, where = key.partition(": ")
+            message = stats.get("errors", {}).get(key, "")
+            sys.stderr.write(
+                f"warning: {name} failed {counted(times, 'time')} {where}"
+                + (f": {message}" if message else "")
+                + "\n"
+            )
         for kind, want in asked.items():  # a whole kind missing is easy to miss in the table
             if want and not counts["negatives"]["mean_per_sample"].get(kind):
                 one = f"{'an' if kind == 'image' else 'a'} {kind} negative"
