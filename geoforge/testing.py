@@ -17,6 +17,7 @@ through the same verifier as in ``geoforge generate``.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,7 @@ from geoforge.perturb import (
     Rejected,
     read_only,
 )
+from geoforge.plugins.spec import DEFAULT_TIME_BUDGET
 from geoforge.program import parse_program
 from geoforge.realise import realise
 from geoforge.verify import DEFAULT_MARGINS, Margins, verify_caption, verify_image
@@ -58,12 +60,17 @@ class Report:
     rejections: Counter[str] = field(default_factory=Counter)
 
 
+#: The end of a plugin's stream (a plugin may yield ``None``, which is garbage).
+_END = object()
+
+
 def run_perturbation(
     perturbation: Perturbation,
     positive: Positive,
     seed: int = 0,
     limit: int = 50,
     margins: Margins = DEFAULT_MARGINS,
+    budget: float | None = DEFAULT_TIME_BUDGET,
 ) -> Report:
     """Propose up to ``limit`` candidates from ``perturbation`` for ``positive`` and verify each
     exactly as ``geoforge generate`` does. The plugin gets a read-only copy of ``positive``, as
@@ -72,33 +79,69 @@ def run_perturbation(
     ``generate`` would drop as garbage (not a candidate of the perturbation's kind, a field of
     the wrong type, a malformed claim: :func:`geoforge.plugins.candidate_problem`) is counted as
     ``"garbage: <why>"``, each kind of garbage apart. Exceptions from the plugin propagate (a
-    test should see them)."""
+    test should see them).
+
+    Raises ValueError, as ``register()`` refuses it, for a perturbation whose ``name``,
+    ``kind`` or ``propose`` is wrong (:func:`geoforge.plugins.checks.perturbation_problem`),
+    and TimeoutError when its own code takes more than ``budget`` seconds (default
+    :data:`geoforge.plugins.DEFAULT_TIME_BUDGET`, the budget ``generate`` gives each plugin per
+    positive; ``None``: unlimited), where ``generate`` would skip it for that positive."""
+    from geoforge.budget import Budget, PluginTimeout
     from geoforge.plugins import candidate_problem
+    from geoforge.plugins.checks import perturbation_problem
     from geoforge.render import render
 
+    problem = perturbation_problem(perturbation)
+    if problem:
+        raise ValueError(f"register() would refuse this perturbation: {problem}")
     rng = np.random.default_rng(seed)
     report = Report()
     png = render(positive.scene)
-    for k, candidate in enumerate(perturbation.propose(read_only(positive), rng)):
-        if k >= limit:
-            break
-        problem = candidate_problem(candidate, perturbation.kind)
-        if problem is not None:
-            report.rejections[f"garbage: {problem}"] += 1
-            continue
-        if isinstance(candidate, Rejected):
-            report.rejections[candidate.reason] += 1
-            continue
-        if isinstance(candidate, ImageCandidate):
-            verdict = verify_image(positive, candidate, png, perturbation.name, margins)
-        else:
-            assert isinstance(candidate, CaptionCandidate)
-            verdict = verify_caption(positive, candidate, perturbation.name, margins)
-        if verdict.ok and verdict.accepted is not None:
-            report.accepted.append(verdict.accepted)
-        else:
-            report.rejections[verdict.reason] += 1
+    clock = Budget(budget)
+    try:
+        with clock.running():
+            stream = iter(perturbation.propose(read_only(positive), rng))
+        for _ in range(limit):
+            with clock.running():
+                candidate = next(stream, _END)
+            if candidate is _END:
+                break
+            _judge(perturbation, positive, png, candidate, margins, report, candidate_problem)
+    except PluginTimeout:
+        raise TimeoutError(
+            f"{perturbation.name}: its propose took more than its time budget of {budget:g} s for "
+            "this positive; geoforge generate would skip it here"
+        ) from None
     return report
+
+
+def _judge(
+    perturbation: Perturbation,
+    positive: Positive,
+    png: bytes,
+    candidate: object,
+    margins: Margins,
+    report: Report,
+    candidate_problem: Callable[[object, str], str | None],
+) -> None:
+    """Count one proposed item into ``report``: garbage, the plugin's own rejection, or the
+    verifier's verdict."""
+    problem = candidate_problem(candidate, perturbation.kind)
+    if problem is not None:
+        report.rejections[f"garbage: {problem}"] += 1
+        return
+    if isinstance(candidate, Rejected):
+        report.rejections[candidate.reason] += 1
+        return
+    if isinstance(candidate, ImageCandidate):
+        verdict = verify_image(positive, candidate, png, perturbation.name, margins)
+    else:
+        assert isinstance(candidate, CaptionCandidate)
+        verdict = verify_caption(positive, candidate, perturbation.name, margins)
+    if verdict.ok and verdict.accepted is not None:
+        report.accepted.append(verdict.accepted)
+    else:
+        report.rejections[verdict.reason] += 1
 
 
 try:

@@ -210,6 +210,34 @@ def test_run_perturbation_judges_garbage_as_generate_does_each_kind_apart(tmp_pa
     assert "expected CaptionCandidate, got ImageCandidate" in said
 
 
+def test_run_perturbation_refuses_what_register_refuses_and_stops_at_the_time_budget(geoforge_positive):
+    from geoforge.testing import run_perturbation
+
+    class Endless:
+        name, kind = "endless", "image"
+
+        def propose(self, positive, rng):
+            while True:
+                pass
+            yield
+
+    class Pictures(Endless):
+        name, kind = "pictures", "picture"
+
+    class NoRng(Endless):
+        name = "no_rng"
+
+        def propose(self, positive):
+            yield from ()
+
+    with pytest.raises(TimeoutError, match=r"^endless: its propose took more than its time budget of 0.3 s"):
+        run_perturbation(Endless(), geoforge_positive, budget=0.3)
+    with pytest.raises(ValueError, match=r"`kind` is 'picture', expected 'image' or 'caption'"):
+        run_perturbation(Pictures(), geoforge_positive)
+    with pytest.raises(ValueError, match=r"`propose` takes \(positive\), expected \(positive, rng\)"):
+        run_perturbation(NoRng(), geoforge_positive)
+
+
 def test_garbage_under_strict_plugins_stops_with_one_plain_message(tmp_path, geoforge_positive):
     path = write_plugin(tmp_path, "garbage", GARBAGE)
     host = host_with(path, env=False, strict=True)
