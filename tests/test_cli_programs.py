@@ -142,6 +142,8 @@ def test_render_takes_program_text_of_300_bytes(tmp_path: Path) -> None:
     [
         (("render", "a = free a", "-o", "/nonexistent/x.png"), "directory /nonexistent does not exist"),
         (("check", "/nonexistent/problems.txt"), "error: no such file: /nonexistent/problems.txt"),
+        (("check", "/dev/null"), "error: /dev/null: holds no problems"),  # was "no such file"
+        (("check", "/"), "error: /: is a directory, expected a problem file"),
     ],
 )
 def test_bad_paths_are_one_line_usage_errors(args: tuple[str, ...], needle: str) -> None:

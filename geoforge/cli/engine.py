@@ -35,13 +35,14 @@ ProblemOption = Annotated[
 
 
 def _as_file(arg: str) -> Path | None:
-    """``arg`` as an existing file, or None when it is program text (text with `=` or `?`,
-    or longer than a file name may be) or names no file."""
+    """``arg`` as an existing file (a regular one, or one to read such as ``/dev/stdin`` or
+    ``/dev/null``), or None when it is program text (text with `=` or `?`, or longer than a
+    file name may be) or names no file."""
     if "=" in arg or "?" in arg or ";" in arg:
         return None
     try:
         path = Path(arg)
-        return path if path.is_file() else None
+        return path if path.exists() and not path.is_dir() else None
     except OSError:  # e.g. "File name too long"
         return None
 
@@ -56,7 +57,10 @@ def load_problems(arg: str, problem: str | None = None) -> list[Problem]:
     path = _as_file(arg)
     if path is None:
         if "=" not in arg and (Path(arg).suffix or os.sep in arg):
-            raise ProgramError(f"no such file: {arg}")
+            is_dir = Path(arg).is_dir()
+            raise ProgramError(
+                f"{arg}: is a directory, expected a problem file" if is_dir else f"no such file: {arg}"
+            )
         if problem is not None:
             raise ProgramError("--problem needs a problem file, not program text")
         if "\n" in arg.strip():
@@ -136,7 +140,7 @@ def render(
     from geoforge.legible import MarkError, false_marks, legibility_warnings
     from geoforge.realise import realise
 
-    if output.suffix.lower() not in (".png", ".svg"):
+    if output.suffix.lower() not in (".png", ".svg", ""):  # no suffix (/dev/null): PNG
         raise UsageError(f"-o {output}: expected a file name ending in .png or .svg")
     if svg and output.suffix.lower() == ".svg":
         raise UsageError(f"-o {output} writes SVG already: --svg adds an SVG beside a PNG")
