@@ -23,15 +23,12 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import side_by_side
-from wall_timers import add_negative_counts, negatives_workload
-
-RECIPE = "corpora/mmgeo-4k.toml"
+from wall_timers import negatives_workload
 
 
 def worker(n: int, k: int, m: int, r: int, recipe_path: str) -> None:
@@ -67,24 +64,12 @@ def per_sample(tree: Path, args: argparse.Namespace) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_negative_counts(parser, 12)
-    parser.add_argument("--recipe", default=RECIPE, help="recipe TOML (relative: to each tree's root)")
-    parser.add_argument("--baseline", metavar="REV", help="also count git revision REV")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        worker(args.n, args.k, args.m, args.r, args.recipe)
+    found = side_by_side.each_tree(
+        __doc__.splitlines()[0], 12, "valgrind", "apt install valgrind", worker, per_sample
+    )
+    if found is None:
         return
-    if args.n < 1:
-        raise SystemExit("-n must be ≥ 1")
-    if shutil.which("valgrind") is None:
-        raise SystemExit("valgrind is not on PATH: install it (apt install valgrind) to count instructions")
-    results = {"A": per_sample(side_by_side.ROOT, args)}
-    if args.baseline:
-        with side_by_side.checkout(args.baseline) as tree:
-            results["B"] = per_sample(tree, args)
+    args, results = found
     report: dict[str, object] = {"positives": args.n, "k_m_r": [args.k, args.m, args.r], "trees": results}
     if "B" in results:
         report["ratio"] = round(results["B"]["per_sample"] / results["A"]["per_sample"], 3)

@@ -29,16 +29,14 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import side_by_side
-from wall_timers import add_negative_counts, negatives_workload
+from wall_timers import negatives_workload
 
-RECIPE = "corpora/mmgeo-4k.toml"
 #: Shared objects by group: the first pattern a DSO name matches names its group.
 GROUPS = (
     ("interpreter", r"^libpython"),
@@ -121,24 +119,12 @@ def shares(tree: Path, args: argparse.Namespace) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_negative_counts(parser, 40)
-    parser.add_argument("--recipe", default=RECIPE, help="recipe TOML (relative: to each tree's root)")
-    parser.add_argument("--baseline", metavar="REV", help="also profile git revision REV")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        worker(args.n, args.k, args.m, args.r, args.recipe)
+    found = side_by_side.each_tree(
+        __doc__.splitlines()[0], 40, "perf", "apt install linux-perf", worker, shares
+    )
+    if found is None:
         return
-    if args.n < 1:
-        raise SystemExit("-n must be ≥ 1")
-    if shutil.which("perf") is None:
-        raise SystemExit("perf is not on PATH: install it (apt install linux-perf) to sample the CPU")
-    results = {"A": shares(side_by_side.ROOT, args)}
-    if args.baseline:
-        with side_by_side.checkout(args.baseline) as tree:
-            results["B"] = shares(tree, args)
+    args, results = found
     if args.json:
         report = {"positives": args.n, "k_m_r": [args.k, args.m, args.r], "trees": results}
         print(json.dumps(report, indent=1))

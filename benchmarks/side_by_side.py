@@ -15,6 +15,7 @@ Used by ``negatives_speed.py`` and ``generate_speed.py``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -156,3 +157,42 @@ def summary(report: dict[str, object]) -> str:
         f"ratio of medians A/B {report['ratio']}; per round {report['round_ratios']} "
         f"(median {report['median_round_ratio']}); load average {load}"
     )
+
+
+def each_tree(
+    description: str,
+    default_n: int,
+    tool: str,
+    install: str,
+    worker: Callable[[int, int, int, int, str], None],
+    measure: Callable[[Path, argparse.Namespace], dict[str, float]],
+) -> tuple[argparse.Namespace, dict[str, dict[str, float]]] | None:
+    """The command line of the benchmarks that run a negatives worker under a tool (valgrind,
+    perf) in this tree and a baseline: ``-n`` (default ``default_n``), ``-k``, ``-m``, ``-r``,
+    ``--recipe``, ``--baseline REV``, ``--json`` and the hidden ``--worker``. With ``--worker``
+    runs ``worker(n, k, m, r, recipe)`` and returns ``None``; else checks that ``tool`` is on
+    ``PATH`` (SystemExit naming ``install`` if not) and returns the arguments and
+    ``measure(tree, args)`` for ``"A"`` (this tree) and, with ``--baseline``, ``"B"``."""
+    from wall_timers import add_negative_counts
+
+    parser = argparse.ArgumentParser(description=description)
+    add_negative_counts(parser, default_n)
+    parser.add_argument(
+        "--recipe", default="corpora/mmgeo-4k.toml", help="recipe TOML (relative: to each tree's root)"
+    )
+    parser.add_argument("--baseline", metavar="REV", help="also measure git revision REV")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.n, args.k, args.m, args.r, args.recipe)
+        return None
+    if args.n < 1:
+        raise SystemExit("-n must be ≥ 1")
+    if shutil.which(tool) is None:
+        raise SystemExit(f"{tool} is not on PATH: install it ({install})")
+    results = {"A": measure(ROOT, args)}
+    if args.baseline:
+        with checkout(args.baseline) as tree:
+            results["B"] = measure(tree, args)
+    return args, results
