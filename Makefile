@@ -21,10 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 # contact sheet, and a check and a render of the bundled textbook problems.
 demo: $(STAMP)
 	$(BIN)/geoforge generate corpora/smoke.toml --out out/smoke --overwrite
-	$(BIN)/geoforge show out/smoke -o out/smoke-sheet.png
+	$(BIN)/geoforge show out/smoke -o out/smoke-sheet.png --overwrite
 	$(BIN)/geoforge check corpora/problems/textbook.txt
 	@mkdir -p out
-	$(BIN)/geoforge render corpora/problems/orthocentre.txt -o out/demo.png --svg
+	$(BIN)/geoforge render corpora/problems/orthocentre.txt -o out/demo.png --svg --overwrite
 
 test: $(STAMP)
 	$(BIN)/ruff check .

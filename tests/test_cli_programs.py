@@ -454,3 +454,19 @@ def test_the_readme_check_examples_ship_and_print_what_the_readme_shows() -> Non
     assert result.stdout.splitlines()[-len(block.splitlines()) :] == block.splitlines()
     result = cli("check", "examples/problems.txt", "--dialect", "newclid")
     assert result.returncode == 0 and "acompute x b b y = 90° (exact 90°)" in result.stdout
+
+
+def test_render_replaces_no_file_without_overwrite(tmp_path: Path) -> None:
+    png, svg = tmp_path / "t.png", tmp_path / "t.svg"
+    svg.write_text("mine")
+    program = "a b c = triangle a b c"
+    want = f"error: {svg} exists: pass --overwrite to replace it"
+    assert one_line_error(cli("render", program, "-o", str(png), "--svg"), 2) == want
+    assert not png.exists() and svg.read_text() == "mine"  # nothing written, nothing replaced
+    assert cli("render", program, "-o", str(png)).returncode == 0
+    first = png.read_bytes()
+    want = f"error: {png} exists: pass --overwrite to replace it"
+    assert one_line_error(cli("render", program, "-o", str(png), "--seed", "1"), 2) == want
+    assert png.read_bytes() == first
+    assert cli("render", program, "-o", str(png), "--seed", "1", "--overwrite").returncode == 0
+    assert png.read_bytes() != first

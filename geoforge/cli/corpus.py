@@ -14,7 +14,14 @@ from rich.console import Console
 
 from geoforge.cli import llm as llm_options
 from geoforge.cli.app import _state, app, counted, err, out, stopped
-from geoforge.cli.options import NoPluginOption, PluginOption, StrictPluginsOption, check_plugins
+from geoforge.cli.options import (
+    NoPluginOption,
+    OverwriteOption,
+    PluginOption,
+    StrictPluginsOption,
+    check_plugins,
+    writable,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -364,11 +371,13 @@ def show(
     negatives: Annotated[
         int, typer.Option("--negatives", min=0, help="Image negatives shown beside each positive.")
     ] = 4,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Write a contact sheet of corpus samples with their captions, each positive beside its
     hard negatives when the corpus has them."""
     from geoforge.sheet import contact_sheet, select
 
+    writable(output, overwrite)
     records = select(target, n)
     output.write_bytes(contact_sheet(records, columns, negatives=negatives))
     out.print(f"wrote {output} ({counted(len(records), 'sample')})")

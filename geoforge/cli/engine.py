@@ -19,9 +19,11 @@ from geoforge.cli.app import app, counted, err, out
 from geoforge.cli.options import (
     DialectOption,
     NoPluginOption,
+    OverwriteOption,
     PluginOption,
     StrictPluginsOption,
     load_plugins,
+    writable,
 )
 
 if TYPE_CHECKING:
@@ -102,17 +104,6 @@ def load_program(arg: str, problem: str | None, dialect: str) -> Program:
     return parse_program(chosen.text, source=chosen.source, dialect=dialect)
 
 
-def writable(path: Path) -> Path:
-    """``path`` if its directory exists; raises UsageError naming it otherwise (before any work
-    is done)."""
-    from geoforge.errors import UsageError
-
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"cannot write {path}: directory {parent} does not exist")
-    return path
-
-
 @app.command(rich_help_panel="Diagram programs")
 def render(
     program: Annotated[str, typer.Argument(help="Program text, a program file, or a problem file.")],
@@ -120,6 +111,7 @@ def render(
         Path, typer.Option("-o", "--output", help="File to write: NAME.png, or NAME.svg for SVG alone.")
     ] = Path("diagram.png"),
     svg: Annotated[bool, typer.Option("--svg", help="Also write an SVG beside the PNG.")] = False,
+    overwrite: OverwriteOption = False,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Realisation seed.")] = 0,
     size: Annotated[int, typer.Option("--size", min=64, max=4096, help="Image side in pixels.")] = 448,
     problem: ProblemOption = None,
@@ -144,7 +136,9 @@ def render(
         raise UsageError(f"-o {output}: expected a file name ending in .png or .svg")
     if svg and output.suffix.lower() == ".svg":
         raise UsageError(f"-o {output} writes SVG already: --svg adds an SVG beside a PNG")
-    writable(output)
+    writable(output, overwrite)
+    if svg:
+        writable(output.with_suffix(".svg"), overwrite)
     load_plugins(plugin, no_plugin, strict_plugins)
     scene = realise(load_program(program, problem, dialect), seed=seed)
     wrong = false_marks(scene)

@@ -1,10 +1,12 @@
 """Options shared by several commands: plugins (``--plugin``, ``--no-plugin``,
-``--strict-plugins``), the program dialect (``--dialect``) and the trainers' checkpoint
-retention (``--save-total-limit``), with the one place that loads plugins for a command."""
+``--strict-plugins``), the program dialect (``--dialect``), the trainers' checkpoint
+retention (``--save-total-limit``) and ``--overwrite`` of an output file, with the one place
+that loads plugins for a command and the one that checks an output file can be written."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -66,3 +68,22 @@ def check_plugins(host: PluginHost, strict: bool) -> None:
         raise PluginFailure("plugin failure with --strict-plugins: " + "; ".join(host.messages))
     for message in host.messages:
         sys.stderr.write(f"warning: {message}\n")
+
+
+#: The option that lets a command replace a file it would write.
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace the output file if it exists.")]
+
+
+def writable(path: Path, overwrite: bool = False) -> Path:
+    """``path`` if its directory exists and it is not a file already there (unless
+    ``overwrite``; a device such as ``/dev/null`` is not replaced, so it is always fine); raises
+    UsageError naming it otherwise, before any work is done: nothing on disk is replaced without
+    ``--overwrite``."""
+    from geoforge.errors import UsageError
+
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {path}: directory {parent} does not exist")
+    if path.is_file() and not overwrite:
+        raise UsageError(f"{path} exists: pass --overwrite to replace it")
+    return path
