@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from geoforge.errors import GeoforgeError, UsageError
 from geoforge.store import Store
@@ -195,9 +195,8 @@ def read_shard(path: Path | str, out: Store | None = None) -> Iterator[Record]:
             tarfile.open(fileobj=fh, mode="r") as tar,
         ):
             groups: dict[str, list[tarfile.TarInfo]] = {}
-            for member in tar.getmembers():
-                if member.isfile():
-                    groups.setdefault(member.name.partition(".")[0], []).append(member)
+            for member in shard_members(tar, fh):
+                groups.setdefault(member.name.partition(".")[0], []).append(member)
             for key, members in groups.items():
                 record = Record(key, {})
                 for member in members:
@@ -206,6 +205,22 @@ def read_shard(path: Path | str, out: Store | None = None) -> Iterator[Record]:
                 yield record
     except (tarfile.TarError, OSError) as e:
         raise CorpusError(f"{label}: cannot read shard: {shard_problem(e)}") from None
+
+
+def shard_members(tar: tarfile.TarFile, fh: IO[bytes]) -> list[tarfile.TarInfo]:
+    """The file members of ``tar``, open on the seekable ``fh``. Raises tarfile.ReadError when an
+    uncompressed tar does not end with its end-of-archive blocks after the last member: tarfile
+    stops quietly at a header cut short or overwritten, and the shard would read as a shorter
+    one (a resumed run would keep it, a trainer would train on fewer samples)."""
+    files = [m for m in tar.getmembers() if m.isfile()]
+    if tar.fileobj is fh:
+        fh.seek(tar.offset)
+        end = fh.read(2 * tarfile.BLOCKSIZE)
+        if len(end) < 2 * tarfile.BLOCKSIZE:
+            raise tarfile.ReadError(f"truncated after member {len(files)} (no end-of-archive blocks)")
+        if end.count(0) != len(end):
+            raise tarfile.ReadError(f"the header after member {len(files)} is not a tar header")
+    return files
 
 
 def shard_problem(error: tarfile.TarError | OSError) -> str:

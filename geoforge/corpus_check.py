@@ -21,9 +21,8 @@ import tarfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
-from geoforge.corpus import NEGATIVES, shard_problem, shards_in
+from geoforge.corpus import NEGATIVES, shard_members, shard_problem, shards_in
 from geoforge.errors import UsageError
 
 #: Members every sample has.
@@ -64,9 +63,7 @@ def _check_shard(path: Path, report: CorpusReport) -> dict[str, set[str]] | None
     naming it: its file cannot be opened, it is no tar, or its tar ends early)."""
     try:
         with open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r") as tar:
-            files = [m for m in tar.getmembers() if m.isfile()]
-            if tar.fileobj is fh:  # an uncompressed tar: its members end with two zero blocks
-                _check_end(fh, tar.offset, len(files))
+            files = shard_members(tar, fh)
             seen = _check_layout(path.name, [_split(m.name) for m in files], report)
             _check_samples(path.name, tar, files, report)
     except OSError as e:
@@ -78,36 +75,10 @@ def _check_shard(path: Path, report: CorpusReport) -> dict[str, set[str]] | None
     return seen
 
 
-def shard_damage(fh: BinaryIO) -> str | None:
-    """Why the uncompressed tar shard open in ``fh`` (seekable, binary) is damaged, in one line,
-    or ``None`` if its members are all there and end with the end-of-archive blocks: a shard
-    cut short after a member, or with a header overwritten, reads quietly as a shorter one.
-    ``generate --resume`` makes such a shard again instead of keeping it."""
-    try:
-        with tarfile.open(fileobj=fh, mode="r") as tar:
-            files = [m for m in tar.getmembers() if m.isfile()]
-            if tar.fileobj is fh:
-                _check_end(fh, tar.offset, len(files))
-    except (OSError, tarfile.TarError) as e:
-        return shard_problem(e)
-    return None
-
-
 def _split(member_name: str) -> tuple[str, str]:
     """``KEY.EXT`` → ``(KEY, EXT)``."""
     key, _, ext = member_name.partition(".")
     return key, ext
-
-
-def _check_end(fh: BinaryIO, offset: int, count: int) -> None:
-    """Raise tarfile.ReadError unless the end-of-archive blocks follow the last member: tarfile
-    stops quietly at a header cut short or overwritten after the first member."""
-    fh.seek(offset)
-    end = fh.read(2 * tarfile.BLOCKSIZE)
-    if len(end) < 2 * tarfile.BLOCKSIZE:
-        raise tarfile.ReadError(f"truncated after member {count} (no end-of-archive blocks)")
-    if end.count(0) != len(end):
-        raise tarfile.ReadError(f"the header after member {count} is not a tar header")
 
 
 def _check_layout(name: str, members: list[tuple[str, str]], report: CorpusReport) -> dict[str, set[str]]:

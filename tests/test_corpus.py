@@ -568,3 +568,20 @@ def test_the_strip_of_negatives_holds_each_tile_pixel_for_pixel_from_pngs_or_pix
     assert (np.asarray(back[3]) == EMPTY_TILE).all()  # an unfilled slot is white
     with pytest.raises(CorpusError, match=r"^image negative 1 is 16×32 px, not 32×32$"):
         pack_negatives([tiles[0], tiles[1][:, :16]], 4, 32)
+
+
+def test_a_shard_cut_after_a_member_is_refused_not_read_as_a_shorter_one(tmp_path: Path) -> None:
+    from geoforge.corpus import CorpusError
+
+    shard = tmp_path / "shard-000000.tar"
+    with tarfile.open(shard, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in ("00000000.txt", "00000001.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"ab"))
+    assert [r.key for r in read_shard(shard)] == ["00000000", "00000001"]
+    with tarfile.open(shard) as tar:
+        second = tar.getmembers()[1]
+    shard.write_bytes(shard.read_bytes()[: second.offset])  # the second member and the end gone
+    with pytest.raises(CorpusError, match=r"cannot read shard: truncated after member 1 \(no end-of-archive"):
+        list(read_shard(shard))

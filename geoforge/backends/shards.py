@@ -126,16 +126,11 @@ def run_shard(work: ShardWork, spec: ShardSpec, out: Store, on_progress: Callabl
 
 def kept_tally(work: ShardWork, out: Store, spec: ShardSpec) -> Tally | None:
     """The tally of the complete shard ``spec`` that a resumed run keeps, or ``None`` if the
-    stored shard does not hold ``spec.size`` samples or is damaged: its tar is cut short or its
-    end overwritten (:func:`geoforge.corpus_check.shard_damage`), or a sample's JSON does not
-    parse. Such a shard is made again, the same bytes its run would have written. Raises
-    UsageError if its first sample is not this corpus's
-    (:meth:`geoforge.generate.ShardWork.check_kept`)."""
-    from geoforge.corpus_check import shard_damage
-
-    with out.open_read(spec.name) as fh:
-        if shard_damage(fh) is not None:
-            return None
+    stored shard does not hold ``spec.size`` samples or is damaged: it cannot be read
+    (:func:`geoforge.corpus.read_shard`: a tar cut short, its end overwritten), or a member was
+    overwritten in place (a JSON that does not parse) or is missing. Such a shard is made
+    again, the same bytes its run would have written. Raises UsageError if its first sample is
+    not this corpus's (:meth:`geoforge.generate.ShardWork.check_kept`)."""
     tally = Tally(work.qa is not None)
     count = 0
     try:
@@ -144,7 +139,7 @@ def kept_tally(work: ShardWork, out: Store, spec: ShardSpec) -> Tally | None:
                 work.check_kept(record, spec.lo, out.label(spec.name))
             tally.add(record.key, record.files)
             count += 1
-    except (CorpusError, ValueError, KeyError):  # a member overwritten in place, or missing
+    except (CorpusError, ValueError, KeyError):
         return None
     return tally.seal(spec.name, count) if count == spec.size else None
 
