@@ -17,11 +17,11 @@ through the same verifier as in ``geoforge generate``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from geoforge.budget import Budget, PluginTimeout
 from geoforge.caption import Caption, Claim, caption_text
 from geoforge.perturb import (
     Accepted,
@@ -32,7 +32,8 @@ from geoforge.perturb import (
     Rejected,
     read_only,
 )
-from geoforge.plugins.spec import DEFAULT_TIME_BUDGET
+from geoforge.plugins import DEFAULT_TIME_BUDGET, candidate_problem
+from geoforge.plugins.checks import perturbation_problem
 from geoforge.program import parse_program
 from geoforge.realise import realise
 from geoforge.verify import DEFAULT_MARGINS, Margins, verify_caption, verify_image
@@ -86,9 +87,6 @@ def run_perturbation(
     and TimeoutError when its own code takes more than ``budget`` seconds (default
     :data:`geoforge.plugins.DEFAULT_TIME_BUDGET`, the budget ``generate`` gives each plugin per
     positive; ``None``: unlimited), where ``generate`` would skip it for that positive."""
-    from geoforge.budget import Budget, PluginTimeout
-    from geoforge.plugins import candidate_problem
-    from geoforge.plugins.checks import perturbation_problem
     from geoforge.render import render
 
     problem = perturbation_problem(perturbation)
@@ -106,7 +104,7 @@ def run_perturbation(
                 candidate = next(stream, _END)
             if candidate is _END:
                 break
-            _judge(perturbation, positive, png, candidate, margins, report, candidate_problem)
+            _judge(perturbation, positive, png, candidate, margins, report)
     except PluginTimeout:
         raise TimeoutError(
             f"{perturbation.name}: its propose took more than its time budget of {budget:g} s for "
@@ -122,7 +120,6 @@ def _judge(
     candidate: object,
     margins: Margins,
     report: Report,
-    candidate_problem: Callable[[object, str], str | None],
 ) -> None:
     """Count one proposed item into ``report``: garbage, the plugin's own rejection, or the
     verifier's verdict."""
