@@ -159,24 +159,29 @@ def verify_corpus(out: Path) -> CorpusReport:
     return report
 
 
-def _load(path: Path, report: CorpusReport) -> object | None:
+def _load(path: Path, report: CorpusReport, what: str = "an object") -> dict | None:  # type: ignore[type-arg]
+    """The JSON object in ``path``, or ``None`` with the problem reported: the file is missing,
+    does not parse, or holds another JSON value (``what`` says what was expected)."""
     if not path.is_file():
         report.problems.append(f"{path.name} is missing")
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        found = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         report.problems.append(f"{path.name} does not parse: {e}")
         return None
+    if not isinstance(found, dict):
+        kind = "null" if found is None else type(found).__name__
+        report.problems.append(f"{path.name} is a JSON {kind}, not {what}")
+        return None
+    return found
 
 
 def _check_index(out: Path, counts: dict[str, int], damaged: set[str], report: CorpusReport) -> None:
     """``sizes.json`` and ``manifest.json`` agree with the shards (the ``damaged`` ones, already
     reported, count as shards of unknown size)."""
-    sizes = _load(out / "sizes.json", report)
-    if sizes is not None and not isinstance(sizes, dict):
-        report.problems.append(f"sizes.json is a JSON {type(sizes).__name__}, not an object of shard sizes")
-    if isinstance(sizes, dict):
+    sizes = _load(out / "sizes.json", report, "an object of shard sizes")
+    if sizes is not None:
         for name in sorted(set(sizes) | set(counts) | damaged):
             if name in damaged and name in sizes:
                 continue
@@ -189,14 +194,12 @@ def _check_index(out: Path, counts: dict[str, int], damaged: set[str], report: C
                     f"sizes.json says {name} holds {sizes[name]} samples; it holds {counts[name]}"
                 )
     manifest = _load(out / "manifest.json", report)
-    if manifest is not None and not isinstance(manifest, dict):
-        report.problems.append(f"manifest.json is a JSON {type(manifest).__name__}, not an object")
-    if isinstance(manifest, dict) and manifest.get("complete") is False:
+    if manifest is not None and manifest.get("complete") is False:
         report.problems.append(
             "manifest.json says the corpus is incomplete (its run stopped): "
             "run the same generate command with --resume to finish it"
         )
-    elif isinstance(manifest, dict):
+    elif manifest is not None:
         known = [("shards", report.shards + len(damaged))]
         if not damaged:  # a damaged shard's samples cannot be counted
             known.insert(0, ("samples", report.samples))

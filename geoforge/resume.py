@@ -68,8 +68,12 @@ def check_resume(
     if out.is_file("manifest.json"):
         try:
             manifest = json.loads(out.read_text("manifest.json"))
+            if not isinstance(manifest, dict):
+                raise TypeError(
+                    f"a JSON {'null' if manifest is None else type(manifest).__name__}, expected an object"
+                )
             stored = settings_of(manifest)
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError, AttributeError) as e:
             raise UsageError(
                 f"{out.label('manifest.json')}: cannot be read to resume ({e}); "
                 "pass --overwrite to start again"

@@ -181,6 +181,7 @@ def test_a_file_without_problems_is_a_usage_error_for_check_and_render(tmp_path:
             ("render", "a b c = triangle a b c", "-o", "x.pdf"),
             "error: -o x.pdf: expected a file name ending in .png or .svg",
         ),
+        (("show", "corpus", "-o", "sheet.svg"), "error: -o sheet.svg: expected a file name ending in .png"),
     ],
 )
 def test_a_bad_command_line_is_one_error_line_naming_the_command_and_its_help(

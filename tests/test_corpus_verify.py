@@ -154,6 +154,8 @@ def test_index_files_of_the_wrong_json_type_and_a_changed_shard_size_are_reporte
         "sizes.json is a JSON list, not an object of shard sizes",
         "manifest.json is a JSON list, not an object",
     ]
+    (damaged / "manifest.json").write_text("null")  # was taken for a missing manifest, and passed
+    assert verify_corpus(damaged).problems[-1] == "manifest.json is a JSON null, not an object"
 
 
 def test_an_incomplete_corpus_is_said_to_be_incomplete_not_counted_against_none(damaged: Path) -> None:

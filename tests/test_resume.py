@@ -70,6 +70,19 @@ def test_resume_with_another_recipe_names_the_recipe_not_its_default_seed(recipe
     assert _shards(corpus) == before
 
 
+@pytest.mark.parametrize("text, kind", [("[]", "list"), ("null", "null")])
+def test_resume_over_a_manifest_that_is_no_object_is_one_usage_error(
+    recipe, tmp_path: Path, text, kind
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "c"
+    generate_corpus(recipe, out, n=2, seed=recipe.seed)
+    (out / "manifest.json").write_text(text)
+    before = _shards(out)
+    with pytest.raises(UsageError, match=rf"cannot be read to resume \(a JSON {kind}, expected an object\)"):
+        generate_corpus(recipe, out, n=2, seed=recipe.seed, resume=True)
+    assert _shards(out) == before
+
+
 def test_resume_with_another_plugin_set_is_refused_and_keeps_every_shard(recipe, corpus: Path) -> None:  # type: ignore[no-untyped-def]
     before = _shards(corpus)
     with pytest.raises(UsageError, match=r"^--resume: the plugin set .* changed since the run being resumed"):

@@ -377,7 +377,7 @@ def show(
     hard negatives when the corpus has them."""
     from geoforge.sheet import contact_sheet, select
 
-    writable(output, overwrite)
+    writable(output, overwrite, (".png",))
     records = select(target, n)
     output.write_bytes(contact_sheet(records, columns, negatives=negatives))
     out.print(f"wrote {output} ({counted(len(records), 'sample')})")

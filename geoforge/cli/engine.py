@@ -132,11 +132,9 @@ def render(
     from geoforge.legible import MarkError, false_marks, legibility_warnings
     from geoforge.realise import realise
 
-    if output.suffix.lower() not in (".png", ".svg", ""):  # no suffix (/dev/null): PNG
-        raise UsageError(f"-o {output}: expected a file name ending in .png or .svg")
+    writable(output, overwrite, (".png", ".svg"))
     if svg and output.suffix.lower() == ".svg":
         raise UsageError(f"-o {output} writes SVG already: --svg adds an SVG beside a PNG")
-    writable(output, overwrite)
     if svg:
         writable(output.with_suffix(".svg"), overwrite)
     load_plugins(plugin, no_plugin, strict_plugins)

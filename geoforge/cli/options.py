@@ -74,13 +74,16 @@ def check_plugins(host: PluginHost, strict: bool) -> None:
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace the output file if it exists.")]
 
 
-def writable(path: Path, overwrite: bool = False) -> Path:
+def writable(path: Path, overwrite: bool = False, suffixes: tuple[str, ...] = ()) -> Path:
     """``path`` if its directory exists and it is not a file already there (unless
     ``overwrite``; a device such as ``/dev/null`` is not replaced, so it is always fine); raises
     UsageError naming it otherwise, before any work is done: nothing on disk is replaced without
-    ``--overwrite``."""
+    ``--overwrite``. ``suffixes``: the file types the command writes (``.png``); a name with
+    another suffix is refused (a name without one is taken as the first)."""
     from geoforge.errors import UsageError
 
+    if suffixes and path.suffix.lower() not in (*suffixes, ""):
+        raise UsageError(f"-o {path}: expected a file name ending in {' or '.join(suffixes)}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"cannot write {path}: directory {parent} does not exist")
