@@ -3,7 +3,9 @@ negatives (default K = M = 10, the paper's setting), plus R retrieval negatives.
 
 Makes N positives of a recipe (default ``corpora/mmgeo-4k.toml``) with
 :func:`geoforge.generate.make_sample`, then their negatives with
-:func:`geoforge.negatives.add_negatives` (retrieval pool: the N positives), in one process,
+:func:`geoforge.negatives.add_negatives` (retrieval pool: the N positives, or with ``--pool P``
+those and the next P − N of the recipe, made untimed: a ``generate`` run's pool is its shard, 1000
+captions in ``mmgeo-4k``), in one process,
 after a warm-up; the process is pinned to one CPU where the OS allows. Reports positive-only
 and with-negatives rates, the time per kept negative, and yields (negatives kept per positive,
 and the share of positives with at least 8 image and 8 caption negatives).
@@ -21,6 +23,7 @@ strip of image negatives, the JSON), in the timed part: what ``generate`` pays p
 
     .venv/bin/python benchmarks/negatives_speed.py [-n 50] [-k 10] [-m 10] [-r 10] [--json]
     .venv/bin/python benchmarks/negatives_speed.py --baseline 3777529 [--rounds 3] [--breakdown] [--files]
+        [--pool 1000]
 """
 
 from __future__ import annotations
@@ -84,10 +87,13 @@ def measure(
     recipe_path: str,
     prof: cProfile.Profile | None = None,
     files: bool = False,
+    pool_size: int | None = None,
 ) -> dict[str, object]:
     """Make ``n`` positives of ``recipe_path`` (seed 0) and their negatives in this process,
     after a warm-up on three others (seed 1); rates and yields. ``prof`` profiles the timed
-    part only; ``files`` also times encoding each sample's members (``Sample.files()``)."""
+    part only; ``files`` also times encoding each sample's members (``Sample.files()``).
+    ``pool_size``: the retrieval pool holds the ``n`` positives and, made before the timing,
+    the next ``pool_size - n`` of the recipe (``None``: the ``n`` alone)."""
     from geoforge.generate import make_sample
     from geoforge.negatives import NegativeConfig, add_negatives, pool_entry
     from geoforge.plugins import PluginSpec
@@ -98,13 +104,14 @@ def measure(
     spec = PluginSpec()
     warm = [make_sample(recipe, 1, i) for i in range(3)]
     add_negatives(warm[0], tuple(pool_entry(s) for s in warm), config, spec, recipe.image_size, 1)
+    more = [pool_entry(make_sample(recipe, 0, i)) for i in range(n, max(n, pool_size or 0))]
 
     if prof is not None:
         prof.enable()
     start, cpu_start = time.perf_counter(), time.process_time()
     samples = [make_sample(recipe, 0, i) for i in range(n)]
     positives_s, positives_cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    pool = tuple(pool_entry(s) for s in samples)
+    pool = tuple(pool_entry(s) for s in samples) + tuple(more)
     start, cpu_start = time.perf_counter(), time.process_time()
     done = [add_negatives(s, pool, config, spec, recipe.image_size, 0) for s in samples]
     if files:
@@ -125,6 +132,7 @@ def measure(
     total = positives_s + negatives_s
     return {
         "positives": n,
+        "pool": len(pool),
         "k_m_r": [k, m, r],
         "positives_per_s": round(n / positives_s, 2),
         "samples_with_negatives_per_s": round(n / total, 3),
@@ -141,7 +149,7 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
     """One measurement in this process (of the tree on ``sys.path``), with the module files."""
     core = side_by_side.pin_one_core()
     prof = cProfile.Profile() if args.breakdown else None
-    result = measure(args.n, args.k, args.m, args.r, args.recipe, prof, args.files)
+    result = measure(args.n, args.k, args.m, args.r, args.recipe, prof, args.files, args.pool)
     if prof is not None:
         result["stages_s"] = profile_stages.stage_seconds(pstats.Stats(prof), STAGES)
     return {**result, "cpu": core, "modules": side_by_side.module_files()}
@@ -166,6 +174,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --baseline")
     parser.add_argument("--breakdown", action="store_true", help="add a cProfile run: ms per stage")
     parser.add_argument("--files", action="store_true", help="also time encoding each sample's members")
+    parser.add_argument(
+        "--pool",
+        type=int,
+        metavar="P",
+        help="retrieval pool of P positives, the N timed ones first (default N; a generate run's "
+        "pool is its shard: 1000 in mmgeo-4k)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -184,6 +199,7 @@ def main() -> None:
         "--recipe",
         args.recipe,
         *(["--files"] if args.files else []),
+        *(["--pool", str(args.pool)] if args.pool else []),
     ]
     script = Path(__file__).resolve()
     profiled = ["--breakdown"] if args.breakdown else None

@@ -1,6 +1,7 @@
 """``retrieval``: the captions of other samples of the run most similar to the positive's.
 
-Similarity is BM25 over caption words (``rank_bm25``'s ``BM25Okapi``), the offline lexical
+Similarity is BM25 over caption words (``rank_bm25``'s ``BM25Okapi`` scores, computed once per
+pool by :class:`~geoforge.retrieval.bm25.PoolBM25` with the positive left out), the offline lexical
 option the MMGeoLM set-up allows for retrieval negatives. The pool is the other samples of the
 same shard, or, with a corpus-wide index (``NegativeConfig.retrieval_pool``), the captions of
 the whole corpus nearest to the positive (:mod:`geoforge.retrieval`); either way retrieval stays
@@ -16,13 +17,14 @@ retrieved caption whose claims all hold on the positive figure.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 import numpy as np
 
 import geoforge
-from geoforge.caption.claims import VALUE_KINDS
+from geoforge.caption.claims import VALUE_KINDS, Claim
 from geoforge.perturb import CaptionCandidate, Positive
-from geoforge.retrieval.bm25 import EMPTY, tokens
+from geoforge.retrieval.bm25 import EMPTY, PoolBM25, tokens
 from geoforge.verify import violation
 
 
@@ -33,28 +35,50 @@ class Retrieval:
     kind = "caption"
 
     def propose(self, positive: Positive, rng: np.random.Generator) -> Iterator[CaptionCandidate]:
-        from rank_bm25 import BM25Okapi
-
-        pool = [p for p in positive.pool if p.key != positive.key and p.claims]
+        indexed = [p for p in positive.pool if p.claims]
+        own = [k for k, p in enumerate(indexed) if p.key == positive.key]
+        if len(own) > 1:  # a pool that repeats the positive's key: index the others alone
+            indexed, own = [p for p in indexed if p.key != positive.key], []
+        pool = [p for k, p in enumerate(indexed) if k not in own]
         if not pool:
             return
-        bm25 = BM25Okapi([tokens(p.text) or [EMPTY] for p in pool])
-        scores = bm25.get_scores(tokens(positive.caption.text))
+        bm25 = _pool_bm25(tuple(p.text for p in indexed))
+        scores = bm25.scores(tokens(positive.caption.text), own[0] if own else None)
         names = set(positive.scene.points)
 
-        def rank(k: int) -> tuple[bool, bool]:
-            claims = pool[k].claims
-            if any(p not in names for c in claims for f in c.facts() for p in f.points):
-                return True, True
-            relation = [c for c in claims if c.kind not in VALUE_KINDS]
-            return False, all(violation(c, positive.scene) < 1.0 for c in relation)
+        def names_absent_point(claims: tuple[Claim, ...]) -> bool:
+            return any(p not in names for c in claims for f in c.facts() for p in f.points)
 
-        ranked = [int(k) for k in np.argsort(-scores, kind="stable")]
-        for k in sorted(ranked, key=rank):
+        def all_hold(claims: tuple[Claim, ...]) -> bool:
+            return all(violation(c, positive.scene) < 1.0 for c in claims if c.kind not in VALUE_KINDS)
+
+        def candidate(k: int) -> CaptionCandidate:
             other = pool[k]
-            yield CaptionCandidate(
-                other.claims, f"retrieved from {other.key} (BM25 {scores[k]:.2f})", other.claims
-            )
+            change = f"retrieved from {other.key} (BM25 {scores[k]:.2f})"
+            return CaptionCandidate(other.claims, change, other.claims)
+
+        # Most similar first within three tiers: some relation false on the figure, then all
+        # relations true, then naming an absent point. Judged lazily: the verifier usually
+        # stops after the first few dozen of a shard's thousand.
+        true_here: list[int] = []
+        absent: list[int] = []
+        for k in np.argsort(-scores, kind="stable").tolist():
+            claims = pool[k].claims
+            if names_absent_point(claims):
+                absent.append(k)
+            elif all_hold(claims):
+                true_here.append(k)
+            else:
+                yield candidate(k)
+        for k in true_here + absent:
+            yield candidate(k)
+
+
+@lru_cache(maxsize=2)
+def _pool_bm25(texts: tuple[str, ...]) -> PoolBM25:
+    """The BM25 index of a pool's captions, built once for all the positives of a shard that
+    share it (a worker is handed the same pool for each few positives)."""
+    return PoolBM25([tokens(t) or [EMPTY] for t in texts])
 
 
 @geoforge.hookimpl
