@@ -138,6 +138,28 @@ def test_two_local_workers_with_negatives_write_the_same_corpus(recipe, rich: Pa
     _assert_same_corpus(rich, tmp_path / "c")
 
 
+def test_a_shared_pool_is_pickled_once_and_unpickled_once_per_worker() -> None:
+    """The finish jobs of a shard carry its pool as bytes pickled once; a worker unpickling a
+    pool it has already seen gets the same object back, and keeps only the last two."""
+    import pickle
+
+    from geoforge.backends import local
+    from geoforge.perturb import PoolEntry
+
+    pools = [tuple(PoolEntry(f"s{k}-{i}", f"caption {i}", ()) for i in range(3)) for k in range(3)]
+    shared = [local._SharedPool(p) for p in pools]
+    local._POOLS.clear()
+    first = pickle.loads(pickle.dumps(shared[0]))
+    assert first == pools[0] and first is not pools[0]
+    assert pickle.loads(pickle.dumps(shared[0])) is first  # a job of the same shard: no unpickling
+    for s in shared[1:]:
+        pickle.loads(pickle.dumps(s))
+    assert list(local._POOLS) == [s.digest for s in shared[1:]]  # the oldest pool is dropped
+    again = pickle.loads(pickle.dumps(shared[0]))
+    assert again == pools[0] and again is not first
+    local._POOLS.clear()
+
+
 def _workers_of(pid: int) -> list[int]:
     """The forked pool workers of process ``pid``: its children running its command line."""
     me = Path(f"/proc/{pid}/cmdline").read_bytes()
