@@ -81,6 +81,31 @@ class Scene:
         return tuple(self.points)
 
 
+def stroke_share(scene: Scene, points: set[str] | frozenset[str]) -> float:
+    """The share of ``scene``'s drawn stroke length that moves with ``points``: its lines (each
+    from extreme to extreme point) that hold one of them, and its circles about one of them or
+    through one, as a share of the length of all its lines and circles (diagram units: a
+    circle counts its circumference). 0.0 for a scene that draws nothing.
+
+    A perturbation that moves ``points`` (with :func:`geoforge.edit.dependents`, the points
+    built on them) moves about this share of the figure's ink; when it is most of it, the
+    verifier rejects the candidate as changing more than one detail (``moves most of the
+    figure``), or it breaks no stated claim, since everything built on the moved points
+    follows them (``benchmarks/stroke_share.py``)."""
+    moved = total = 0.0
+    for group in scene.lines:
+        length = float(np.hypot(*(scene.points[group[-1]] - scene.points[group[0]])))
+        total += length
+        if not points.isdisjoint(group):
+            moved += length
+    for c in scene.circles:
+        length = 2 * math.pi * c.radius
+        total += length
+        if c.center_name in points or not points.isdisjoint(c.on):
+            moved += length
+    return moved / total if total > 0 else 0.0
+
+
 def _merge_groups(groups: list[set[str]]) -> list[set[str]]:
     """Merge collinear groups that share two or more points: each group in turn absorbs the
     first merged group that shares two points with it, again while it grows, then goes last."""

@@ -379,3 +379,57 @@ def test_set_given_sets_the_value_in_either_order():
     assert texts(set_given(program, "length", ("C", "A"), "5"))[1] == "given length A C 5"
     assert texts(set_given(program, "angle", ("C", "A", "B"), "80"))[2] == "given angle B A C 80"
     assert set_given(program, "length", ("C", "B"), "5") == program
+
+
+CIRCLED = "O = free O; A = lconst A O 2; B = lconst B O 3; draw circle O A; draw segment O B"
+
+
+def test_stroke_share_is_the_length_of_the_lines_and_circles_that_move() -> None:
+    from geoforge.scene import stroke_share
+
+    scene = make_positive(MARKED, ["right A B C"]).scene
+    p = scene.points
+
+    def length(a: str, b: str) -> float:
+        return float(np.linalg.norm(p[a] - p[b]))
+
+    assert sorted(map(sorted, scene.lines)) == [["A", "B"], ["A", "C"], ["A", "D"], ["B", "C", "D"]]
+    total = length("A", "B") + length("B", "C") + length("C", "A") + length("A", "D")  # 3, 5, 4, 2.4
+    assert stroke_share(scene, {"D"}) == pytest.approx((5 + 2.4) / total)
+    assert stroke_share(scene, frozenset()) == 0.0 and stroke_share(scene, set(p)) == pytest.approx(1.0)
+    circled = make_positive(CIRCLED, [])
+    assert stroke_share(circled.scene, {"A"}) == pytest.approx(4 * math.pi / (4 * math.pi + 3))
+    assert stroke_share(circled.scene, {"B"}) == pytest.approx(3 / (4 * math.pi + 3))
+
+
+def test_move_vertex_tries_a_step_too_short_to_break_a_claim_after_the_rest_of_its_group(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import geoforge_perturb.move_vertex as move_vertex
+
+    def directions(positive, point, draws, n=3):  # type: ignore[no-untyped-def]
+        # D's probe takes a claim 0.6 margins off: 0.06 of the figure is short (0.72), 0.10 is not (1.2)
+        return [(np.array([1.0, 0.0]), 0.6 if point == "D" else 5.0)]
+
+    monkeypatch.setattr(move_vertex, "_directions", directions)
+    positive = make_positive(MARKED, ["right A B C", "altitude A D B C"])
+    changes = [c.change for c in move_vertex.MoveVertex().propose(positive, np.random.default_rng(0))]
+    short = changes.index("move D by 0.06 of the figure")
+    direct = [i for i, change in enumerate(changes) if change.split()[1] in "CD"]
+    later = [i for i, change in enumerate(changes) if change.split()[1] in "AB"]
+    assert short == max(direct) < min(later), changes
+    assert changes.index("move D by 0.10 of the figure") < short
+
+
+def test_alter_relation_changes_a_value_the_caption_does_not_state_after_the_relations() -> None:
+    alter = PluginHost(PluginSpec(env=False)).perturbations["alter_relation"]
+
+    def changes(claims: list[str]) -> list[str]:
+        return [c.change for c in alter.propose(make_positive(MARKED, claims), np.random.default_rng(0))]
+
+    unstated = changes(["altitude A D B C"])  # no value on C: its new angle or length hardly shows
+    foot = [i for i, c in enumerate(unstated) if c.startswith("foot")]
+    value = [i for i, c in enumerate(unstated) if c.startswith(("angle", "length"))]
+    assert foot and value and max(foot) < min(value), unstated
+    stated = changes(["altitude A D B C", "angle B A C 90"])  # a stated angle at A, which C's clause sets
+    foot = [i for i, c in enumerate(stated) if c.startswith("foot")]
+    value = [i for i, c in enumerate(stated) if c.startswith(("angle", "length"))]
+    assert min(value) < max(foot), stated

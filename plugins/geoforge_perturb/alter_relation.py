@@ -7,7 +7,8 @@ non-bisector (``angle_bisector``), a given angle or length changed (``s_angle``,
 (``on_circle``). The new construction is written so the point lands near where it was (the
 verifier realises negatives next to the positive). Angles change by 10° to 25° and lengths
 by 20% to 40%, beyond the verifier's margins. A clause that most of the figure is built on is
-changed last: the points built on it follow, so most of the ink moves (:data:`HEAVY`).
+changed last: the points built on it follow, so most of the ink moves (:data:`HEAVY`, and
+:data:`~geoforge_perturb.MOST_INK` of the strokes).
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 import geoforge
+from geoforge.caption import Claim
+from geoforge.caption.claims import VALUE_KINDS
 from geoforge.constructions import REGISTRY
 from geoforge.edit import dependents, drop_givens, drop_marks, replace_clause, set_given
 from geoforge.errors import ProgramError
 from geoforge.exact import angle_radians, parse_value
 from geoforge.perturb import ImageCandidate, Positive
 from geoforge.program import Clause, Program
-from geoforge.scene import Scene
+from geoforge.scene import Scene, stroke_share
+from geoforge_perturb import MOST_INK
 
 ANGLE_STEPS = (10, 12, 18, 25)
 #: A clause whose points and the points built on them are more than this share of the figure's
@@ -131,6 +135,9 @@ def _on_circle(a: dict[str, str], s: Scene) -> list[tuple[str, str]]:
     ]
 
 
+#: The rules that change a given value rather than a relation.
+VALUE_RULES = ("s_angle", "aconst", "lconst")
+
 #: Construction name → rule giving (replacement call text, description) pairs.
 RULES: dict[str, Rule] = {
     "foot": _foot,
@@ -147,23 +154,25 @@ RULES: dict[str, Rule] = {
 }
 
 
-def _rewrites(clause: Clause, scene: Scene) -> Iterator[tuple[int, str, str]]:
-    """Each (rank, clause text, description) with one call replaced by a rule's alternative;
+def _rewrites(clause: Clause, k: int, scene: Scene) -> Iterator[tuple[int, str, str]]:
+    """Each (rank, clause text, description) with call ``k`` replaced by a rule's alternative;
     ``rank`` is the alternative's place in its rule's list (smallest changes first)."""
-    for k, call in enumerate(clause.calls):
-        rule = RULES.get(call.name)
-        if rule is None:
-            continue
-        binding = dict(zip(REGISTRY[call.name].params, call.args))
-        for rank, (replacement, change) in enumerate(rule(binding, scene)):
-            calls = (
-                [c.text() for c in clause.calls[:k]]
-                + [replacement]
-                + [c.text() for c in clause.calls[k + 1 :]]
-            )
-            # A rule that keeps a locus of another call (foot → on_line ...) would duplicate it.
-            unique = list(dict.fromkeys(calls))
-            yield rank, f"{' '.join(clause.points)} = {', '.join(unique)}", change
+    call = clause.calls[k]
+    rule = RULES.get(call.name)
+    if rule is None:
+        return
+    binding = dict(zip(REGISTRY[call.name].params, call.args))
+    for rank, (replacement, change) in enumerate(rule(binding, scene)):
+        calls = [c.text() for c in clause.calls]
+        calls[k] = replacement
+        # A rule that keeps a locus of another call (foot → on_line ...) would duplicate it.
+        unique = list(dict.fromkeys(calls))
+        yield rank, f"{' '.join(clause.points)} = {', '.join(unique)}", change
+
+
+def _breaks(positive: Positive, points: set[str]) -> tuple[Claim, ...]:
+    """The positive caption's claims that name one of ``points``."""
+    return tuple(c for c in positive.caption.claims if points & {p for f in c.facts() for p in f.points})
 
 
 def _with_givens(negative: Program, old: Clause, text: str) -> Program:
@@ -197,16 +206,22 @@ class AlterRelation:
             if clause.pinned:
                 continue
             # Most of the figure is built on this clause: changing it moves most of the ink.
-            heavy = len(dependents(program, set(clause.points))) > len(scene.points) * HEAVY
-            for rank, text, change in _rewrites(clause, scene):
-                options.append((heavy, rank // 2, i, text, change))
-        # Clauses that carry less than half the figure first, then the smallest changes (each
-        # rule lists its alternatives from the smallest, in pairs of opposite signs), in random
-        # order among clauses: the hardest negatives are the least visible changes that still
-        # break a claim.
+            moved = dependents(program, set(clause.points))
+            heavy = len(moved) > len(scene.points) * HEAVY or stroke_share(scene, moved) >= MOST_INK
+            # A new value where the caption states no value on the clause's points rarely shows:
+            # what is built on them follows it and keeps the stated relations.
+            valued = any(c.kind in VALUE_KINDS for c in _breaks(positive, set(clause.points)))
+            for k, call in enumerate(clause.calls):
+                blind = call.name in VALUE_RULES and not valued
+                for rank, text, change in _rewrites(clause, k, scene):
+                    options.append((heavy, blind, rank // 2, i, text, change))
+        # Clauses that carry less than half the figure first, then the changes that may break a
+        # stated value, then the smallest changes (each rule lists its alternatives from the
+        # smallest, in pairs of opposite signs), in random order among clauses: the hardest
+        # negatives are the least visible changes that still break a claim.
         keys = rng.permutation(len(options))
         unmarked: dict[int, Program | None] = {}  # clause → the program without its points' marks
-        for *_, i, text, change in sorted((*o[:2], int(k), *o[2:]) for o, k in zip(options, keys)):
+        for *_, i, text, change in sorted((*o[:3], int(k), *o[3:]) for o, k in zip(options, keys)):
             points = set(program.clauses[i].points)
             if i not in unmarked:
                 try:
@@ -220,10 +235,7 @@ class AlterRelation:
                 negative = _with_givens(replace_clause(base, i, text), program.clauses[i], text)
             except ProgramError:
                 continue
-            breaks = tuple(
-                c for c in positive.caption.claims if points & {p for f in c.facts() for p in f.points}
-            )
-            yield ImageCandidate(negative, i + 1, change, breaks)
+            yield ImageCandidate(negative, i + 1, change, _breaks(positive, points))
 
 
 @geoforge.hookimpl
