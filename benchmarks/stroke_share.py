@@ -67,7 +67,7 @@ def worker(n: int, k: int, recipe: str) -> dict[str, object]:
     def recorded(positive, candidate, png, plugin, *args, **kwargs):  # type: ignore[no-untyped-def]
         verdict = verify(positive, candidate, png, plugin, *args, **kwargs)
         calls[plugin] += 1
-        if plugin in ("move_vertex", "alter_relation") and candidate.clause:
+        if plugin in ("move_vertex", "alter_relation", "delete_point") and candidate.clause:
             share = _share(positive, candidate.clause)
             at = next(i for i in range(len(BINS) - 1) if share < BINS[i + 1])
             judged[(plugin, at, verdict.reason or "kept")] += 1
