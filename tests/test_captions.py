@@ -193,3 +193,11 @@ def test_caption_json_has_one_shape_with_or_without_answer(equilateral: Scene) -
     assert {k: type(v) for k, v in plain.to_json().items()} == {
         k: type(v) for k, v in asked.to_json().items()
     }
+
+
+def test_a_claims_points_are_its_facts_point_names_without_literals() -> None:
+    from geoforge.caption import Claim
+
+    assert Claim("length", ("A", "B", "3")).points == {"A", "B"}
+    assert Claim("angle", ("A", "B", "C", "40")).points == {"A", "B", "C"}
+    assert Claim("altitude", ("A", "D", "B", "C")).points == {"A", "B", "C", "D"}

@@ -224,6 +224,11 @@ class Claim:
             return _facts(self.kind, self.args)
         return _facts.__wrapped__(self.kind, tuple(self.args))
 
+    @property
+    def points(self) -> frozenset[str]:
+        """The names of the points the claim's facts use (its literal values left out)."""
+        return frozenset(p for f in self.facts() for p in f.points)
+
     def holds(self, scene: Scene, tol: float = CLAIM_TOL) -> bool:
         """True if every fact of the claim has residual ≤ ``tol`` on ``scene``."""
         return all(residual(f, scene) <= tol for f in self.facts())

@@ -136,9 +136,7 @@ class LLMRewrite(_LLMPerturbation):
         if not self.config.allow_swap and swaps_relation(positive.program, program):
             return Rejected("parallel↔perpendicular swap")
         clauses, points = _changed(positive.program, program)
-        breaks = tuple(
-            c for c in positive.caption.claims if points & {p for f in c.facts() for p in f.points}
-        )
+        breaks = tuple(c for c in positive.caption.claims if points & c.points)
         clause = clauses[0] + 1 if len(clauses) == 1 else None
         return ImageCandidate(program, clause, f"llm {task}", breaks)
 

@@ -170,11 +170,6 @@ def _rewrites(clause: Clause, k: int, scene: Scene) -> Iterator[tuple[int, str, 
         yield rank, f"{' '.join(clause.points)} = {', '.join(unique)}", change
 
 
-def _breaks(positive: Positive, points: set[str]) -> tuple[Claim, ...]:
-    """The positive caption's claims that name one of ``points``."""
-    return tuple(c for c in positive.caption.claims if points & {p for f in c.facts() for p in f.points})
-
-
 def _with_givens(negative: Program, old: Clause, text: str) -> Program:
     """Keep the figure honest: a changed ``s_angle``/``lconst`` value updates the ``given``
     that shows it; any other change drops the givens on the moved point and what depends on it.
@@ -202,6 +197,7 @@ class AlterRelation:
     def propose(self, positive: Positive, rng: np.random.Generator) -> Iterator[ImageCandidate]:
         program, scene = positive.program, positive.scene
         options = []
+        breaks: dict[int, tuple[Claim, ...]] = {}  # clause → the stated claims naming its points
         for i, clause in enumerate(program.clauses):
             if clause.pinned:
                 continue
@@ -210,7 +206,8 @@ class AlterRelation:
             heavy = len(moved) > len(scene.points) * HEAVY or stroke_share(scene, moved) >= MOST_INK
             # A new value where the caption states no value on the clause's points rarely shows:
             # what is built on them follows it and keeps the stated relations.
-            valued = any(c.kind in VALUE_KINDS for c in _breaks(positive, set(clause.points)))
+            breaks[i] = tuple(c for c in positive.caption.claims if c.points & set(clause.points))
+            valued = any(c.kind in VALUE_KINDS for c in breaks[i])
             for k, call in enumerate(clause.calls):
                 blind = call.name in VALUE_RULES and not valued
                 for rank, text, change in _rewrites(clause, k, scene):
@@ -235,7 +232,7 @@ class AlterRelation:
                 negative = _with_givens(replace_clause(base, i, text), program.clauses[i], text)
             except ProgramError:
                 continue
-            yield ImageCandidate(negative, i + 1, change, _breaks(positive, points))
+            yield ImageCandidate(negative, i + 1, change, breaks[i])
 
 
 @geoforge.hookimpl

@@ -26,7 +26,7 @@ class DeletePoint:
 
     def propose(self, positive: Positive, rng: np.random.Generator) -> Iterator[ImageCandidate]:
         program = positive.program
-        mentioned = {p for c in positive.caption.claims for f in c.facts() for p in f.points}
+        mentioned = {p for c in positive.caption.claims for p in c.points}
         order = sorted(
             range(1, len(program.clauses)),
             key=lambda i: (not set(program.clauses[i].points) & mentioned, float(rng.uniform())),
@@ -41,9 +41,7 @@ class DeletePoint:
                 negative = delete_points(program, points)
             except ProgramError:
                 continue
-            breaks = tuple(
-                c for c in positive.caption.claims if {p for f in c.facts() for p in f.points} & gone
-            )
+            breaks = tuple(c for c in positive.caption.claims if c.points & gone)
             yield ImageCandidate(negative, i + 1, f"delete {' '.join(sorted(gone))}", breaks)
 
 

@@ -62,7 +62,7 @@ def _directions(
     that probe move. Ties keep a random order. ``draws`` are :func:`_draws`'s turn and
     tie-breaks."""
     scene = positive.scene
-    claims = [c for c in positive.caption.claims if point in {p for f in c.facts() for p in f.points}]
+    claims = [c for c in positive.caption.claims if point in c.points]
     turn, ties = draws
     units = [np.array([np.cos(t + turn), np.sin(t + turn)]) for t in COMPASS]
     probe = PROBE * scene.scale
@@ -91,7 +91,7 @@ class MoveVertex:
     def propose(self, positive: Positive, rng: np.random.Generator) -> Iterator[ImageCandidate]:
         program, scene = positive.program, positive.scene
         claims = positive.caption.claims
-        named = {c: {p for f in c.facts() for p in f.points} for c in claims}
+        named = {c: c.points for c in claims}
         mentioned = sorted({p for c in claims for p in named[c] if p in scene.points})
         # Points with the fewest points built on them first: moving them changes one detail.
         built = {p: dependents(program, {p}) - {p} for p in mentioned}

@@ -47,7 +47,7 @@ class Retrieval:
         names = set(positive.scene.points)
 
         def names_absent_point(claims: tuple[Claim, ...]) -> bool:
-            return any(p not in names for c in claims for f in c.facts() for p in f.points)
+            return any(not c.points <= names for c in claims)
 
         def all_hold(claims: tuple[Claim, ...]) -> bool:
             return all(violation(c, positive.scene) < 1.0 for c in claims if c.kind not in VALUE_KINDS)
