@@ -104,7 +104,7 @@ def measure(
     spec = PluginSpec()
     warm = [make_sample(recipe, 1, i) for i in range(3)]
     add_negatives(warm[0], tuple(pool_entry(s) for s in warm), config, spec, recipe.image_size, 1)
-    more = [pool_entry(make_sample(recipe, 0, i)) for i in range(n, max(n, pool_size or 0))]
+    more = [pool_entry(make_sample(recipe, 0, i)) for i in range(n, pool_size or n)]
 
     if prof is not None:
         prof.enable()
@@ -184,6 +184,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.pool is not None and args.pool < args.n:
+        parser.error(f"--pool {args.pool}: the pool holds the {args.n} timed positives; use P >= -n")
     if args.worker:
         print(json.dumps(worker(args)))
         return

@@ -2,7 +2,7 @@
 
 Makes N positives of a recipe (default ``corpora/mmgeo-4k.toml``, seed 0) and their K image
 negatives (no caption or retrieval negatives), and records, for every candidate of
-``move_vertex`` and ``alter_relation`` that the verifier judged, the share of the positive's
+``move_vertex``, ``alter_relation`` and ``delete_point`` that the verifier judged, the share of the positive's
 stroke length (lines end to end, circle circumferences) that holds a point the change moves
 (the changed clause's points and everything built on them), computed here from the scene, not
 with ``geoforge.scene.stroke_share``. Prints, per plugin and share bin, the candidates judged,
