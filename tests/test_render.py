@@ -411,6 +411,75 @@ def test_point_requests_match_each_points_own_candidates_to_the_bit() -> None:
         )
         assert request.own == i and request.text == names[i]
         assert boxes.tobytes() == request.boxes.tobytes() and cost.tobytes() == request.cost.tobytes()
+    # A subset, in any order, is the same requests, own index included.
+    full = point_requests(names, at, centre, font)
+    for request, i in zip(point_requests(names, at, centre, font, [3, 0]), (3, 0), strict=True):
+        assert request.own == i and request.text == names[i]
+        assert request.boxes.tobytes() == full[i].boxes.tobytes()
+        assert request.cost.tobytes() == full[i].cost.tobytes()
+
+
+def test_of_two_kept_boxes_too_close_to_each_other_the_first_stays_and_the_second_moves() -> None:
+    from geoforge.render.place import Obstacles, place
+
+    at = np.array([[200.0, 200.0], [250.0, 200.0]])
+    requests = point_requests(["A", "B"], at, at.mean(axis=0), 16.0)
+    # Each box alone is free and nearest its own point; they are 0.5 px apart (CLEAR: 2.24 px).
+    keep = [np.array([207.0, 193.0, 219.0, 207.0]), np.array([219.5, 193.0, 231.5, 207.0])]
+    obstacles = Obstacles(np.zeros((0, 4)), np.zeros((0, 3)), at, 3.0)
+    alone = [place(requests[i : i + 1], obstacles, 448, 16.0, keep[i : i + 1])[0] for i in range(2)]
+    assert [box.tolist() for box, _ in alone] == [k.tolist() for k in keep]
+    (first, _), (second, clash) = place(requests, obstacles, 448, 16.0, keep)
+    assert first.tolist() == keep[0].tolist() and second.tolist() != keep[1].tolist() and not clash
+    assert max(first[0] - second[2], second[0] - first[2], first[1] - second[3], second[1] - first[3]) > 2.24
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0), st.floats(0.0, 12.0), st.booleans())
+@example(seed=5, share=1.0, shift=0.0, twin=True)
+def test_place_builds_a_kept_labels_candidates_only_when_its_box_is_taken(
+    seed: int, share: float, shift: float, twin: bool
+) -> None:
+    from geoforge.render.place import CLEAR, Obstacles, place
+
+    rng = np.random.default_rng(seed)
+    font, size = 16.0, 448
+    at = rng.uniform(60, 390, (6, 2))
+    names = ["A", "B", "C", "D", "E", "F"]
+    full = point_requests(names, at, at.mean(axis=0), font)
+    obstacles = Obstacles(rng.uniform(0, size, (4, 4)), np.array([[224.0, 224.0, 120.0]]), at, 3.0)
+    first = place(full, obstacles, size, font)
+    # Kept boxes: some labels' first boxes, shifted by up to ``shift`` px (then maybe taken).
+    keep = [box + rng.uniform(-shift, shift, 4) if rng.uniform() < share else None for box, _ in first]
+    if twin and keep[0] is not None:  # two kept boxes on top of each other: one must move
+        keep[1] = keep[0] + 1.0
+    asked: list[list[int]] = []
+
+    def build(indices: list[int]) -> list:
+        asked.append(list(indices))
+        return [full[i] for i in indices]
+
+    named = [
+        dataclasses.replace(r, boxes=np.zeros((0, 4)), cost=np.zeros(0)) if box is not None else r
+        for r, box in zip(full, keep)
+    ]
+    lazy = place(named, obstacles, size, font, keep, build)
+    eager = place(full, obstacles, size, font, keep)
+    for (a, clash_a), (b, clash_b) in zip(lazy, eager, strict=True):
+        assert a.tobytes() == b.tobytes() and clash_a == clash_b
+    rebuilt = asked[0] if asked else []
+    assert len(asked) <= 1 and all(keep[i] is not None for i in rebuilt)
+    for i in rebuilt:  # rebuilt: the kept box was not free, and was not simply kept
+        assert lazy[i][0].tobytes() != np.asarray(keep[i], dtype=np.float64).tobytes() or lazy[i][1]
+    # Kept boxes that stay keep clear of each other (scalar gaps, not place()'s own code).
+    stayed = [k for k, (box, _) in enumerate(lazy) if keep[k] is not None and np.array_equal(box, keep[k])]
+    for i in stayed:
+        for j in stayed:
+            a, b = keep[i], keep[j]
+            if i < j:
+                assert max(a[0] - b[2], b[0] - a[2], a[1] - b[3], b[1] - a[3]) > CLEAR * font
+    if shift == 0.0 and not twin and not any(clash for _, clash in first):
+        assert asked == []  # the first placement's own free boxes all stay
 
 
 @given(seed=st.integers(0, 2**32 - 1), height=st.integers(1, 40), width=st.integers(1, 40))

@@ -158,14 +158,35 @@ def _attempt(
     )
     obstacles = Obstacles(np.vstack([segments, layout.mark_segments]), circles, xy, point_px)
     centre = xy.mean(axis=0)
-    requests: list[Request] = point_requests(list(names), xy, centre, font)
+    # The labels: each point, then each given's value beside its segment or inside its angle.
+    asked = [("point", name, xy[i], i) for i, name in enumerate(names)]
     for kind, pts, text in givens:
-        if kind == "length":
-            requests.append(length_request(text, px[pts[0]], px[pts[1]], font))
-        else:
-            a, b, c = (px[p] for p in pts)
-            requests.append(angle_request(text, a, b, c, font))
-    chosen = place(requests, obstacles, size, font, _kept_boxes(requests, keep))
+        anchor = (px[pts[0]] + px[pts[1]]) / 2 if kind == "length" else px[pts[1]]
+        asked.append((kind, text, anchor, -1))
+
+    def build(indices: list[int]) -> list[Request]:
+        """The requests of the labels at ``indices`` with all their candidates, in that order."""
+        points = [i for i in indices if i < len(names)]
+        made = dict(zip(points, point_requests(list(names), xy, centre, font, points)))
+        for i in indices:
+            if i not in made:
+                kind, pts, text = givens[i - len(names)]
+                if kind == "length":
+                    made[i] = length_request(text, px[pts[0]], px[pts[1]], font)
+                else:
+                    made[i] = angle_request(text, *(px[p] for p in pts), font)
+        return [made[i] for i in indices]
+
+    # A label with a kept box is named only; place() builds its candidates if the box is taken.
+    kept = _kept_boxes(asked, keep) or [None] * len(asked)
+    built = dict(zip(fresh := [i for i, box in enumerate(kept) if box is None], build(fresh)))
+    requests = [
+        built[i]
+        if i in built
+        else Request(text, kind, anchor, text_extent(text, font), _NO_BOXES, _NO_COST, own)
+        for i, (kind, text, anchor, own) in enumerate(asked)
+    ]
+    chosen = place(requests, obstacles, size, font, kept, build)
     labels = tuple(
         Label(
             r.text,
@@ -184,18 +205,26 @@ def _attempt(
 KEEP_TOL = 0.5
 
 
-def _kept_boxes(requests: list[Request], keep: tuple[Label, ...]) -> list[np.ndarray | None]:
-    """For each request, the box of the label in ``keep`` with its kind and text whose anchor
-    is within :data:`KEEP_TOL` px of the request's (``None`` when there is none)."""
+#: The candidates of a request with a kept box, until :func:`~geoforge.render.place.place` needs them.
+_NO_BOXES = np.zeros((0, 4))
+_NO_COST = np.zeros(0)
+
+
+def _kept_boxes(
+    asked: list[tuple[str, str, np.ndarray, int]], keep: tuple[Label, ...]
+) -> list[np.ndarray | None]:
+    """For each label ``(kind, text, anchor, own)`` of ``asked``, the box of the label in
+    ``keep`` with its kind and text whose anchor is within :data:`KEEP_TOL` px of it (``None``
+    when there is none); ``[]`` without ``keep``."""
     if not keep:
         return []
     found = {}
     for lb in keep:
         found.setdefault((lb.kind, lb.text), []).append(lb)
     out: list[np.ndarray | None] = []
-    for r in requests:
-        same = found.get((r.kind, r.text), ())
-        near = [lb.box for lb in same if np.hypot(*(lb.anchor - r.anchor)) <= KEEP_TOL]
+    for kind, text, anchor, _ in asked:
+        same = found.get((kind, text), ())
+        near = [lb.box for lb in same if np.hypot(*(lb.anchor - anchor)) <= KEEP_TOL]
         out.append(near[0] if near else None)
     return out
 

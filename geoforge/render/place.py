@@ -12,6 +12,7 @@ candidates first, then by request order.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,14 +119,19 @@ def _size_of(extent: TextExtent) -> tuple[float, float]:
     return extent.x1 - extent.x0 + 2 * PAD, extent.y1 - extent.y0 + 2 * PAD
 
 
-def point_requests(names: list[str], at: np.ndarray, centre: np.ndarray, font: float) -> list[Request]:
-    """One request per point ``names[i]`` at ``at[i]`` (``at`` (P, 2) float64 px), all built in
-    one batch: boxes at :data:`RADII` from the point in 16 directions, where directions
-    pointing away from the figure's ``centre`` (2,) cost less (none does for a point within one
-    ``font`` size of it). ``own`` is the point's index ``i``. Each request's candidates are, in
-    order and to the bit, those of a :func:`_candidates` call for that point alone."""
-    if not names:
+def point_requests(
+    names: list[str], at: np.ndarray, centre: np.ndarray, font: float, which: list[int] | None = None
+) -> list[Request]:
+    """One request per point ``names[i]`` at ``at[i]`` (``at`` (P, 2) float64 px), or per index
+    ``i`` of ``which`` (in that order), all built in one batch: boxes at :data:`RADII` from the
+    point in 16 directions, where directions pointing away from the figure's ``centre`` (2,)
+    cost less (none does for a point within one ``font`` size of it). ``own`` is the point's
+    index ``i``. Each request's candidates are, in order and to the bit, those of a
+    :func:`_candidates` call for that point alone, whatever the batch."""
+    rows = list(range(len(names))) if which is None else list(which)
+    if not rows:
         return []
+    names, at = [names[i] for i in rows], at[rows]
     extents = [text_extent(n, font) for n in names]
     size = np.array([_size_of(e) for e in extents])  # (P, 2) width, height
     away = at - centre
@@ -141,7 +147,10 @@ def point_requests(names: list[str], at: np.ndarray, centre: np.ndarray, font: f
     hi = centres + half[:, None, None, :]
     boxes = np.concatenate([lo, hi], axis=3).reshape(len(names), -1, 4)
     cost = cost.reshape(len(names), -1)
-    return [Request(n, "point", at[i], extents[i], boxes[i], cost[i], i) for i, n in enumerate(names)]
+    return [
+        Request(n, "point", at[k], extents[k], boxes[k], cost[k], i)
+        for k, (i, n) in enumerate(zip(rows, names))
+    ]
 
 
 def length_request(text: str, p: np.ndarray, q: np.ndarray, font: float) -> Request:
@@ -218,6 +227,7 @@ def place(
     size: float,
     font: float,
     keep: list[np.ndarray | None] | None = None,
+    build: Callable[[list[int]], list[Request]] | None = None,
 ) -> list[tuple[np.ndarray, bool]]:
     """Choose a box for each request: ``(box (4,), clash)`` in request order, where ``clash``
     means the chosen box touches something (no free candidate was left).
@@ -226,6 +236,10 @@ def place(
     (touching nothing, inside the frame, nearer its own point than any other, clear of the
     other kept boxes), so a hard negative's labels stay where its positive has them and the
     two images differ in the one detail; the other requests are placed around those boxes.
+    ``build(indices)``: the requests at ``indices`` with all their candidates, in that order.
+    With it, a request with a kept box need only name its label (text, kind, anchor, extent,
+    own): its candidates are built only if that box is not free (most are, in a hard
+    negative). The same boxes either way.
     """
     keep = keep or [None] * len(requests)
     asked = [
@@ -236,24 +250,30 @@ def place(
     ]
     static = dict(enumerate(_static_costs(asked, obstacles, size, font)))
     # A kept box must touch nothing, stay inside, be nearest its own point (a static cost
-    # below AMBIGUOUS) and keep clear of the other kept boxes.
+    # below AMBIGUOUS) and keep clear of the kept boxes before it that stay (all pairwise gaps
+    # at once: box_gaps is elementwise and symmetric).
     chosen: dict[int, tuple[np.ndarray, bool]] = {}
-    for i, box in enumerate(keep):
-        if box is None or static[i][0] >= AMBIGUOUS:
-            continue
-        others = np.array([b for b, _ in chosen.values()]).reshape(-1, 4)
-        if not (box_gaps(np.reshape(box, (1, 4)), others) <= CLEAR * font).any():
-            chosen[i] = (np.asarray(box, dtype=np.float64), False)
+    free = [i for i, box in enumerate(keep) if box is not None and static[i][0] < AMBIGUOUS]
+    if free:
+        kept = np.array([keep[i] for i in free], dtype=np.float64).reshape(-1, 4)
+        close = (box_gaps(kept, kept) <= CLEAR * font).tolist()
+        stay: list[int] = []
+        for a, row in enumerate(close):
+            if not any(row[b] for b in stay):
+                stay.append(a)
+        chosen = {free[a]: (kept[a], False) for a in stay}
     rest = [i for i in range(len(requests)) if i not in chosen]
     again = [i for i in rest if keep[i] is not None]
+    full = dict(enumerate(requests))
     if again:
-        static.update(zip(again, _static_costs([requests[i] for i in again], obstacles, size, font)))
+        full.update(zip(again, build(again) if build is not None else [requests[i] for i in again]))
+        static.update(zip(again, _static_costs([full[i] for i in again], obstacles, size, font)))
     placed = np.zeros((len(requests), 4))
     for n, (box, _) in enumerate(chosen.values()):
         placed[n] = box
-    free = {i: int((s < HIT).sum()) for i, s in static.items()}
-    for n, i in enumerate(sorted(rest, key=lambda i: (free[i], i)), start=len(chosen)):
-        boxes = requests[i].boxes
+    counts = {i: int((s < HIT).sum()) for i, s in static.items()}
+    for n, i in enumerate(sorted(rest, key=lambda i: (counts[i], i)), start=len(chosen)):
+        boxes = full[i].boxes
         total = static[i]
         if n:
             gaps = box_gaps(boxes, placed[:n])
