@@ -91,7 +91,8 @@ def stroke_share(scene: Scene, points: set[str] | frozenset[str]) -> float:
     built on them) moves about this share of the figure's ink; when it is most of it, the
     verifier rejects the candidate as changing more than one detail (``moves most of the
     figure``), or it breaks no stated claim, since everything built on the moved points
-    follows them (``benchmarks/stroke_share.py``)."""
+    follows them (``benchmarks/stroke_share.py``). Raises ValueError for a drawn point or
+    radius that is not finite."""
     moved = total = 0.0
     for group in scene.lines:
         length = float(np.hypot(*(scene.points[group[-1]] - scene.points[group[0]])))
@@ -103,6 +104,8 @@ def stroke_share(scene: Scene, points: set[str] | frozenset[str]) -> float:
         total += length
         if c.center_name in points or not points.isdisjoint(c.on):
             moved += length
+    if not math.isfinite(total):
+        raise ValueError(f"stroke_share of a scene with non-finite coordinates (stroke length {total})")
     return moved / total if total > 0 else 0.0
 
 

@@ -68,6 +68,10 @@ def test_bad_pools_and_documents_are_refused() -> None:
         PoolBM25([["a"], []])
     with pytest.raises(IndexError, match="document 2 is not in a pool of 2"):
         PoolBM25([["a"], ["b"]]).scores(["a"], leave_out=2)
+    for wrong in (True, 1.0, "1"):  # True would leave out document 1; 1.0 used to fail inside numpy
+        with pytest.raises(TypeError, match="leave_out must be a document index"):
+            PoolBM25([["a"], ["b"]]).scores(["a"], leave_out=wrong)  # type: ignore[arg-type]
+    assert PoolBM25([["a"], ["b"]]).scores(["a"], leave_out=np.int64(1)).shape == (1,)
 
 
 def test_the_retrieval_plugin_ranks_a_shard_sized_pool_by_its_tiers_then_rank_bm25() -> None:

@@ -178,7 +178,12 @@ class PoolBM25:
         """(n_docs - 1,) float64 scores of the other documents, in pool order, without
         ``leave_out``; (n_docs,) with ``None``. A repeated query word counts once per
         occurrence; an unknown one adds nothing (as ``rank_bm25`` does). Raises IndexError
-        for a ``leave_out`` outside the pool."""
+        for a ``leave_out`` outside the pool, TypeError for one that is not an int (a bool
+        or a float, say)."""
+        if leave_out is not None and (
+            isinstance(leave_out, bool) or not isinstance(leave_out, (int, np.integer))
+        ):
+            raise TypeError(f"leave_out must be a document index (int), not {leave_out!r}")
         if leave_out is not None and not 0 <= leave_out < self.n_docs:
             raise IndexError(f"document {leave_out} is not in a pool of {self.n_docs}")
         idf, n = self._idf(leave_out)
