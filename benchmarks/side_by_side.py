@@ -10,7 +10,7 @@ tree, not from the editable install (whose import hook comes after ``PYTHONPATH`
 checks they lie in its tree. Interleaving makes the load of other jobs on a shared machine hit
 both trees alike; the medians and their ratio are what to compare.
 
-Used by ``negatives_speed.py`` and ``generate_speed.py``.
+Used by ``negatives_speed.py``, ``generate_speed.py``, ``generate_cost.py`` and others.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def checkout(rev: str) -> Iterator[Path]:
         text=True,
     )
     if found.returncode != 0:
-        raise SystemExit(f"--baseline {rev}: not a git revision of {ROOT}")
+        print(f"error: --baseline {rev}: not a git revision of {ROOT}", file=sys.stderr)
+        raise SystemExit(2)
     sha = found.stdout.strip()
     tmp = Path(tempfile.mkdtemp(prefix=f"geoforge-{sha[:7]}-"))
     try:

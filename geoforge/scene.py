@@ -91,8 +91,10 @@ def stroke_share(scene: Scene, points: set[str] | frozenset[str]) -> float:
     built on them) moves about this share of the figure's ink; when it is most of it, the
     verifier rejects the candidate as changing more than one detail (``moves most of the
     figure``), or it breaks no stated claim, since everything built on the moved points
-    follows them (``benchmarks/stroke_share.py``). Raises ValueError for a drawn point or
-    radius that is not finite."""
+    follows them (``benchmarks/stroke_share.py``). Raises ValueError for a scene with a point
+    or radius that is not finite."""
+    if not np.all(np.isfinite(scene.coords)):
+        raise ValueError("stroke_share of a scene with non-finite coordinates")
     moved = total = 0.0
     for group in scene.lines:
         length = float(np.hypot(*(scene.points[group[-1]] - scene.points[group[0]])))
