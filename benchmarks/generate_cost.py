@@ -107,27 +107,19 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args)))
         return
-    if not (ROOT / args.recipe).is_file():
-        parser.error(f"--recipe {args.recipe}: no such file (a path relative to the repository root)")
+    side_by_side.require_file(parser, "--recipe", args.recipe)
     passed = ["-n", str(args.n), "-k", str(args.k), "-m", str(args.m), "-r", str(args.r)]
     passed += ["--recipe", args.recipe, "--seed", str(args.seed)]
     script = Path(__file__).resolve()
-    try:
-        if args.baseline is None:
-            report: dict[str, object] = {"A": side_by_side.run_worker(script, ROOT, passed)}
-            if not args.json:
-                _row("A", 0, report["A"])  # type: ignore[arg-type]
-        else:
-            show = (lambda *a: None) if args.json else _row
-            report = side_by_side.compare(
-                script, passed, args.baseline, args.rounds, "samples_per_cpu_s", show
-            )
-            if not args.json:
-                print(side_by_side.summary(report))
-    except RuntimeError as e:  # a tree's run failed (the baseline may lack the recipe): its last line
-        last = str(e).strip().splitlines()[-1]
-        print(f"error: {str(e).splitlines()[0]} {last}", file=sys.stderr)
-        raise SystemExit(1) from None
+    if args.baseline is None:
+        report: dict[str, object] = {"A": side_by_side.run_worker(script, ROOT, passed)}
+        if not args.json:
+            _row("A", 0, report["A"])  # type: ignore[arg-type]
+    else:
+        show = (lambda *a: None) if args.json else _row
+        report = side_by_side.compare(script, passed, args.baseline, args.rounds, "samples_per_cpu_s", show)
+        if not args.json:
+            print(side_by_side.summary(report))
     if args.json:
         print(json.dumps(report, indent=1))
 

@@ -119,6 +119,7 @@ def main() -> None:
         core = side_by_side.pin_one_core()
         print(json.dumps({**run(args.n, args.recipe), "cpu": core, "modules": side_by_side.module_files()}))
         return
+    side_by_side.require_file(parser, "--recipe", args.recipe)
     script, passed = Path(__file__).resolve(), ["-n", str(args.n), "--recipe", args.recipe]
     if args.baseline is None:
         result = side_by_side.run_worker(script, side_by_side.ROOT, passed)

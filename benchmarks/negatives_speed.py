@@ -189,6 +189,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args)))
         return
+    side_by_side.require_file(parser, "--recipe", args.recipe)
     passed = [
         "-n",
         str(args.n),

@@ -89,14 +89,18 @@ def module_files() -> dict[str, str]:
 
 
 def run_worker(script: Path, tree: Path, args: list[str]) -> dict[str, object]:
-    """Run ``script --worker ARGS`` with ``tree`` on ``PYTHONPATH``; its JSON result. Raises
-    RuntimeError if it fails or imported a checked module from outside ``tree``."""
+    """Run ``script --worker ARGS`` with ``tree`` on ``PYTHONPATH``; its JSON result. If it
+    fails, prints ``error: worker in TREE failed (exit N):`` and the end of its stderr (its own
+    message, or the traceback of a bug in it) and exits with 1, without a traceback of this
+    process. Raises RuntimeError if it imported a checked module from outside ``tree``."""
     env = {**os.environ, **ONE_THREAD, "PYTHONPATH": tree_path(tree), "GEOFORGE_BENCH_PIN": "0"}
     done = subprocess.run(
         [sys.executable, str(script), "--worker", *args], capture_output=True, text=True, env=env, cwd=tree
     )
     if done.returncode != 0:
-        raise RuntimeError(f"worker in {tree} failed:\n{done.stderr[-3000:]}")
+        print(f"error: worker in {tree} failed (exit {done.returncode}):", file=sys.stderr)
+        print(done.stderr[-3000:].rstrip(), file=sys.stderr)
+        raise SystemExit(1)
     result = json.loads(done.stdout)
     if "geoforge" not in result["modules"]:
         raise RuntimeError(f"worker in {tree} did not import geoforge")
@@ -104,6 +108,13 @@ def run_worker(script: Path, tree: Path, args: list[str]) -> dict[str, object]:
         if not path or not Path(path).resolve().is_relative_to(tree.resolve()):
             raise RuntimeError(f"worker in {tree} imported {module} from {path or 'nowhere'}")
     return result
+
+
+def require_file(parser: argparse.ArgumentParser, option: str, path: str) -> None:
+    """A usage error (exit 2) naming ``option`` unless ``path`` is a file of this tree (an
+    absolute path, or relative to the repository root, as the workers read it)."""
+    if not (ROOT / path).is_file():
+        parser.error(f"{option} {path}: no such file (a path relative to the repository root)")
 
 
 def compare(
