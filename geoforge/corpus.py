@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from geoforge.errors import GeoforgeError, UsageError
-from geoforge.store import Store
+from geoforge.store import TMP, Store
 
 if TYPE_CHECKING:
     import numpy as np
@@ -68,7 +68,10 @@ def prepare_output(out: Store, *, resume: bool, overwrite: bool) -> set[int]:
 
     A missing or empty directory is created. An existing corpus is refused unless ``resume``
     (keep complete shards) or ``overwrite`` (delete this corpus's files, nothing else) is
-    given. Leftover ``.tmp`` files from a killed run are removed. Raises UsageError.
+    given. A directory that is not empty and holds no corpus (no ``manifest.json`` and no
+    shard) is refused either way: writing the corpus would replace files of its own names there,
+    such as a ``README.md``. Leftover ``.tmp`` files from a killed run are removed. Raises
+    UsageError.
     """
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
@@ -79,6 +82,12 @@ def prepare_output(out: Store, *, resume: bool, overwrite: bool) -> set[int]:
     shards = {int(m.group(1)) for name in existing if (m := _SHARD_RE.match(name))}
     if existing and not (resume or overwrite):
         raise UsageError(f"{out} is not empty: pass --resume to continue it or --overwrite to replace it")
+    leftovers = all(name.endswith(TMP) for name in existing)  # a run killed at its first write
+    if existing and not leftovers and not shards and "manifest.json" not in existing:
+        raise UsageError(
+            f"{out} is not empty and holds no corpus (no manifest.json or shard-*.tar) to "
+            f"{'resume' if resume else 'replace'}: choose a new or empty --out"
+        )
     out.clean_tmp()
     if overwrite:
         for name in existing:

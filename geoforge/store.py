@@ -54,9 +54,12 @@ class Store:
     @classmethod
     def at(cls, out: Path | str | Store) -> Store:
         """The store of ``out``: a store as is, a ``Path`` or a string without ``://`` as a local
-        directory, any other string as an fsspec URL."""
+        directory, any other string as an fsspec URL. Raises UsageError for an empty string (it
+        would name the working directory without saying so)."""
         if isinstance(out, Store):
             return out
+        if isinstance(out, str) and not out.strip():
+            raise UsageError("the output path is empty: name a directory (. for this one)")
         if isinstance(out, str) and "://" in out:
             return cls(out.rstrip("/"))
         return cls(Path(out))

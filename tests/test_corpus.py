@@ -272,6 +272,27 @@ def test_non_empty_output_is_refused_without_resume_or_overwrite(recipe, tmp_pat
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.parametrize("flag", ["resume", "overwrite"])
+def test_a_directory_that_holds_no_corpus_is_refused_even_with_resume_or_overwrite(
+    recipe, tmp_path: Path, flag: str
+) -> None:
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "README.md").write_text("my notes")  # a name the corpus writes: it used to be replaced
+    verb = {"resume": "resume", "overwrite": "replace"}[flag]
+    with pytest.raises(UsageError, match=rf"is not empty and holds no corpus .* to {verb}: choose a new"):
+        generate_corpus(recipe, out, n=2, seed=0, **{flag: True})
+    assert [p.name for p in out.iterdir()] == ["README.md"]
+    assert (out / "README.md").read_text() == "my notes"
+
+
+def test_an_empty_output_path_is_refused() -> None:
+    from geoforge.store import Store
+
+    with pytest.raises(UsageError, match="output path is empty"):
+        Store.at("  ")
+
+
 def test_existing_corpus_is_refused_and_left_untouched(recipe, reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "copy"
     shutil.copytree(reference, out)
