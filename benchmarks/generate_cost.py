@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import side_by_side
-from wall_timers import add_negative_counts
+from wall_timers import add_negative_counts, at_least
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,23 +91,21 @@ def _row(tree: str, k: int, result: dict[str, object]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=side_by_side.summary_line(__doc__))
     add_negative_counts(parser, 1000)
     parser.add_argument(
         "--recipe", default="corpora/mmgeo-4k.toml", help="recipe TOML (relative: to each tree)"
     )
-    parser.add_argument("--seed", type=int, default=7, help="corpus seed")
+    parser.add_argument("--seed", type=at_least(0), default=7, help="corpus seed")
     parser.add_argument("--baseline", metavar="REV", help="also run git revision REV, side by side")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds with --baseline")
+    parser.add_argument("--rounds", type=at_least(1), default=2, help="interleaved rounds with --baseline")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.n < 1 or min(args.k, args.m, args.r) < 0 or args.rounds < 1:
-        parser.error("-n and --rounds must be ≥ 1, and -k, -m, -r ≥ 0")
     if args.worker:
         print(json.dumps(worker(args)))
         return
-    side_by_side.require_file(parser, "--recipe", args.recipe)
+    side_by_side.require_recipe(parser, args.recipe)
     passed = ["-n", str(args.n), "-k", str(args.k), "-m", str(args.m), "-r", str(args.r)]
     passed += ["--recipe", args.recipe, "--seed", str(args.seed)]
     script = Path(__file__).resolve()

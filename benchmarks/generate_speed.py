@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 import side_by_side
-from wall_timers import wall_timers
+from wall_timers import at_least, wall_timers
 
 RECIPE = "corpora/mmgeo-4k.toml"
 STAGES = ("sample+realise", "caption", "layout", "paint+PNG")
@@ -107,11 +107,11 @@ def _table(result: dict[str, object], title: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=200, help="samples to time (default 200)")
+    parser = argparse.ArgumentParser(description=side_by_side.summary_line(__doc__))
+    parser.add_argument("-n", type=at_least(1), default=200, help="samples to time (default 200)")
     parser.add_argument("--recipe", default=RECIPE, help="recipe TOML (relative: to each tree's root)")
     parser.add_argument("--baseline", metavar="REV", help="also measure git revision REV, side by side")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --baseline")
+    parser.add_argument("--rounds", type=at_least(1), default=3, help="interleaved rounds with --baseline")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -119,7 +119,7 @@ def main() -> None:
         core = side_by_side.pin_one_core()
         print(json.dumps({**run(args.n, args.recipe), "cpu": core, "modules": side_by_side.module_files()}))
         return
-    side_by_side.require_file(parser, "--recipe", args.recipe)
+    side_by_side.require_recipe(parser, args.recipe)
     script, passed = Path(__file__).resolve(), ["-n", str(args.n), "--recipe", args.recipe]
     if args.baseline is None:
         result = side_by_side.run_worker(script, side_by_side.ROOT, passed)

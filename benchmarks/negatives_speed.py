@@ -37,7 +37,7 @@ from pathlib import Path
 
 import profile_stages
 import side_by_side
-from wall_timers import add_negative_counts
+from wall_timers import add_negative_counts, at_least
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = "corpora/mmgeo-4k.toml"
@@ -167,11 +167,11 @@ def _row(tree: str, k: int, result: dict[str, object]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=side_by_side.summary_line(__doc__))
     add_negative_counts(parser, 50)
     parser.add_argument("--recipe", default=RECIPE, help="recipe TOML (relative: to each tree's root)")
     parser.add_argument("--baseline", metavar="REV", help="also measure git revision REV, side by side")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --baseline")
+    parser.add_argument("--rounds", type=at_least(1), default=3, help="interleaved rounds with --baseline")
     parser.add_argument("--breakdown", action="store_true", help="add a cProfile run: ms per stage")
     parser.add_argument("--files", action="store_true", help="also time encoding each sample's members")
     parser.add_argument(
@@ -189,7 +189,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args)))
         return
-    side_by_side.require_file(parser, "--recipe", args.recipe)
+    side_by_side.require_recipe(parser, args.recipe)
     passed = [
         "-n",
         str(args.n),

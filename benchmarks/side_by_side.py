@@ -110,11 +110,22 @@ def run_worker(script: Path, tree: Path, args: list[str]) -> dict[str, object]:
     return result
 
 
-def require_file(parser: argparse.ArgumentParser, option: str, path: str) -> None:
-    """A usage error (exit 2) naming ``option`` unless ``path`` is a file of this tree (an
-    absolute path, or relative to the repository root, as the workers read it)."""
-    if not (ROOT / path).is_file():
-        parser.error(f"{option} {path}: no such file (a path relative to the repository root)")
+def require_recipe(parser: argparse.ArgumentParser, path: str) -> None:
+    """A usage error (exit 2) naming ``--recipe`` and what is wrong unless ``path`` (absolute,
+    or relative to the repository root, as the workers read it) is a recipe this tree's
+    :func:`geoforge.sampler.load_recipe` accepts."""
+    from geoforge.errors import GeoforgeError
+    from geoforge.sampler import load_recipe
+
+    try:
+        load_recipe(ROOT / path)
+    except GeoforgeError as e:
+        parser.error(f"--recipe: {e}")
+
+
+def summary_line(doc: str | None) -> str:
+    """A benchmark's ``--help`` description: the first paragraph of its docstring, on one line."""
+    return " ".join((doc or "").split("\n\n")[0].split())
 
 
 def compare(
@@ -199,8 +210,6 @@ def each_tree(
     if args.worker:
         worker(args.n, args.k, args.m, args.r, args.recipe)
         return None
-    if args.n < 1:
-        raise SystemExit("-n must be ≥ 1")
     if shutil.which(tool) is None:
         raise SystemExit(f"{tool} is not on PATH: install it ({install})")
     results = {"A": measure(ROOT, args)}

@@ -57,13 +57,26 @@ def wall_timers(
             setattr(module, name, f)
 
 
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an int ≥ ``low``, else a usage error naming the value."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+
+    parse.__name__ = f"int ≥ {low}"  # how argparse names the type in its error
+    return parse
+
+
 def add_negative_counts(parser: argparse.ArgumentParser, n: int) -> None:
-    """Add ``-n`` (positives, default ``n``) and ``-k``, ``-m``, ``-r`` (image, caption and
-    retrieval negatives per positive, default 10 each) to ``parser``."""
-    parser.add_argument("-n", type=int, default=n, help=f"positives (default {n})")
-    parser.add_argument("-k", type=int, default=10, help="image negatives per positive")
-    parser.add_argument("-m", type=int, default=10, help="caption negatives per positive")
-    parser.add_argument("-r", type=int, default=10, help="retrieval negatives per positive")
+    """Add ``-n`` (positives ≥ 1, default ``n``) and ``-k``, ``-m``, ``-r`` (image, caption and
+    retrieval negatives per positive, ≥ 0, default 10 each) to ``parser``."""
+    parser.add_argument("-n", type=at_least(1), default=n, help=f"positives (default {n})")
+    parser.add_argument("-k", type=at_least(0), default=10, help="image negatives per positive")
+    parser.add_argument("-m", type=at_least(0), default=10, help="caption negatives per positive")
+    parser.add_argument("-r", type=at_least(0), default=10, help="retrieval negatives per positive")
 
 
 def negatives_workload(
